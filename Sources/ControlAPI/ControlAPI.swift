@@ -1,0 +1,137 @@
+// ControlAPI — Tandem's HTTPS listener.
+//
+// What it does: serves `GET /healthz` (liveness), `GET /readyz` (the ``Readiness`` checks;
+// 503 with the failing names when not ready) and `GET /metrics` (Prometheus text exposition
+// format 0.0.4) over TLS with Hummingbird 2, adding security headers to every response.
+// Later it carries the OAuth token endpoint, /api/v1 and /webkit (see DESIGN.md).
+//
+// What it does not do: load certificates or open the database (TandemKit hands it a
+// `TLSConfiguration` and the checks), or bootstrap the metrics system.
+//
+// Used by: TandemKit's `TandemServer`, which runs it as the last service of `tandem serve`.
+
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import Prometheus
+
+/// Builds the HTTPS application.
+public enum ControlAPI {
+    /// Where and how the listener runs.
+    public struct Configuration: Sendable {
+        public var host: String
+        /// 0 picks an ephemeral port (reported through `onServerRunning`).
+        public var port: Int
+        /// nil serves plain HTTP (tests only; `tandem serve` always passes TLS).
+        public var tlsConfiguration: TLSConfiguration?
+        public var serverName: String
+
+        public init(host: String, port: Int, tlsConfiguration: TLSConfiguration?, serverName: String = "Tandem") {
+            self.host = host
+            self.port = port
+            self.tlsConfiguration = tlsConfiguration
+            self.serverName = serverName
+        }
+    }
+
+    /// The content type of the Prometheus text format.
+    public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// The routes: `/healthz`, `/readyz`, `/metrics`.
+    public static func makeRouter(
+        readiness: Readiness,
+        metrics: PrometheusCollectorRegistry,
+        strictTransportSecurity: Bool
+    ) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.debug))
+
+        router.get("healthz") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("readyz") { _, _ in
+            let report = await readiness.evaluate()
+            return Response(
+                status: report.isReady ? .ok : .serviceUnavailable,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: ReadinessBody(report).json())))
+        }
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: prometheusContentType],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
+        return router
+    }
+
+    /// The Hummingbird application: a swift-service-lifecycle `Service` that drains
+    /// connections on graceful shutdown.
+    public static func makeApplication(
+        configuration: Configuration,
+        readiness: Readiness,
+        metrics: PrometheusCollectorRegistry,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let router = makeRouter(
+            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil)
+        let server: HTTPServerBuilder =
+            if let tls = configuration.tlsConfiguration {
+                try .tls(.http1(), tlsConfiguration: tls)
+            } else {
+                .http1()
+            }
+        return Application(
+            router: router,
+            server: server,
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: configuration.serverName),
+            onServerRunning: { channel in
+                logger.info(
+                    "HTTPS listening",
+                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "tls": "\(configuration.tlsConfiguration != nil)"])
+                await onServerRunning(channel)
+            },
+            logger: logger)
+    }
+}
+
+/// The JSON body of `/readyz`:
+/// `{"status":"not-ready","checks":{"database":{"ready":true},"turn":{"ready":false,"reason":"…"}},"failing":["turn"]}`.
+struct ReadinessBody: Encodable {
+    struct Check: Encodable {
+        var ready: Bool
+        var reason: String?
+    }
+
+    var status: String
+    var checks: [String: Check]
+    var failing: [String]
+
+    init(_ report: Readiness.Report) {
+        status = report.isReady ? "ready" : "not-ready"
+        failing = report.failing
+        checks = [:]
+        for (name, result) in report.results {
+            switch result {
+            case .ready: checks[name] = Check(ready: true, reason: nil)
+            case .notReady(let reason): checks[name] = Check(ready: false, reason: reason)
+            }
+        }
+    }
+
+    func json() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data(#"{"status":"not-ready"}"#.utf8))
+    }
+}

@@ -1,0 +1,59 @@
+import GRDB
+
+/// The schema, as an ordered list of migrations. Never edit a released migration:
+/// append a new one (GRDB records applied identifiers in `grdb_migrations`).
+enum StoreMigrations {
+    static let latestIdentifier = "v1-runtime-settings"
+
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-runtime-settings") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (
+                        key   TEXT PRIMARY KEY NOT NULL,
+                        value TEXT NOT NULL
+                    );
+                    CREATE TABLE turn_settings (
+                        id                          INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                        shared_secret               TEXT NOT NULL CHECK (length(shared_secret) > 0),
+                        previous_shared_secret      TEXT,
+                        previous_secret_retires_at  REAL,
+                        credential_ttl              INTEGER NOT NULL CHECK (credential_ttl > 0),
+                        relay_addresses             TEXT NOT NULL DEFAULT '[]',
+                        external_addresses          TEXT NOT NULL DEFAULT '[]',
+                        updated_at                  REAL NOT NULL
+                    );
+                    CREATE TABLE oauth_clients (
+                        client_id               TEXT PRIMARY KEY NOT NULL CHECK (length(client_id) > 0),
+                        secret_salt             BLOB NOT NULL,
+                        secret_hash             BLOB NOT NULL,
+                        token_validity_minutes  INTEGER NOT NULL DEFAULT 20 CHECK (token_validity_minutes >= 0),
+                        created_at              REAL NOT NULL,
+                        updated_at              REAL NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }()
+}
+
+/// The `meta` key/value table.
+enum Meta {
+    /// Set once, when the first-start seed was written.
+    static let seededAtKey = "seeded-at"
+
+    static func value(_ db: Database, key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    static func setValue(_ db: Database, key: String, value: String?) throws {
+        if let value {
+            try db.execute(
+                sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [key, value])
+        } else {
+            try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key])
+        }
+    }
+}

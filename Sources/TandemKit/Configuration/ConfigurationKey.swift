@@ -1,0 +1,84 @@
+/// One configuration key: its dotted name, default, meaning and environment variable.
+///
+/// This table is the single list of keys: the loader reads exactly these, `tandem config
+/// keys` prints them, and the README and `config/tandem.yaml` document the same list
+/// (a test checks the file against it).
+public struct ConfigurationKey: Sendable, Hashable {
+    /// The dotted key, as in the YAML file: `turn.listen-port`.
+    public let name: String
+    /// The default as text, in the environment-variable syntax (lists comma-separated).
+    public let defaultValue: String
+    /// Whether the value is a list (YAML sequence, or comma-separated in the environment).
+    public let isList: Bool
+    /// Whether the key only seeds the database on first start (the database wins afterwards).
+    public let isSeed: Bool
+    /// One-line meaning.
+    public let summary: String
+
+    init(_ name: String, default defaultValue: String, list: Bool = false, seed: Bool = false, _ summary: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.isList = list
+        self.isSeed = seed
+        self.summary = summary
+    }
+
+    /// The overriding environment variable: `TANDEM_` + the key upper-cased, every
+    /// character that is not a letter or digit replaced by `_` (`TANDEM_TURN_LISTEN_PORT`).
+    public var environmentVariable: String {
+        TandemConfiguration.environmentPrefix + "_"
+            + String(name.uppercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
+    }
+
+    /// The top-level section (`turn` for `turn.listen-port`).
+    public var section: String { String(name.prefix { $0 != "." }) }
+
+    /// The key within its section (`listen-port` for `turn.listen-port`).
+    public var leaf: String { String(name.drop { $0 != "." }.dropFirst()) }
+}
+
+extension ConfigurationKey {
+    static let httpListenAddress = Self("http.listen-address", default: "0.0.0.0", "Address the HTTPS listener binds (IPv4 or IPv6; 0.0.0.0 = all IPv4).")
+    static let httpPort = Self("http.port", default: "7443", "HTTPS port: /healthz, /readyz, /metrics and the control API.")
+    static let tlsCertificate = Self("tls.certificate", default: "", "PEM certificate (chain) file for HTTPS and TURN over TLS; empty = generate a self-signed one.")
+    static let tlsPrivateKey = Self("tls.private-key", default: "", "PEM private key file of that certificate (unencrypted); empty = generate.")
+    static let tlsCACertificate = Self("tls.ca-certificate", default: "", "PEM file of intermediate/CA certificates sent after the certificate; empty = none.")
+    static let storageDataDirectory = Self("storage.data-directory", default: "./.tandem/data", "Directory of the database (tandem.sqlite) and the generated certificate (tls/).")
+    static let logDirectory = Self("log.directory", default: "./.tandem/log", "Directory of tandem.log and its rotated files.")
+    static let logLevel = Self("log.level", default: "info", "Minimum level: trace, debug, info, notice, warning, error or critical.")
+    static let logMaxFiles = Self("log.max-files", default: "10", "Log files kept: tandem.log plus tandem.log.1 … tandem.log.<max-files - 1>.")
+    static let logMaxFileSize = Self("log.max-file-size", default: "10485760", "Size in bytes at which tandem.log is rotated.")
+    static let turnEnabled = Self("turn.enabled", default: "true", "Whether the TURN relay runs.")
+    static let turnListenAddresses = Self("turn.listen-addresses", default: "0.0.0.0", list: true, "Addresses the TURN listeners bind.")
+    static let turnListenPort = Self("turn.listen-port", default: "3478", "TURN port for UDP and TCP (RFC 8656 §4).")
+    static let turnTLSPort = Self("turn.tls-port", default: "5349", "TURN over TLS port (RFC 8656 §4).")
+    static let turnTransports = Self("turn.transports", default: "udp,tcp,tls", list: true, "Client transports served: udp, tcp, tls.")
+    static let turnRealm = Self("turn.realm", default: "tandem", "REALM of the long-term credential mechanism (RFC 8489 §9.2).")
+    static let turnAllowedPeers = Self("turn.allowed-peers", default: "", list: true, "Peer CIDRs always allowed, overriding denials (loopback peers need this, e.g. 127.0.0.0/8); empty = none.")
+    static let turnDeniedPeers = Self("turn.denied-peers", default: "", list: true, "Peer CIDRs refused with 403 Forbidden (RFC 8656 §9); empty = none.")
+    static let turnRelayPortMin = Self("turn.relay-port-min", default: "49152", "Lowest relayed transport port.")
+    static let turnRelayPortMax = Self("turn.relay-port-max", default: "65535", "Highest relayed transport port.")
+    static let turnNonceLifetime = Self("turn.nonce-lifetime", default: "600", "Seconds a NONCE stays valid before 438 Stale Nonce (RFC 8489 §9.2).")
+    static let turnUserQuota = Self("turn.user-quota", default: "100", "Allocations per username at once (0 = unlimited).")
+    static let turnTotalQuota = Self("turn.total-quota", default: "10000", "Allocations in all at once (0 = unlimited).")
+    static let turnMaxRequestsPerSecond = Self("turn.max-requests-per-second", default: "500", "STUN/TURN requests per second per source IP (0 = unlimited).")
+    static let turnMaxBPS = Self("turn.max-bps", default: "0", "Relayed bytes per second per allocation, as coturn's max-bps (0 = unlimited).")
+    static let turnThreads = Self("turn.threads", default: "0", "TURN event-loop threads (0 = one per core).")
+    static let turnTLSMinVersion = Self("turn.tls-min-version", default: "1.2", "Lowest TLS version on the TURN TLS port: 1.0, 1.1, 1.2 or 1.3 (RFC 8996 retires 1.0 and 1.1).")
+    static let turnRelayAddresses = Self("turn.relay-addresses", default: "", list: true, seed: true, "Relay IPs; empty = the host's non-loopback addresses (127.0.0.1 if none). First start only.")
+    static let turnExternalAddresses = Self("turn.external-addresses", default: "", list: true, seed: true, "relayIP=externalIP mappings or plain external IPs behind 1:1 NAT. First start only.")
+    static let turnCredentialTTL = Self("turn.credential-ttl", default: "600", seed: true, "Lifetime of issued TURN credentials, seconds. First start only.")
+    static let turnSharedSecret = Self("turn.shared-secret", default: "", seed: true, "REST-API shared secret to provision (coturn's static-auth-secret); empty = generate a random one. First start only.")
+
+    /// Every key, in the order of `config/tandem.yaml`.
+    public static let all: [ConfigurationKey] = [
+        .httpListenAddress, .httpPort,
+        .tlsCertificate, .tlsPrivateKey, .tlsCACertificate,
+        .storageDataDirectory,
+        .logDirectory, .logLevel, .logMaxFiles, .logMaxFileSize,
+        .turnEnabled, .turnListenAddresses, .turnListenPort, .turnTLSPort, .turnTransports, .turnRealm,
+        .turnAllowedPeers, .turnDeniedPeers, .turnRelayPortMin, .turnRelayPortMax, .turnNonceLifetime,
+        .turnUserQuota, .turnTotalQuota, .turnMaxRequestsPerSecond, .turnMaxBPS, .turnThreads, .turnTLSMinVersion,
+        .turnRelayAddresses, .turnExternalAddresses, .turnCredentialTTL, .turnSharedSecret,
+    ]
+}

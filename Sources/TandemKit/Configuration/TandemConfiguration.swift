@@ -1,0 +1,171 @@
+import Logging
+
+/// Tandem's static configuration: what `config/tandem.yaml` and `TANDEM_*` environment
+/// variables say (see ``ConfigurationKey/all`` for every key).
+///
+/// Values under ``TURN-swift.struct/seed`` only seed the database on first start; after
+/// that the database is the source of truth for them.
+public struct TandemConfiguration: Sendable, Equatable {
+    /// Prefix of the environment variables that override the file.
+    public static let environmentPrefix = "TANDEM"
+    /// The file read when no `--config` is given, relative to the working directory.
+    public static let defaultFilePath = "config/tandem.yaml"
+
+    public var http: HTTP
+    public var tls: TLS
+    public var storage: Storage
+    public var log: Log
+    public var turn: TURN
+
+    /// The built-in defaults (the same values as `config/tandem.yaml`).
+    public init(
+        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN()
+    ) {
+        self.http = http
+        self.tls = tls
+        self.storage = storage
+        self.log = log
+        self.turn = turn
+    }
+
+    /// The HTTPS listener.
+    public struct HTTP: Sendable, Equatable {
+        public var listenAddress: IPAddress
+        /// 1–65535 from configuration; 0 (an ephemeral port) is accepted when set in code.
+        public var port: Int
+
+        public init(listenAddress: IPAddress = .ipv4Any, port: Int = 7443) {
+            self.listenAddress = listenAddress
+            self.port = port
+        }
+    }
+
+    /// Certificate files; all nil means "generate a self-signed certificate".
+    public struct TLS: Sendable, Equatable {
+        public var certificatePath: String?
+        public var privateKeyPath: String?
+        public var caCertificatePath: String?
+
+        public init(certificatePath: String? = nil, privateKeyPath: String? = nil, caCertificatePath: String? = nil) {
+            self.certificatePath = certificatePath
+            self.privateKeyPath = privateKeyPath
+            self.caCertificatePath = caCertificatePath
+        }
+    }
+
+    public struct Storage: Sendable, Equatable {
+        public var dataDirectory: String
+
+        public init(dataDirectory: String = "./.tandem/data") {
+            self.dataDirectory = dataDirectory
+        }
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var directory: String
+        public var level: Logger.Level
+        /// Files kept in all, the live one included (≥ 1).
+        public var maxFiles: Int
+        /// Bytes at which the live file is rotated (≥ 4096).
+        public var maxFileSize: Int
+
+        public init(directory: String = "./.tandem/log", level: Logger.Level = .info, maxFiles: Int = 10, maxFileSize: Int = 10_485_760) {
+            self.directory = directory
+            self.level = level
+            self.maxFiles = maxFiles
+            self.maxFileSize = maxFileSize
+        }
+    }
+
+    /// A TURN client transport (RFC 8656 §3.1).
+    public enum TURNTransport: String, Sendable, Hashable, CaseIterable {
+        case udp, tcp, tls
+    }
+
+    /// The TURN relay (RFC 8656).
+    public struct TURN: Sendable, Equatable {
+        public var enabled: Bool
+        public var listenAddresses: [IPAddress]
+        /// UDP and TCP port.
+        public var listenPort: Int
+        /// TLS-over-TCP port.
+        public var tlsPort: Int
+        public var transports: [TURNTransport]
+        public var realm: String
+        public var allowedPeers: [CIDR]
+        public var deniedPeers: [CIDR]
+        public var relayPortRange: ClosedRange<Int>
+        /// Seconds.
+        public var nonceLifetime: Int
+        /// Allocations per username (0 = unlimited).
+        public var userQuota: Int
+        /// Allocations in all (0 = unlimited).
+        public var totalQuota: Int
+        /// Per source IP (0 = unlimited).
+        public var maxRequestsPerSecond: Int
+        /// Relayed bytes per second per allocation, coturn's `max-bps` (0 = unlimited).
+        public var maxBytesPerSecond: Int
+        /// Event-loop threads (0 = one per core).
+        public var threads: Int
+        /// Lowest TLS version accepted on ``tlsPort``: "1.0", "1.1", "1.2" or "1.3".
+        public var tlsMinimumVersion: String
+        /// First-start values for the database.
+        public var seed: Seed
+
+        public init(
+            enabled: Bool = true,
+            listenAddresses: [IPAddress] = [.ipv4Any],
+            listenPort: Int = 3478,
+            tlsPort: Int = 5349,
+            transports: [TURNTransport] = [.udp, .tcp, .tls],
+            realm: String = "tandem",
+            allowedPeers: [CIDR] = [],
+            deniedPeers: [CIDR] = [],
+            relayPortRange: ClosedRange<Int> = 49152...65535,
+            nonceLifetime: Int = 600,
+            userQuota: Int = 100,
+            totalQuota: Int = 10000,
+            maxRequestsPerSecond: Int = 500,
+            maxBytesPerSecond: Int = 0,
+            threads: Int = 0,
+            tlsMinimumVersion: String = "1.2",
+            seed: Seed = Seed()
+        ) {
+            self.enabled = enabled
+            self.listenAddresses = listenAddresses
+            self.listenPort = listenPort
+            self.tlsPort = tlsPort
+            self.transports = transports
+            self.realm = realm
+            self.allowedPeers = allowedPeers
+            self.deniedPeers = deniedPeers
+            self.relayPortRange = relayPortRange
+            self.nonceLifetime = nonceLifetime
+            self.userQuota = userQuota
+            self.totalQuota = totalQuota
+            self.maxRequestsPerSecond = maxRequestsPerSecond
+            self.maxBytesPerSecond = maxBytesPerSecond
+            self.threads = threads
+            self.tlsMinimumVersion = tlsMinimumVersion
+            self.seed = seed
+        }
+
+        /// Written to the database on first start only.
+        public struct Seed: Sendable, Equatable {
+            /// Empty: the host's own non-loopback addresses (``HostAddresses``).
+            public var relayAddresses: [IPAddress]
+            public var externalAddresses: [ExternalAddressMapping]
+            /// Seconds.
+            public var credentialTTL: Int
+            /// The REST-API shared secret to provision; empty = generate a random one.
+            public var sharedSecret: String
+
+            public init(relayAddresses: [IPAddress] = [], externalAddresses: [ExternalAddressMapping] = [], credentialTTL: Int = 600, sharedSecret: String = "") {
+                self.relayAddresses = relayAddresses
+                self.externalAddresses = externalAddresses
+                self.credentialTTL = credentialTTL
+                self.sharedSecret = sharedSecret
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+// TandemKit — the parts every Tandem command shares, and the wiring of `tandem serve`.
+//
+// What it does: loads and validates the configuration (YAML + `TANDEM_*` environment),
+// bootstraps logging (stdout + rotating file) and metrics (Prometheus), loads or generates
+// the TLS certificate, opens the Store, and runs the services in one ServiceGroup:
+// Store → TURN → HTTPS at start, the reverse on SIGTERM/SIGINT.
+//
+// What it does not do: protocol work. The TURN server lives in `turn/TURN`, the HTTPS
+// routes in ControlAPI; this module only builds and orders them.
+//
+// Used by: the `tandem` executable, and tests that run a whole server.
+
+import ControlAPI
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+import Store
+
+/// What the services of `tandem serve` are built from.
+public struct ServeContext: Sendable {
+    public let configuration: TandemConfiguration
+    public let store: Store
+    public let tls: TLSMaterial
+    /// Register a named check here to take part in `/readyz` (TURN registers "turn").
+    public let readiness: Readiness
+    /// The registry `/metrics` exposes (swift-metrics is bootstrapped onto it by the CLI).
+    public let metrics: PrometheusCollectorRegistry
+    public let logger: Logger
+}
+
+/// `tandem serve`: prepares the shared pieces, then runs every service in one group.
+public struct TandemServer: Sendable {
+    public let configuration: TandemConfiguration
+    public let metrics: PrometheusCollectorRegistry
+    public let logger: Logger
+
+    public init(configuration: TandemConfiguration, metrics: PrometheusCollectorRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Opens the Store (seeding it on first start) and loads the TLS material.
+    public func prepare() throws -> ServeContext {
+        let store = try Store.open(
+            directory: configuration.storage.dataDirectory,
+            seed: configuration.storeSeed(logger: logger),
+            logger: logger)
+        Self.reportInitialCredentials(of: store, logger: logger)
+        let tls: TLSMaterial
+        do {
+            tls = try TLSMaterial.load(configuration.tls, dataDirectory: configuration.storage.dataDirectory, logger: logger)
+        } catch {
+            try? store.close()
+            throw error
+        }
+        let readiness = Readiness()
+        readiness.register("database", reason: "the database does not answer") { await store.isHealthy() }
+        return ServeContext(configuration: configuration, store: store, tls: tls, readiness: readiness, metrics: metrics, logger: logger)
+    }
+
+    /// Every service of `tandem serve`, in start order (Store → TURN → HTTPS); the group
+    /// shuts them down in reverse, so HTTPS stops first and the Store closes last.
+    /// `onHTTPSRunning` receives the HTTPS channel once it listens (tests read its port).
+    public func makeServices(
+        _ context: ServeContext,
+        onHTTPSRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(
+                service: StoreService(store: context.store, logger: context.logger),
+                successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup,
+                serviceName: "store")
+        ]
+        services += try makeTURNServices(context)
+        services.append(try makeHTTPSService(context, onServerRunning: onHTTPSRunning))
+        return services
+    }
+
+    /// The TURN relay's services, started after the Store and before HTTPS (none when
+    /// `turn.enabled` is false).
+    public func makeTURNServices(_ context: ServeContext) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard context.configuration.turn.enabled else { return [] }
+        return [.init(
+            service: TURNService(context: context),
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup,
+            serviceName: "turn")]
+    }
+
+    /// The HTTPS listener (ControlAPI) on `http.listen-address:http.port`.
+    public func makeHTTPSService(
+        _ context: ServeContext,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
+        let application = try ControlAPI.makeApplication(
+            configuration: .init(
+                host: context.configuration.http.listenAddress.description,
+                port: context.configuration.http.port,
+                tlsConfiguration: context.tls.serverConfiguration(applicationProtocols: ["http/1.1"])),
+            readiness: context.readiness,
+            metrics: context.metrics,
+            logger: context.logger,
+            onServerRunning: onServerRunning)
+        return .init(
+            service: application,
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup,
+            serviceName: "https")
+    }
+
+    /// The group of ``makeServices(_:onHTTPSRunning:)``; `signals` trigger graceful shutdown.
+    public func makeServiceGroup(
+        _ context: ServeContext,
+        gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+        onHTTPSRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> ServiceGroup {
+        ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: try makeServices(context, onHTTPSRunning: onHTTPSRunning),
+                gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: context.logger))
+    }
+
+    /// Logs, once and as a warning, the OAuth client secret generated when `store` was
+    /// seeded by this open (it is stored hashed, so this is the only chance to see it).
+    public static func reportInitialCredentials(of store: Store, logger: Logger) {
+        guard let initial = store.initialCredentials else { return }
+        logger.warning(
+            "First start: generated the OAuth client secret. It is stored hashed and shown only this once; write it down now.",
+            metadata: ["client-id": "\(initial.clientID)", "client-secret": "\(initial.clientSecret)"])
+    }
+
+    /// Prepares and runs until SIGTERM/SIGINT, then shuts down gracefully.
+    public func run() async throws {
+        let context = try prepare()
+        let group = try makeServiceGroup(context)
+        logger.info(
+            "Tandem starting",
+            metadata: [
+                "https": "\(configuration.http.listenAddress):\(configuration.http.port)",
+                "data-directory": "\(configuration.storage.dataDirectory)",
+            ])
+        try await group.run()
+        logger.info("Tandem stopped")
+    }
+}
+
+extension TandemConfiguration {
+    /// The first-start seed for the Store, with relay addresses defaulted to the host's own.
+    public func storeSeed(logger: Logger? = nil) -> StoreSeed {
+        let relay = turn.seed.relayAddresses.isEmpty ? HostAddresses.relayCandidates(logger: logger) : turn.seed.relayAddresses
+        return StoreSeed(
+            relayAddresses: relay.map(\.description),
+            externalAddresses: turn.seed.externalAddresses.map(\.description),
+            credentialTTL: turn.seed.credentialTTL,
+            turnSharedSecret: turn.seed.sharedSecret.isEmpty ? nil : turn.seed.sharedSecret)
+    }
+}
+
+/// Process-wide metrics setup for `tandem serve`.
+public enum TandemMetrics {
+    /// Points swift-metrics at `registry` (once per process).
+    public static func bootstrap(_ registry: PrometheusCollectorRegistry) {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""TURN benchmark: coturn and Tandem, one after the other, under the same load.
+
+Each server is pinned to core 0 (taskset), the load tools to core 1. Loopback only, REST-API
+credentials, loopback peers explicitly allowed on both. Prints a table and writes JSON.
+
+  python3 tools/bench/turn/bench.py [--quick] [--json docs/benchmarks-turn.json]
+
+Measured, for each server:
+  relay    turnutils_uclient -m N -z 10 -l 172 -c through the server to turnutils_peer (echo),
+           for increasing N: relayed packets (client->peer plus peer->client) per second and
+           per server CPU-second (utime+stime from /proc), loss; the best rate with < 1 % loss.
+  churn    turn-load churn: fresh 5-tuple per allocation, 401 -> authenticated Allocate ->
+           Refresh(0), 64 in flight; allocations per second and per server CPU-second, p99.
+  memory   turn-load hold: RSS before, with N held UDP allocations, and after releasing them.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+SECRET = "bench-secret-0123456789"
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def free_port():
+    for _ in range(200):
+        import random
+        p = random.randint(20000, 39000)
+        ok = True
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return p
+    raise RuntimeError("no free port")
+
+
+def wait_udp_stun(port, timeout=20):
+    """Waits until a STUN Binding request on the port gets an answer."""
+    req = bytes.fromhex("000100002112a442") + os.urandom(12)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.3)
+        try:
+            s.sendto(req, ("127.0.0.1", port))
+            s.recvfrom(2048)
+            return True
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            s.close()
+    return False
+
+
+class Server:
+    def __init__(self, name, workdir):
+        self.name = name
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        log = open(os.path.join(self.workdir, "server.log"), "w")
+        if self.name == "coturn":
+            conf = os.path.join(self.workdir, "turnserver.conf")
+            with open(conf, "w") as f:
+                f.write("\n".join([
+                    "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", f"listening-port={self.port}",
+                    "min-port=49152", "max-port=65535", "use-auth-secret", f"static-auth-secret={SECRET}",
+                    "realm=tandem", "allow-loopback-peers", "no-cli", "no-tls", "no-dtls", "relay-threads=1",
+                    "no-tcp-relay", "total-quota=0", "user-quota=0", "simple-log",
+                    f"log-file={os.path.join(self.workdir, 'coturn.log')}", "no-stdout-log", ""]))
+            cmd = ["taskset", "-c", SERVER_CORE, "turnserver", "-c", conf]
+            env = os.environ.copy()
+        else:
+            cmd = ["taskset", "-c", SERVER_CORE, os.path.join(ROOT, ".build", "release", "tandem"), "serve"]
+            env = os.environ.copy()
+            env.update({
+                "TANDEM_STORAGE_DATA_DIRECTORY": os.path.join(self.workdir, "data"),
+                "TANDEM_LOG_DIRECTORY": os.path.join(self.workdir, "log"),
+                "TANDEM_LOG_LEVEL": "warning",
+                "TANDEM_HTTP_LISTEN_ADDRESS": "127.0.0.1",
+                "TANDEM_HTTP_PORT": str(free_port()),
+                "TANDEM_TURN_LISTEN_ADDRESSES": "127.0.0.1",
+                "TANDEM_TURN_LISTEN_PORT": str(self.port),
+                "TANDEM_TURN_TRANSPORTS": "udp",
+                "TANDEM_TURN_RELAY_ADDRESSES": "127.0.0.1",
+                "TANDEM_TURN_SHARED_SECRET": SECRET,
+                "TANDEM_TURN_ALLOWED_PEERS": "127.0.0.0/8",
+                "TANDEM_TURN_THREADS": "1",
+                "TANDEM_TURN_USER_QUOTA": "0",
+                "TANDEM_TURN_TOTAL_QUOTA": "100000",
+                "TANDEM_TURN_MAX_REQUESTS_PER_SECOND": "0",
+            })
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        if not wait_udp_stun(self.port):
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start; see {self.workdir}/server.log")
+        time.sleep(0.5)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def parse_uclient(text):
+    sent = recv = lost = 0
+    for line in text.splitlines():
+        if "tot_send_msgs=" in line and "msz=" not in line:
+            sent = int(line.split("tot_send_msgs=")[1].split(",")[0])
+            recv = int(line.split("tot_recv_msgs=")[1].split(",")[0].split()[0])
+        if "Total lost packets" in line:
+            lost = int(line.split("Total lost packets")[1].split()[0])
+    return sent, recv, lost
+
+
+def relay_step(server, peer_port, clients, messages):
+    cmd = ["taskset", "-c", LOAD_CORE, "turnutils_uclient", "-W", SECRET, "-u", "bench", "-e", "127.0.0.1",
+           "-r", str(peer_port), "-p", str(server.port), "-n", str(messages), "-l", "172", "-m", str(clients),
+           "-z", "10", "-c", "127.0.0.1"]
+    pid = server.proc.pid
+    # taskset execs the server, so the pid is the server's own.
+    cpu0 = cpu_seconds(pid)
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    elapsed = time.time() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    sent, recv, _ = parse_uclient(out.stdout + out.stderr)
+    relayed = sent + recv
+    loss = (sent - recv) / sent if sent else 1.0
+    return {"clients": clients, "sent": sent, "received": recv, "relayed": relayed, "seconds": elapsed,
+            "cpu_seconds": cpu, "loss": loss,
+            "relayed_per_cpu_second": relayed / cpu if cpu > 0 else 0.0}
+
+
+def churn(server, seconds):
+    tool = os.path.join(ROOT, ".build", "release", "turn-load")
+    pid = server.proc.pid
+    cpu0 = cpu_seconds(pid)
+    out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, "churn", "--port", str(server.port), "--secret", SECRET,
+                          "--concurrency", "64", "--duration", str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+    cpu = cpu_seconds(pid) - cpu0
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cpu_seconds"] = cpu
+    result["per_cpu_second"] = result["completed"] / cpu if cpu > 0 else 0.0
+    return result
+
+
+def memory(server, count):
+    tool = os.path.join(ROOT, ".build", "release", "turn-load")
+    pid = server.proc.pid
+    before = rss_kib(pid)
+    p = subprocess.Popen(["taskset", "-c", LOAD_CORE, tool, "hold", "--port", str(server.port), "--secret", SECRET,
+                          "--count", str(count), "--first-port", "12000", "--last-port", "19999"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    held = int(line.split()[1]) if line.startswith("held") else 0
+    time.sleep(1.0)
+    with_allocations = rss_kib(pid)
+    p.stdin.write("\n")
+    p.stdin.flush()
+    p.communicate(timeout=60)
+    time.sleep(2.5)
+    after = rss_kib(pid)
+    return {"held": held, "rss_before_kib": before, "rss_held_kib": with_allocations, "rss_after_release_kib": after,
+            "kib_per_allocation": (with_allocations - before) / held if held else 0.0,
+            "kib_retained_per_allocation_after_release": (after - before) / held if held else 0.0}
+
+
+def bench(name, args, workdir, peer_port):
+    server = Server(name, os.path.join(workdir, name))
+    server.start()
+    try:
+        steps = []
+        for clients in args.clients:
+            step = relay_step(server, peer_port, clients, args.messages)
+            steps.append(step)
+            print(f"  {name:7} relay N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
+                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
+        ch = churn(server, args.churn_seconds)
+        print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
+        mem = memory(server, args.hold)
+        print(f"  {name:7} memory: {mem['kib_per_allocation']:.1f} KiB per allocation ({mem['held']} held)", flush=True)
+    finally:
+        server.stop()
+    ok = [s for s in steps if s["loss"] < 0.01 and s["sent"] > 0]
+    best = max(ok, key=lambda s: s["relayed"] / s["seconds"]) if ok else None
+    total_relayed = sum(s["relayed"] for s in steps)
+    total_cpu = sum(s["cpu_seconds"] for s in steps)
+    return {"steps": steps, "churn": ch, "memory": mem,
+            "best_relayed_per_second_under_1pct_loss": best["relayed"] / best["seconds"] if best else 0.0,
+            "relayed_per_cpu_second": total_relayed / total_cpu if total_cpu > 0 else 0.0,
+            "cpu_seconds_per_million_packets": total_cpu / total_relayed * 1e6 if total_relayed else 0.0}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a short run (for checking the harness)")
+    ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    args.clients = [20, 50] if args.quick else [50, 100, 200, 300, 400]
+    args.messages = 200 if args.quick else 1000
+    args.churn_seconds = 3 if args.quick else 10
+    args.hold = 500 if args.quick else 2000
+    for tool in ("turnserver", "turnutils_uclient", "turnutils_peer", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install coturn util-linux")
+    if not args.no_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "tandem"], cwd=ROOT, check=True)
+        subprocess.run(["swift", "build", "-c", "release", "--product", "turn-load"], cwd=ROOT, check=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    workdir = tempfile.mkdtemp(prefix="tandem-bench-turn-")
+    peer_port = free_port()
+    peer = subprocess.Popen(["taskset", "-c", LOAD_CORE, "turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(0.3)
+    results = {}
+    try:
+        for name in ("coturn", "tandem"):
+            results[name] = bench(name, args, workdir, peer_port)
+    finally:
+        os.killpg(peer.pid, signal.SIGTERM)
+        peer.wait()
+    c, t = results["coturn"], results["tandem"]
+
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    rows = [
+        ("relayed packets/s at < 1 % loss", c["best_relayed_per_second_under_1pct_loss"], t["best_relayed_per_second_under_1pct_loss"], True),
+        ("relayed packets per server CPU-second", c["relayed_per_cpu_second"], t["relayed_per_cpu_second"], True),
+        ("CPU-seconds per million relayed packets", c["cpu_seconds_per_million_packets"], t["cpu_seconds_per_million_packets"], False),
+        ("allocations/s (64 in flight)", c["churn"]["per_second"], t["churn"]["per_second"], True),
+        ("allocations per server CPU-second", c["churn"]["per_cpu_second"], t["churn"]["per_cpu_second"], True),
+        ("allocation p99 latency, ms", c["churn"]["p99_ms"], t["churn"]["p99_ms"], False),
+        (f"RSS per held allocation, KiB ({args.hold} held)", c["memory"]["kib_per_allocation"], t["memory"]["kib_per_allocation"], False),
+        ("RSS kept per allocation after release, KiB", c["memory"]["kib_retained_per_allocation_after_release"], t["memory"]["kib_retained_per_allocation_after_release"], False),
+    ]
+    print()
+    print(f"| figure | coturn | Tandem | Tandem / coturn |")
+    print(f"| --- | ---: | ---: | ---: |")
+    for label, cv, tv, _ in rows:
+        print(f"| {label} | {cv:,.1f} | {tv:,.1f} | {ratio(tv, cv):.2f} |")
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"quick": args.quick, "results": results,
+                   "table": [{"figure": l, "coturn": cv, "tandem": tv, "ratio": ratio(tv, cv)} for l, cv, tv, _ in rows]},
+                  f, indent=2)
+    print(f"\nJSON: {args.json}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
