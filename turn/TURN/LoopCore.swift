@@ -70,6 +70,12 @@ struct Reservation: Sendable {
     let expiry: Int64
 }
 
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (malloc.h, which the Glibc module does not import).
+@_silgen_name("malloc_trim")
+func glibcMallocTrim(_ pad: Int) -> CInt
+#endif
+
 /// Monotonic milliseconds.
 @inline(__always)
 func monotonicMilliseconds() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
@@ -92,6 +98,8 @@ final class TURNLoopCore {
     var flushScheduled = false
     var ticks = 0
     var stopped = false
+    /// Allocations deleted since memory was last handed back to the system.
+    var deletedSinceTrim = 0
     let allocator = ByteBufferAllocator()
     var logger: Logger { shared.logger }
     var config: TURNServerConfiguration { shared.config }
@@ -142,6 +150,14 @@ final class TURNLoopCore {
         }
         for r in stale { r.placeholder.close(promise: nil) }
         counters.publish(to: shared.metrics)
+        // glibc keeps freed heap pages; after a wave of releases give them back, at most
+        // once a second, so RSS follows the number of live allocations.
+        if deletedSinceTrim >= 256 || (deletedSinceTrim > 0 && allocations.isEmpty) {
+            deletedSinceTrim = 0
+            #if canImport(Glibc)
+            _ = glibcMallocTrim(0)
+            #endif
+        }
     }
 
     // MARK: output
@@ -208,8 +224,8 @@ final class TURNLoopCore {
             return
         }
         let payload = buffer.getSlice(at: ri + 4, length: Int(length))!
-        relay.write(NIOAny(AddressedEnvelope(remoteAddress: binding.peerSocketAddress, data: payload)))
-        markForFlush(relay)
+        // A relay gets about one datagram per read batch: flushing now is one sendmsg either way.
+        relay.context?.writeAndFlush(NIOAny(AddressedEnvelope(remoteAddress: binding.peerSocketAddress, data: payload)), promise: nil)
         counters.packetsClientToPeer += 1
         counters.bytesClientToPeer += Int(length)
     }
@@ -271,6 +287,7 @@ final class TURNLoopCore {
         if live.channels > 0 { shared.metrics.channelCount.subtract(live.channels, ordering: .relaxed) }
         shared.releaseQuota(user: allocation.quotaUser)
         shared.metrics.allocationsDeleted.increment()
+        deletedSinceTrim += 1
         logger.debug("allocation deleted", metadata: ["client": "\(allocation.clientAddress)", "reason": "\(reason)"])
     }
 

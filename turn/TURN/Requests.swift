@@ -367,8 +367,7 @@ extension TURNLoopCore {
         }
         var out = allocator.buffer(capacity: data.count)
         out.writeBytes(data)
-        relay.write(NIOAny(AddressedEnvelope(remoteAddress: destination, data: out)))
-        markForFlush(relay)
+        relay.context?.writeAndFlush(NIOAny(AddressedEnvelope(remoteAddress: destination, data: out)), promise: nil)
         counters.packetsClientToPeer += 1
         counters.bytesClientToPeer += data.count
     }

@@ -119,6 +119,7 @@ public final class TURNServer: Service, Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
             .channelOption(.datagramVectorReadMessageCount, value: count)
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: count * 2048))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -170,8 +171,11 @@ extension TURNLoopCore {
         }
         let address: SocketAddress
         do { address = try TransportAddress(ip: ip, port: UInt16(port)).socketAddress() } catch { return loop.makeFailedFuture(error) }
+        // One read per readiness event: epoll is level-triggered, so a second datagram raises
+        // another event, and a relay rarely holds more than one (saves the EAGAIN read).
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+            .channelOption(.maxMessagesPerRead, value: 1)
         if dontFragment, ip.family == .ipv4 {
             let option = ChannelOptions.Types.SocketOption(level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_IP)), name: NIOBSDSocket.Option(rawValue: CInt(IP_MTU_DISCOVER)))
             let value = SocketOptionValue(IP_PMTUDISC_DO)
