@@ -123,7 +123,11 @@ public final class TURNServer: Service, Sendable {
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: count * 2048))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ClientDatagramHandler(core: core.value, socket: ClientSocket(transport: .udp)))
+                    let core = core.value
+                    let socket = ClientSocket(transport: .udp)
+                    try channel.pipeline.syncOperations.addHandler(DatagramHandler(socket: socket, logger: core.logger) { [unowned socket] envelope in
+                        core.receiveFromClient(envelope.data, remote: envelope.remoteAddress, socket: socket)
+                    })
                 }
             }
             .bind(host: host, port: configuration.port)
@@ -212,35 +216,39 @@ extension TURNLoopCore {
         guard let local = channel.localAddress, let relayed = TransportAddress(local) else { throw ChannelError.ioOnClosedChannel }
         let advertisedIP = config.externalAddresses[relayed.ip] ?? relayed.ip
         let relay = Relay(channel: channel, relayed: relayed, advertised: TransportAddress(ip: advertisedIP, port: relayed.port))
-        try channel.pipeline.syncOperations.addHandler(RelayHandler(core: self, relay: relay))
+        try channel.pipeline.syncOperations.addHandler(DatagramHandler(socket: relay, logger: logger) { [unowned relay] envelope in
+            self.receiveFromPeer(envelope, relay: relay)
+        })
         return relay
     }
 }
 
 // MARK: handlers
 
-/// The UDP client listener of one event loop.
-final class ClientDatagramHandler: ChannelInboundHandler {
+/// The handler of a UDP socket the core owns: the client listener of one event loop, or a
+/// relay. It gives the core the socket's context for writes and hands it every datagram.
+final class DatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
-    let core: TURNLoopCore
-    let socket: ClientSocket
+    let socket: OutboundSocket
+    let logger: Logger
+    let receive: (AddressedEnvelope<ByteBuffer>) -> Void
 
-    init(core: TURNLoopCore, socket: ClientSocket) {
-        self.core = core
+    init(socket: OutboundSocket, logger: Logger, receive: @escaping (AddressedEnvelope<ByteBuffer>) -> Void) {
         self.socket = socket
+        self.logger = logger
+        self.receive = receive
     }
 
     func handlerAdded(context: ChannelHandlerContext) { socket.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { socket.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        core.receiveFromClient(envelope.data, remote: envelope.remoteAddress, socket: socket)
+        receive(unwrapInboundIn(data))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        core.logger.debug("UDP listener error", metadata: ["error": "\(error)"])
+        logger.debug("UDP socket error", metadata: ["error": "\(error)"])
     }
 }
 
@@ -282,28 +290,6 @@ final class ClientStreamHandler: ChannelInboundHandler {
         core.logger.debug("TURN stream closed on error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
-}
-
-/// A relay socket: datagrams from peers.
-final class RelayHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
-    let core: TURNLoopCore
-    let relay: Relay
-
-    init(core: TURNLoopCore, relay: Relay) {
-        self.core = core
-        self.relay = relay
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { relay.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { relay.context = nil }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        core.receiveFromPeer(unwrapInboundIn(data), relay: relay)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
 }
 
 /// Frames STUN and ChannelData messages on a TCP/TLS stream (RFC 8656 §12.5): a STUN
