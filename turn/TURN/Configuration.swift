@@ -50,6 +50,8 @@ public struct TURNServerConfiguration: Sendable {
     public var maxRequestsPerSecond = 500
     /// Relayed bits per second per allocation, both directions together; 0 = unlimited.
     public var maxBitsPerSecond = 0
+    /// Seconds a TCP/TLS connection may stay open without an allocation; 0 = no limit.
+    public var streamIdleTimeout = 30
     /// Event loops (threads); 0 = one per core.
     public var threads = 0
     /// Datagrams read per system call on the UDP client listeners (recvmmsg).

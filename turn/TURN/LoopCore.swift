@@ -282,6 +282,8 @@ final class TURNLoopCore {
             r.allocation = nil
             r.channel.close(promise: nil)
         }
+        // Over TCP/TLS the connection belongs to the allocation (RFC 8656 §3.1).
+        if allocation.client.isStream, reason == "expired" { allocation.client.context?.close(promise: nil) }
         let live = allocation.state.liveCounts
         if live.permissions > 0 { shared.metrics.permissionCount.subtract(live.permissions, ordering: .relaxed) }
         if live.channels > 0 { shared.metrics.channelCount.subtract(live.channels, ordering: .relaxed) }

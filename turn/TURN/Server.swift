@@ -272,7 +272,25 @@ final class ClientStreamHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         remote = context.channel.remoteAddress
+        scheduleIdleCheck(context: context)
         context.fireChannelActive()
+    }
+
+    /// A connection that holds no allocation for ``TURNServerConfiguration/streamIdleTimeout``
+    /// seconds is closed, so idle connections cannot pile up.
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        let timeout = core.config.streamIdleTimeout
+        guard timeout > 0 else { return }
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(timeout))) { [weak self] in
+            guard let self, let remote = self.remote, context.channel.isActive else { return }
+            let key = ClientKey(socket: ObjectIdentifier(self.socket), remote: remote)
+            if self.core.allocations[key] == nil && !self.core.pending.contains(key) {
+                self.core.logger.debug("closing idle TURN stream", metadata: ["client": "\(remote)"])
+                context.close(promise: nil)
+            } else {
+                self.scheduleIdleCheck(context: context)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
