@@ -10,6 +10,9 @@ Measured, for each server:
   relay    turnutils_uclient -m N -z 10 -l 172 -c through the server to turnutils_peer (echo),
            for increasing N: relayed packets (client->peer plus peer->client) per second and
            per server CPU-second (utime+stime from /proc), loss; the best rate with < 1 % loss.
+           uclient itself tops out near 10k relayed packets/s, so also:
+  rate     turn-load relay: 200 allocations sending 172-byte ChannelData at a fixed total rate
+           to an echo peer, for increasing rates: the same figures, up to the server's limit.
   churn    turn-load churn: fresh 5-tuple per allocation, 401 -> authenticated Allocate ->
            Refresh(0), 64 in flight; allocations per second and per server CPU-second, p99.
   memory   turn-load hold: RSS before, with N held UDP allocations, and after releasing them.
@@ -170,6 +173,22 @@ def relay_step(server, peer_port, clients, messages):
             "relayed_per_cpu_second": relayed / cpu if cpu > 0 else 0.0}
 
 
+def rate_step(server, clients, rate, seconds):
+    """turn-load relay: ChannelData from `clients` allocations at `rate` messages/s to an echo peer."""
+    tool = os.path.join(ROOT, ".build", "release", "turn-load")
+    pid = server.proc.pid
+    cpu0 = cpu_seconds(pid)
+    out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, "relay", "--port", str(server.port), "--secret", SECRET,
+                          "--clients", str(clients), "--rate", str(rate), "--duration", str(seconds),
+                          "--first-port", "40000", "--last-port", "47999"],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    cpu = cpu_seconds(pid) - cpu0
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r.update({"rate": rate, "cpu_seconds": cpu, "relayed_per_second": r["relayed"] / r["seconds"],
+              "relayed_per_cpu_second": r["relayed"] / cpu if cpu > 0 else 0.0})
+    return r
+
+
 def churn(server, seconds):
     tool = os.path.join(ROOT, ".build", "release", "turn-load")
     pid = server.proc.pid
@@ -214,6 +233,12 @@ def bench(name, args, workdir, peer_port):
             steps.append(step)
             print(f"  {name:7} relay N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
                   f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
+        rates = []
+        for rate in args.rates:
+            step = rate_step(server, args.rate_clients, rate, args.rate_seconds)
+            rates.append(step)
+            print(f"  {name:7} turn-load relay {rate:6}/s: {step['relayed_per_second']:9.0f} pkt/s, "
+                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
         ch = churn(server, args.churn_seconds)
         print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
         mem = memory(server, args.hold)
@@ -224,7 +249,13 @@ def bench(name, args, workdir, peer_port):
     best = max(ok, key=lambda s: s["relayed"] / s["seconds"]) if ok else None
     total_relayed = sum(s["relayed"] for s in steps)
     total_cpu = sum(s["cpu_seconds"] for s in steps)
-    return {"steps": steps, "churn": ch, "memory": mem,
+    rate_ok = [r for r in rates if r["loss"] < 0.01]
+    best_rate = max(rate_ok, key=lambda r: r["relayed_per_second"]) if rate_ok else None
+    rate_relayed = sum(r["relayed"] for r in rates)
+    rate_cpu = sum(r["cpu_seconds"] for r in rates)
+    return {"steps": steps, "rates": rates, "churn": ch, "memory": mem,
+            "rate_best_relayed_per_second_under_1pct_loss": best_rate["relayed_per_second"] if best_rate else 0.0,
+            "rate_relayed_per_cpu_second": rate_relayed / rate_cpu if rate_cpu > 0 else 0.0,
             "best_relayed_per_second_under_1pct_loss": best["relayed"] / best["seconds"] if best else 0.0,
             "relayed_per_cpu_second": total_relayed / total_cpu if total_cpu > 0 else 0.0,
             "cpu_seconds_per_million_packets": total_cpu / total_relayed * 1e6 if total_relayed else 0.0}
@@ -236,7 +267,10 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
-    args.clients = [20, 50] if args.quick else [50, 100, 200, 300, 400]
+    args.clients = [20, 50] if args.quick else [100, 200, 400]
+    args.rates = [5000, 10000] if args.quick else [10000, 20000, 30000, 40000]
+    args.rate_clients = 50 if args.quick else 200
+    args.rate_seconds = 3 if args.quick else 8
     args.messages = 200 if args.quick else 1000
     args.churn_seconds = 3 if args.quick else 10
     args.hold = 500 if args.quick else 2000
@@ -266,9 +300,11 @@ def main():
         return a / b if b else float("nan")
 
     rows = [
-        ("relayed packets/s at < 1 % loss", c["best_relayed_per_second_under_1pct_loss"], t["best_relayed_per_second_under_1pct_loss"], True),
-        ("relayed packets per server CPU-second", c["relayed_per_cpu_second"], t["relayed_per_cpu_second"], True),
-        ("CPU-seconds per million relayed packets", c["cpu_seconds_per_million_packets"], t["cpu_seconds_per_million_packets"], False),
+        ("relayed packets/s at < 1 % loss (turn-load relay)", c["rate_best_relayed_per_second_under_1pct_loss"], t["rate_best_relayed_per_second_under_1pct_loss"], True),
+        ("relayed packets per server CPU-second (turn-load relay)", c["rate_relayed_per_cpu_second"], t["rate_relayed_per_cpu_second"], True),
+        ("relayed packets/s at < 1 % loss (uclient)", c["best_relayed_per_second_under_1pct_loss"], t["best_relayed_per_second_under_1pct_loss"], True),
+        ("relayed packets per server CPU-second (uclient)", c["relayed_per_cpu_second"], t["relayed_per_cpu_second"], True),
+        ("CPU-seconds per million relayed packets (uclient)", c["cpu_seconds_per_million_packets"], t["cpu_seconds_per_million_packets"], False),
         ("allocations/s (64 in flight)", c["churn"]["per_second"], t["churn"]["per_second"], True),
         ("allocations per server CPU-second", c["churn"]["per_cpu_second"], t["churn"]["per_cpu_second"], True),
         ("allocation p99 latency, ms", c["churn"]["p99_ms"], t["churn"]["p99_ms"], False),

@@ -17,7 +17,7 @@ struct TURNLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "turn-load",
         abstract: "Allocation load for TURN servers (REST-API credentials).",
-        subcommands: [Churn.self, Hold.self])
+        subcommands: [Churn.self, Hold.self, Relay.self])
 }
 
 struct Common: ParsableArguments {
@@ -112,7 +112,12 @@ final class Driver {
 
     func receive(_ a: inout Attempt) -> Progress {
         let n = buffer.withUnsafeMutableBytes { recv(a.fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0, let r = try? STUNMessage.decode(buffer[0..<n]), r.transactionID == a.transaction else { return .waiting }
+        guard n > 0 else { return .waiting }
+        return receive(&a, bytes: Array(buffer[0..<n]))
+    }
+
+    func receive(_ a: inout Attempt, bytes: [UInt8]) -> Progress {
+        guard let r = try? STUNMessage.decode(bytes), r.transactionID == a.transaction else { return .waiting }
         switch a.step {
         case .challenge:
             guard let nonce = try? r.nonce, let realm = try? r.realm else { return .failed }
@@ -241,4 +246,126 @@ struct Hold: ParsableCommand {
         for a in pending { close(a.fd) }
         print("released \(held.count - pending.count)")
     }
+}
+
+/// Waits up to `timeout` seconds for a datagram on `fd`.
+func receiveBlocking(_ fd: Int32, into buffer: inout [UInt8], timeout: Int32) -> Int {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&p, 1, timeout) > 0 else { return 0 }
+    return buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+}
+
+struct Relay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Relay ChannelData through N allocations to an echo peer at a fixed rate; report relayed packets and loss.")
+    @OptionGroup var common: Common
+    @Option(help: "Allocations (clients).") var clients = 100
+    @Option(help: "ChannelData messages per second sent by all clients together.") var rate = 20_000
+    @Option(help: "Seconds of traffic.") var duration = 10.0
+    @Option(help: "Payload bytes.") var size = 172
+
+    func run() throws {
+        let d = Driver(common: common)
+        // The echo peer: a socket on this process, served by its own thread.
+        let peerFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var peerAddr = sockaddr_in()
+        peerAddr.sin_family = sa_family_t(AF_INET)
+        peerAddr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &peerAddr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(peerFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &peerAddr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(peerFD, $0, &len) } }
+        var big: Int32 = 8 << 20
+        setsockopt(peerFD, SOL_SOCKET, SO_RCVBUF, &big, socklen_t(MemoryLayout<Int32>.size))
+        let peer = TransportAddress(ip: .v4(0x7F00_0001), port: UInt16(bigEndian: peerAddr.sin_port))
+        let stop = ManagedStop()
+        let echo = Thread {
+            var buf = [UInt8](repeating: 0, count: 2048)
+            var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(peerFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            while !stop.isSet {
+                var from = sockaddr_in()
+                var fromLen = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let n = buf.withUnsafeMutableBytes { b in
+                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(peerFD, b.baseAddress, b.count, 0, $0, &fromLen) } }
+                }
+                if n <= 0 { continue }
+                _ = buf.withUnsafeBytes { b in
+                    withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(peerFD, b.baseAddress, n, 0, $0, fromLen) } }
+                }
+            }
+        }
+        echo.start()
+
+        // Allocate and bind channel 0x4000 to the peer on every client.
+        var fds: [Int32] = []
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        for _ in 0..<clients {
+            var a = d.start()
+            var ok = false
+            for _ in 0..<4 {
+                let n = receiveBlocking(a.fd, into: &buffer, timeout: 1000)
+                guard n > 0 else { break }
+                if case .allocated = d.receive(&a, bytes: Array(buffer[0..<n])) { ok = true; break }
+            }
+            guard ok else { close(a.fd); continue }
+            var m = STUNMessage(type: STUNMessageType(method: .channelBind, messageClass: .request), transactionID: .random())
+            m.attributes = [.channelNumber(0x4000), .xorAddress(.xorPeerAddress, peer, transactionID: m.transactionID),
+                            .text(.username, d.username), .text(.realm, a.realm), .text(.nonce, a.nonce)]
+            d.send(a.fd, m.encode(integrity: .sha1(key: STUNMessage.longTermKey(username: d.username, realm: a.realm, password: d.password)), fingerprint: true))
+            var bound = false
+            for _ in 0..<4 {
+                let n = receiveBlocking(a.fd, into: &buffer, timeout: 1000)
+                guard n > 0, let r = try? STUNMessage.decode(buffer[0..<n]) else { break }
+                if r.transactionID == m.transactionID { bound = r.type.messageClass == .successResponse; break }
+            }
+            if bound { fds.append(a.fd) } else { close(a.fd) }
+        }
+        guard !fds.isEmpty else { throw ValidationError("no allocation could be made") }
+        var rcv: Int32 = 1 << 20
+        for fd in fds { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size)) }
+
+        // Send at the rate, round-robin; drain echoes between bursts.
+        let frame = ChannelData.encode(channelNumber: 0x4000, data: [UInt8](repeating: 0x5A, count: size), padded: false)
+        var pfds = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var sent = 0, received = 0, next = 0
+        let begin = Driver.now()
+        func drain() {
+            _ = poll(&pfds, nfds_t(pfds.count), 0)
+            for i in 0..<pfds.count where pfds[i].revents & Int16(POLLIN) != 0 {
+                pfds[i].revents = 0
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(pfds[i].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if n <= 0 { break }
+                    received += 1
+                }
+            }
+        }
+        while true {
+            let elapsed = Driver.now() - begin
+            if elapsed >= duration { break }
+            let due = Int(elapsed * Double(rate))
+            while sent < due {
+                d.send(fds[next], frame)
+                next = (next + 1) % fds.count
+                sent += 1
+            }
+            drain()
+        }
+        // Late echoes.
+        let tail = Driver.now()
+        while Driver.now() - tail < 0.5 { drain(); usleep(1000) }
+        stop.set()
+        echo.cancel()
+        for fd in fds { close(fd) }
+        let seconds = Driver.now() - begin
+        print("{\"clients\": \(fds.count), \"sent\": \(sent), \"received\": \(received), \"relayed\": \(sent + received), \"seconds\": \(duration), \"wall_seconds\": \(seconds), \"loss\": \(sent > 0 ? Double(sent - received) / Double(sent) : 1)}")
+    }
+}
+
+/// A flag set once, read from another thread.
+final class ManagedStop: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }
