@@ -173,14 +173,14 @@ def relay_step(server, peer_port, clients, messages):
             "relayed_per_cpu_second": relayed / cpu if cpu > 0 else 0.0}
 
 
-def rate_step(server, clients, rate, seconds):
+def rate_step(server, clients, rate, seconds, first_port):
     """turn-load relay: ChannelData from `clients` allocations at `rate` messages/s to an echo peer."""
     tool = os.path.join(ROOT, ".build", "release", "turn-load")
     pid = server.proc.pid
     cpu0 = cpu_seconds(pid)
     out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, "relay", "--port", str(server.port), "--secret", SECRET,
                           "--clients", str(clients), "--rate", str(rate), "--duration", str(seconds),
-                          "--first-port", "40000", "--last-port", "47999"],
+                          "--first-port", str(first_port), "--last-port", str(first_port + 999)],
                          capture_output=True, text=True, timeout=seconds + 120)
     cpu = cpu_seconds(pid) - cpu0
     r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -194,7 +194,7 @@ def churn(server, seconds):
     pid = server.proc.pid
     cpu0 = cpu_seconds(pid)
     out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, "churn", "--port", str(server.port), "--secret", SECRET,
-                          "--concurrency", "64", "--duration", str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+                          "--concurrency", "64", "--duration", str(seconds), "--first-port", "20000", "--last-port", "39999"], capture_output=True, text=True, timeout=seconds + 60)
     cpu = cpu_seconds(pid) - cpu0
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["cpu_seconds"] = cpu
@@ -234,8 +234,9 @@ def bench(name, args, workdir, peer_port):
             print(f"  {name:7} relay N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
                   f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
         rates = []
-        for rate in args.rates:
-            step = rate_step(server, args.rate_clients, rate, args.rate_seconds)
+        for i, rate in enumerate(args.rates):
+            # A fresh source-port range per step: a server keeps a released 5-tuple for a while.
+            step = rate_step(server, args.rate_clients, rate, args.rate_seconds, 40000 + 1000 * i)
             rates.append(step)
             print(f"  {name:7} turn-load relay {rate:6}/s: {step['relayed_per_second']:9.0f} pkt/s, "
                   f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)

@@ -297,15 +297,19 @@ struct Relay: ParsableCommand {
         echo.start()
 
         // Allocate and bind channel 0x4000 to the peer on every client.
-        var fds: [Int32] = []
+        var allocations: [Attempt] = []
         var buffer = [UInt8](repeating: 0, count: 2048)
         for _ in 0..<clients {
             var a = d.start()
             var ok = false
-            for _ in 0..<4 {
+            exchange: for _ in 0..<4 {
                 let n = receiveBlocking(a.fd, into: &buffer, timeout: 1000)
                 guard n > 0 else { break }
-                if case .allocated = d.receive(&a, bytes: Array(buffer[0..<n])) { ok = true; break }
+                switch d.receive(&a, bytes: Array(buffer[0..<n])) {
+                case .allocated: ok = true; break exchange
+                case .failed, .released: break exchange
+                case .waiting: continue
+                }
             }
             guard ok else { close(a.fd); continue }
             var m = STUNMessage(type: STUNMessageType(method: .channelBind, messageClass: .request), transactionID: .random())
@@ -318,8 +322,9 @@ struct Relay: ParsableCommand {
                 guard n > 0, let r = try? STUNMessage.decode(buffer[0..<n]) else { break }
                 if r.transactionID == m.transactionID { bound = r.type.messageClass == .successResponse; break }
             }
-            if bound { fds.append(a.fd) } else { close(a.fd) }
+            if bound { allocations.append(a) } else { close(a.fd) }
         }
+        let fds = allocations.map(\.fd)
         guard !fds.isEmpty else { throw ValidationError("no allocation could be made") }
         var rcv: Int32 = 1 << 20
         for fd in fds { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size)) }
@@ -355,8 +360,12 @@ struct Relay: ParsableCommand {
         let tail = Driver.now()
         while Driver.now() - tail < 0.5 { drain(); usleep(1000) }
         stop.set()
-        echo.cancel()
-        for fd in fds { close(fd) }
+        // Release every allocation (Refresh 0), so the server holds nothing afterwards.
+        for i in allocations.indices {
+            d.release(&allocations[i])
+            _ = receiveBlocking(allocations[i].fd, into: &buffer, timeout: 200)
+            close(allocations[i].fd)
+        }
         let seconds = Driver.now() - begin
         print("{\"clients\": \(fds.count), \"sent\": \(sent), \"received\": \(received), \"relayed\": \(sent + received), \"seconds\": \(duration), \"wall_seconds\": \(seconds), \"loss\": \(sent > 0 ? Double(sent - received) / Double(sent) : 1)}")
     }
