@@ -141,7 +141,7 @@ final class TURNLoopCore {
                 if c > 0 { shared.metrics.channelCount.subtract(c, ordering: .relaxed) }
             }
         }
-        for a in expired { delete(a, reason: "expired") }
+        for a in expired { delete(a, reason: .expired) }
         limiter.sweep(now: now)
         let stale = shared.reservations.withLock { r -> [Reservation] in
             let gone = r.filter { $0.value.expiry <= now }
@@ -272,33 +272,42 @@ final class TURNLoopCore {
     func connectionClosed(_ socket: ClientSocket, remote: SocketAddress) {
         let key = ClientKey(socket: ObjectIdentifier(socket), remote: remote)
         pending.remove(key)
-        if let a = allocations[key] { delete(a, reason: "connection closed") }
+        if let a = allocations[key] { delete(a, reason: .connectionClosed) }
     }
 
     /// Deletes an allocation: closes its relays, releases its quota and counts.
-    func delete(_ allocation: Allocation, reason: String) {
+    func delete(_ allocation: Allocation, reason: DeletionReason) {
         guard allocations.removeValue(forKey: allocation.key) != nil else { return }
         for r in allocation.relays {
             r.allocation = nil
             r.channel.close(promise: nil)
         }
         // Over TCP/TLS the connection belongs to the allocation (RFC 8656 §3.1).
-        if allocation.client.isStream, reason == "expired" { allocation.client.context?.close(promise: nil) }
+        if allocation.client.isStream, reason == .expired { allocation.client.context?.close(promise: nil) }
         let live = allocation.state.liveCounts
         if live.permissions > 0 { shared.metrics.permissionCount.subtract(live.permissions, ordering: .relaxed) }
         if live.channels > 0 { shared.metrics.channelCount.subtract(live.channels, ordering: .relaxed) }
         shared.releaseQuota(user: allocation.quotaUser)
         shared.metrics.allocationsDeleted.increment()
         deletedSinceTrim += 1
-        logger.debug("allocation deleted", metadata: ["client": "\(allocation.clientAddress)", "reason": "\(reason)"])
+        logger.debug("allocation deleted", metadata: ["client": "\(allocation.clientAddress)", "reason": "\(reason.rawValue)"])
     }
 
     /// Closes everything this loop owns (server shutdown).
     func shutdown() {
         stopped = true
-        for a in Array(allocations.values) { delete(a, reason: "shutdown") }
+        for a in Array(allocations.values) { delete(a, reason: .shutdown) }
         counters.publish(to: shared.metrics)
     }
+}
+
+/// Why an allocation ends (RFC 8656 §7: lifetime expiry, Refresh with LIFETIME 0, the
+/// client's stream closing, or the server stopping).
+enum DeletionReason: String {
+    case expired
+    case refreshZero = "refresh 0"
+    case connectionClosed = "connection closed"
+    case shutdown
 }
 
 /// Where a request came from and where its response goes.

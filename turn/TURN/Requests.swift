@@ -280,7 +280,7 @@ extension TURNLoopCore {
         }
         let requested = try m.lifetime
         if requested == 0 {
-            delete(a, reason: "refresh 0")
+            delete(a, reason: .refreshZero)
             _ = respond(m, attributes: [.uint32(.lifetime, 0)], key: key, to: c)
             return
         }
