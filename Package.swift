@@ -32,6 +32,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
+        // Linux socket calls Swift cannot reach through Glibc (epoll, eventfd, recvmmsg/sendmmsg).
+        .target(name: "CDatapath"),
+        // Raw UDP datapath: a one-thread epoll loop, sockets, recvmmsg/sendmmsg batches.
+        .target(name: "Datapath", dependencies: ["CDatapath"], swiftSettings: strict),
         // STUN message codec (RFC 8489/5389/5769), shared by the TURN server and the ICE agent.
         .target(
             name: "STUN",
@@ -46,7 +50,7 @@ let package = Package(
         .target(
             name: "TURN",
             dependencies: [
-                "STUN",
+                "STUN", "Datapath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -126,6 +130,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),
         .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: strict),
         .testTarget(

@@ -8,7 +8,6 @@ import XCTest
 /// Protocol state without sockets: lifetimes, permissions, channels, nonces, credentials, policy.
 final class StateTests: XCTestCase {
     let peer = TransportAddress(ip: IPAddress("198.51.100.7")!, port: 5000)
-    var peerSocket: SocketAddress { try! peer.socketAddress() }
 
     func testLifetimePolicy() {
         let p = LifetimePolicy()
@@ -48,13 +47,13 @@ final class StateTests: XCTestCase {
     func testChannelBindingRules() {
         var s = AllocationState(policy: LifetimePolicy(), lifetimeSeconds: 600, now: 0)
         let other = TransportAddress(ip: IPAddress("198.51.100.7")!, port: 5001)
-        XCTAssertEqual(s.bindChannel(0x4000, to: peer, socketAddress: peerSocket, now: 0), .bound)
+        XCTAssertEqual(s.bindChannel(0x4000, to: peer, now: 0), .bound)
         XCTAssertTrue(s.hasPermission(for: peer.ip, now: 1), "ChannelBind installs a permission")
         XCTAssertEqual(s.channel(0x4000, now: 1)?.peer, peer)
         XCTAssertEqual(s.channelNumber(for: peer, now: 1), 0x4000)
-        XCTAssertEqual(s.bindChannel(0x4000, to: other, socketAddress: peerSocket, now: 1), .numberInUse)
-        XCTAssertEqual(s.bindChannel(0x4001, to: peer, socketAddress: peerSocket, now: 1), .peerInUse)
-        XCTAssertEqual(s.bindChannel(0x4000, to: peer, socketAddress: peerSocket, now: 100_000), .refreshed)
+        XCTAssertEqual(s.bindChannel(0x4000, to: other, now: 1), .numberInUse)
+        XCTAssertEqual(s.bindChannel(0x4001, to: peer, now: 1), .peerInUse)
+        XCTAssertEqual(s.bindChannel(0x4000, to: peer, now: 100_000), .refreshed)
         // Expires 600 s after the refresh; the permission (300 s) was refreshed with it.
         XCTAssertNotNil(s.channel(0x4000, now: 699_999))
         XCTAssertNil(s.channel(0x4000, now: 700_000))
@@ -62,8 +61,8 @@ final class StateTests: XCTestCase {
         XCTAssertEqual(s.sweep(now: 700_000).channels, 1)
         XCTAssertEqual(s.sweep(now: 700_001).channels, 0, "counted once")
         // Quarantined for 5 minutes against other peers, but the same pair may re-bind.
-        XCTAssertEqual(s.bindChannel(0x4000, to: other, socketAddress: peerSocket, now: 800_000), .numberInUse)
-        XCTAssertEqual(s.bindChannel(0x4000, to: other, socketAddress: peerSocket, now: 1_000_000), .bound)
+        XCTAssertEqual(s.bindChannel(0x4000, to: other, now: 800_000), .numberInUse)
+        XCTAssertEqual(s.bindChannel(0x4000, to: other, now: 1_000_000), .bound)
         XCTAssertEqual(s.channelNumber(for: other, now: 1_000_001), 0x4000)
         XCTAssertNil(s.channelNumber(for: peer, now: 1_000_001))
     }

@@ -1,4 +1,3 @@
-import NIOCore
 import STUN
 
 /// Lifetimes of allocations, permissions and channel bindings (RFC 8656 §3.2, §9, §12).
@@ -28,8 +27,6 @@ public struct LifetimePolicy: Sendable, Hashable {
 public struct ChannelBinding: Sendable, Hashable {
     public var number: UInt16
     public var peer: TransportAddress
-    /// The peer as a socket address, built once so the relay path never converts.
-    public var peerSocketAddress: SocketAddress
     /// Monotonic milliseconds at which the binding expires.
     public var expiry: Int64
     /// Set once a sweep has counted this binding's expiry (it then sits in quarantine).
@@ -91,7 +88,7 @@ public struct AllocationState: Sendable {
     }
 
     /// Binds or refreshes channel `number` to `peer`, and installs/refreshes the permission.
-    public mutating func bindChannel(_ number: UInt16, to peer: TransportAddress, socketAddress: SocketAddress, now: Int64) -> ChannelBindOutcome {
+    public mutating func bindChannel(_ number: UInt16, to peer: TransportAddress, now: Int64) -> ChannelBindOutcome {
         if let existing = channels[number], existing.peer != peer, now < existing.expiry + Int64(policy.channelQuarantine) * 1000 {
             return .numberInUse
         }
@@ -100,7 +97,7 @@ public struct AllocationState: Sendable {
         }
         let wasActive = channels[number].map { $0.peer == peer && $0.isActive(at: now) } ?? false
         if let old = channels[number], old.peer != peer { channelByPeer[old.peer] = nil }
-        channels[number] = ChannelBinding(number: number, peer: peer, peerSocketAddress: socketAddress, expiry: now + Int64(policy.channel) * 1000)
+        channels[number] = ChannelBinding(number: number, peer: peer, expiry: now + Int64(policy.channel) * 1000)
         channelByPeer[peer] = number
         installPermission(for: peer.ip, now: now)
         return wasActive ? .refreshed : .bound

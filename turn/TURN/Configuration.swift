@@ -52,8 +52,11 @@ public struct TURNServerConfiguration: Sendable {
     public var maxBitsPerSecond = 0
     /// Seconds a TCP/TLS connection may stay open without an allocation; 0 = no limit.
     public var streamIdleTimeout = 30
-    /// Event loops (threads); 0 = one per core.
+    /// Datapath loops (threads); 0 = one per core.
     public var threads = 0
+    /// Receive moderation: under load, microseconds each loop pauses after a wake-up so
+    /// that the next one serves more datagrams (see `DatapathLoop`); 0 = off.
+    public var batchWindowMicroseconds = 100
     /// Datagrams read per system call on the UDP client listeners (recvmmsg).
     public var vectorReadCount = 32
 

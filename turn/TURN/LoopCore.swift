@@ -1,7 +1,7 @@
+import Datapath
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 import STUN
 import Synchronization
 
@@ -65,7 +65,7 @@ final class TURNShared: Sendable {
 
 /// A port held for a later Allocate with RESERVATION-TOKEN (RFC 8656 §7.2, EVEN-PORT R bit).
 struct Reservation: Sendable {
-    let placeholder: any Channel
+    let placeholder: UDPSocket
     let address: TransportAddress
     let expiry: Int64
 }
@@ -80,40 +80,51 @@ func glibcMallocTrim(_ pad: Int) -> CInt
 @inline(__always)
 func monotonicMilliseconds() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
 
-/// The TURN server's work on one event loop: the allocations whose client 5-tuples arrive
-/// on this loop, their relays, and the request handlers of RFC 8656 §7–§12.
-/// Confined to its loop; never touched from elsewhere.
+/// The TURN server's work on one datapath loop: the allocations whose client 5-tuples
+/// arrive on this loop, their relays, and the request handlers of RFC 8656 §7–§12.
+/// Confined to its loop's thread; never touched from elsewhere.
 final class TURNLoopCore {
-    let loop: any EventLoop
+    let loop: DatapathLoop
     let shared: TURNShared
     var allocations: [ClientKey: Allocation] = [:]
-    /// 5-tuples whose Allocate is waiting for its relay socket.
-    var pending: Set<ClientKey> = []
+    var listeners: [UDPListener] = []
     /// Coarse clocks, refreshed on every housekeeping tick and on the control path.
     var now: Int64 = monotonicMilliseconds()
     var unixNow = Int(Date().timeIntervalSince1970)
     var limiter: RateLimiter
     var counters = LoopCounters()
-    var flushQueue: [OutboundSocket] = []
-    var flushScheduled = false
     var ticks = 0
     var stopped = false
     /// Allocations deleted since memory was last handed back to the system.
     var deletedSinceTrim = 0
-    let allocator = ByteBufferAllocator()
+    /// Receive buffer for peer data bound to stream clients (any UDP datagram fits).
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_540, alignment: 16)
     var logger: Logger { shared.logger }
     var config: TURNServerConfiguration { shared.config }
 
-    init(loop: any EventLoop, shared: TURNShared) {
+    init(loop: DatapathLoop, shared: TURNShared) {
         self.loop = loop
         self.shared = shared
         self.limiter = RateLimiter(perSecond: shared.config.maxRequestsPerSecond)
+        loop.addIterationEndHook { [unowned self] in flushListeners() }
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// Binds this loop's UDP client listener on `address` (SO_REUSEPORT: every loop binds
+    /// the same port) and watches it.
+    func addUDPListener(_ address: DatagramAddress) throws(SocketError) -> DatagramAddress {
+        let socket = try UDPSocket(binding: address, options: .init(reusePort: true, receiveBufferSize: 4 << 20, sendBufferSize: 4 << 20))
+        let listener = UDPListener(socket: socket, vectorReadCount: max(1, config.vectorReadCount), core: self)
+        try loop.register(socket.fd, listener)
+        listeners.append(listener)
+        return socket.localAddress
     }
 
     // MARK: housekeeping
 
     func startTicking() {
-        loop.assumeIsolated().scheduleTask(in: .milliseconds(250)) { [self] in
+        loop.schedule(inMilliseconds: 250) { [self] in
             guard !stopped else { return }
             tick()
             startTicking()
@@ -148,7 +159,10 @@ final class TURNLoopCore {
             for k in gone.keys { r[k] = nil }
             return Array(gone.values)
         }
-        for r in stale { r.placeholder.close(promise: nil) }
+        for r in stale { r.placeholder.close() }
+        for l in listeners {
+            counters.dropSendFailed += l.output.takeTotals().dropped
+        }
         counters.publish(to: shared.metrics)
         // glibc keeps freed heap pages; after a wave of releases give them back, at most
         // once a second, so RSS follows the number of live allocations.
@@ -162,128 +176,157 @@ final class TURNLoopCore {
 
     // MARK: output
 
-    /// Queues a flush of `socket` at the end of this event-loop iteration, so the writes
-    /// of one batch of reads leave together (one `sendmmsg` per socket).
-    @inline(__always)
-    func markForFlush(_ socket: OutboundSocket) {
-        if socket.needsFlush { return }
-        socket.needsFlush = true
-        flushQueue.append(socket)
-        if !flushScheduled {
-            flushScheduled = true
-            loop.assumeIsolated().execute { [self] in flushAll() }
-        }
-    }
-
-    func flushAll() {
-        flushScheduled = false
-        let queue = flushQueue
-        flushQueue.removeAll(keepingCapacity: true)
-        for s in queue {
-            s.needsFlush = false
-            s.context?.flush()
-        }
+    /// Sends what this iteration queued for UDP clients: one `sendmmsg` per listener.
+    func flushListeners() {
+        for l in listeners where l.output.pending > 0 { l.output.flush() }
     }
 
     func send(_ bytes: [UInt8], to client: ClientContext) {
-        var buffer = allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        client.socket.send(buffer, to: client.remote)
-        markForFlush(client.socket)
+        bytes.withUnsafeBytes { client.socket.send($0, to: client.remote) }
     }
 
     // MARK: input from clients
 
     /// A datagram or stream frame from a client.
     @inline(__always)
-    func receiveFromClient(_ buffer: ByteBuffer, remote: SocketAddress, socket: ClientSocket) {
-        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
+    func receiveFromClient(_ bytes: UnsafeRawBufferPointer, remote: DatagramAddress, socket: ClientSocket) {
+        guard let first = bytes.first else { return }
         if first & 0xC0 == 0x40 {
-            channelDataFromClient(buffer, key: ClientKey(socket: ObjectIdentifier(socket), remote: remote))
+            channelDataFromClient(bytes, key: ClientKey(socket: socket.id, remote: remote))
         } else if first < 4 {
-            stunFromClient(buffer, remote: remote, socket: socket)
+            stunFromClient(bytes, remote: remote, socket: socket)
         } else {
             counters.dropMalformed += 1
         }
     }
 
-    /// ChannelData from the client (RFC 8656 §12.6): to the peer bound to the channel.
+    /// A frame from a TCP/TLS connection, handed over from its NIO channel.
+    func receiveFromStream(_ frame: ByteBuffer, connection: StreamConnection) {
+        frame.withUnsafeReadableBytes { receiveFromClient($0, remote: connection.remote, socket: .stream(connection)) }
+    }
+
+    /// ChannelData from the client (RFC 8656 §12.6): to the peer bound to the channel,
+    /// sent straight from the receive buffer.
     @inline(__always)
-    func channelDataFromClient(_ buffer: ByteBuffer, key: ClientKey) {
+    func channelDataFromClient(_ bytes: UnsafeRawBufferPointer, key: ClientKey) {
         guard let allocation = allocations[key] else { counters.dropNoAllocation += 1; return }
-        let ri = buffer.readerIndex
-        guard buffer.readableBytes >= 4,
-              let number = buffer.getInteger(at: ri, as: UInt16.self),
-              let length = buffer.getInteger(at: ri + 2, as: UInt16.self),
-              buffer.readableBytes - 4 >= Int(length)
-        else { counters.dropMalformed += 1; return }
+        guard bytes.count >= 4 else { counters.dropMalformed += 1; return }
+        let number = UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
+        let length = Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        guard bytes.count - 4 >= length else { counters.dropMalformed += 1; return }
         guard let binding = allocation.state.channel(number, now: now) else { counters.dropNoChannel += 1; return }
         guard let relay = allocation.relay(for: binding.peer.ip.family) else { counters.dropNoChannel += 1; return }
         if allocation.bandwidth != nil, !allocation.bandwidth!.take(Double(length) * 8, now: now) {
             counters.dropBandwidth += 1
             return
         }
-        let payload = buffer.getSlice(at: ri + 4, length: Int(length))!
-        // A relay gets about one datagram per read batch: flushing now is one sendmsg either way.
-        relay.context?.writeAndFlush(NIOAny(AddressedEnvelope(remoteAddress: binding.peerSocketAddress, data: payload)), promise: nil)
-        counters.packetsClientToPeer += 1
-        counters.bytesClientToPeer += Int(length)
+        relayToPeer(UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]), to: DatagramAddress(binding.peer), relay: relay)
+    }
+
+    /// Sends client data out of a relay to a peer.
+    @inline(__always)
+    func relayToPeer(_ payload: UnsafeRawBufferPointer, to peer: DatagramAddress, relay: Relay) {
+        switch relay.socket.send(payload, to: peer) {
+        case .sent:
+            counters.packetsClientToPeer += 1
+            counters.bytesClientToPeer += payload.count
+        case .dropped, .failed:
+            counters.dropSendFailed += 1
+        }
     }
 
     /// Data from a peer on a relay (RFC 8656 §11.3 and §12.7): as ChannelData when a
     /// channel is bound to the peer, else as a Data indication; dropped without permission.
+    /// For a UDP client the datagram is read straight into the listener's next outgoing
+    /// slot, four bytes in, so the ChannelData header is written in front of it in place.
     @inline(__always)
-    func receiveFromPeer(_ envelope: AddressedEnvelope<ByteBuffer>, relay: Relay) {
-        guard let allocation = relay.allocation else { return }
-        guard let peer = TransportAddress(envelope.remoteAddress) else { return }
-        guard allocation.state.hasPermission(for: peer.ip, now: now) else { counters.dropNoPermission += 1; return }
-        let data = envelope.data
-        let length = data.readableBytes
-        if allocation.bandwidth != nil, !allocation.bandwidth!.take(Double(length) * 8, now: now) {
-            counters.dropBandwidth += 1
+    func receiveFromPeer(relay: Relay) {
+        guard let allocation = relay.allocation else {
+            _ = relay.socket.receive(into: scratch)  // an orphan socket still has to be drained
             return
         }
-        let client = allocation.client
-        if let number = allocation.state.channelNumber(for: peer, now: now) {
-            let padding = client.isStream ? (4 - length % 4) % 4 : 0
-            var out = allocator.buffer(capacity: 4 + length + padding)
-            out.writeInteger(number)
-            out.writeInteger(UInt16(length))
-            out.writeImmutableBuffer(data)
-            if padding > 0 { out.writeRepeatingByte(0, count: padding) }
-            client.send(out, to: allocation.clientRemote)
-        } else {
-            var m = STUNMessage(type: STUNMessageType(method: .data, messageClass: .indication))
-            m.attributes = [
-                .xorAddress(.xorPeerAddress, peer, transactionID: m.transactionID),
-                STUNAttribute(type: .data, value: Array(data.readableBytesView)),
-            ]
-            let bytes = m.encode()
-            var out = allocator.buffer(capacity: bytes.count)
-            out.writeBytes(bytes)
-            client.send(out, to: allocation.clientRemote)
+        switch allocation.client {
+        case .udp(let listener):
+            let slot = listener.output.nextSlot()
+            guard let (length, peer) = receivePeerDatagram(relay: relay, allocation: allocation, into: UnsafeMutableRawBufferPointer(rebasing: slot[4...])) else { return }
+            if let number = allocation.state.channelNumber(for: peer, now: now) {
+                slot.storeBytes(of: number.bigEndian, toByteOffset: 0, as: UInt16.self)
+                slot.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+                listener.output.commit(length: 4 + length, to: allocation.clientRemote)
+            } else {
+                let indication = dataIndication(UnsafeRawBufferPointer(rebasing: slot[4..<(4 + length)]), from: peer)
+                listener.output.append(indication, to: allocation.clientRemote)
+            }
+            counters.packetsPeerToClient += 1
+            counters.bytesPeerToClient += length
+        case .stream(let connection):
+            guard let (length, peer) = receivePeerDatagram(relay: relay, allocation: allocation, into: UnsafeMutableRawBufferPointer(rebasing: scratch[4..<65_540])) else { return }
+            if let number = allocation.state.channelNumber(for: peer, now: now) {
+                let padding = (4 - length % 4) % 4
+                var out = ByteBuffer()
+                out.reserveCapacity(4 + length + padding)
+                out.writeInteger(number)
+                out.writeInteger(UInt16(length))
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[4..<(4 + length)]))
+                if padding > 0 { out.writeRepeatingByte(0, count: padding) }
+                connection.channel.writeAndFlush(out, promise: nil)
+            } else {
+                dataIndication(UnsafeRawBufferPointer(rebasing: scratch[4..<(4 + length)]), from: peer).withUnsafeBytes { connection.send($0) }
+            }
+            counters.packetsPeerToClient += 1
+            counters.bytesPeerToClient += length
         }
-        markForFlush(client)
-        counters.packetsPeerToClient += 1
-        counters.bytesPeerToClient += length
+    }
+
+    /// Reads one datagram from a relay into `buffer` and applies the permission and
+    /// bandwidth checks: its length and sender when it may go to the client.
+    @inline(__always)
+    func receivePeerDatagram(relay: Relay, allocation: Allocation, into buffer: UnsafeMutableRawBufferPointer) -> (Int, TransportAddress)? {
+        guard let (length, source, truncated) = relay.socket.receive(into: buffer) else { return nil }
+        guard !truncated else { counters.dropMalformed += 1; return nil }
+        let peer = TransportAddress(source)
+        guard allocation.state.hasPermission(for: peer.ip, now: now) else { counters.dropNoPermission += 1; return nil }
+        if allocation.bandwidth != nil, !allocation.bandwidth!.take(Double(length) * 8, now: now) {
+            counters.dropBandwidth += 1
+            return nil
+        }
+        return (length, peer)
+    }
+
+    /// A Data indication carrying `data` from `peer` (RFC 8656 §11.3).
+    func dataIndication(_ data: UnsafeRawBufferPointer, from peer: TransportAddress) -> [UInt8] {
+        var m = STUNMessage(type: STUNMessageType(method: .data, messageClass: .indication))
+        m.attributes = [
+            .xorAddress(.xorPeerAddress, peer, transactionID: m.transactionID),
+            STUNAttribute(type: .data, value: Array(data)),
+        ]
+        return m.encode()
     }
 
     /// A client's stream connection closed: its allocation goes with it (RFC 8656 §3.1).
-    func connectionClosed(_ socket: ClientSocket, remote: SocketAddress) {
-        let key = ClientKey(socket: ObjectIdentifier(socket), remote: remote)
-        pending.remove(key)
+    func connectionClosed(_ connection: StreamConnection) {
+        let key = ClientKey(socket: ObjectIdentifier(connection), remote: connection.remote)
         if let a = allocations[key] { delete(a, reason: .connectionClosed) }
+    }
+
+    /// Whether a stream connection holds an allocation.
+    func holdsAllocation(_ connection: StreamConnection) -> Bool {
+        allocations[ClientKey(socket: ObjectIdentifier(connection), remote: connection.remote)] != nil
+    }
+
+    /// Stops watching a relay socket and closes it.
+    func closeRelay(_ relay: Relay) {
+        relay.allocation = nil
+        loop.deregister(relay.socket.fd)
+        relay.socket.close()
     }
 
     /// Deletes an allocation: closes its relays, releases its quota and counts.
     func delete(_ allocation: Allocation, reason: DeletionReason) {
         guard allocations.removeValue(forKey: allocation.key) != nil else { return }
-        for r in allocation.relays {
-            r.allocation = nil
-            r.channel.close(promise: nil)
-        }
+        for r in allocation.relays { closeRelay(r) }
         // Over TCP/TLS the connection belongs to the allocation (RFC 8656 §3.1).
-        if allocation.client.isStream, reason == .expired { allocation.client.context?.close(promise: nil) }
+        if case .stream(let connection) = allocation.client, reason == .expired { connection.close() }
         let live = allocation.state.liveCounts
         if live.permissions > 0 { shared.metrics.permissionCount.subtract(live.permissions, ordering: .relaxed) }
         if live.channels > 0 { shared.metrics.channelCount.subtract(live.channels, ordering: .relaxed) }
@@ -297,6 +340,12 @@ final class TURNLoopCore {
     func shutdown() {
         stopped = true
         for a in Array(allocations.values) { delete(a, reason: .shutdown) }
+        flushListeners()
+        for l in listeners {
+            loop.deregister(l.socket.fd)
+            l.socket.close()
+        }
+        listeners = []
         counters.publish(to: shared.metrics)
     }
 }
@@ -313,9 +362,9 @@ enum DeletionReason: String {
 /// Where a request came from and where its response goes.
 struct ClientContext {
     let socket: ClientSocket
-    let remote: SocketAddress
+    let remote: DatagramAddress
     let address: TransportAddress
-    var key: ClientKey { ClientKey(socket: ObjectIdentifier(socket), remote: remote) }
+    var key: ClientKey { ClientKey(socket: socket.id, remote: remote) }
 }
 
 extension AllocationState {

@@ -24,7 +24,7 @@ final class TURNMetrics: Sendable {
     let channelCount = Atomic<Int>(0)
 
     static let authFailureReasons = ["missing_integrity", "malformed_username", "expired_username", "wrong_realm", "bad_integrity", "stale_nonce", "wrong_credentials"]
-    static let dropReasons = ["malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "forbidden_peer"]
+    static let dropReasons = ["malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "forbidden_peer", "send_failed"]
     static let methods = ["Binding", "Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "other"]
 
     init() {
@@ -50,6 +50,8 @@ struct LoopCounters {
     var dropRateLimited = 0
     var dropBandwidth = 0
     var dropForbiddenPeer = 0
+    /// Datagrams the kernel would not take (full socket buffer, too large).
+    var dropSendFailed = 0
 
     mutating func publish(to m: TURNMetrics) {
         func push(_ c: Counter?, _ v: inout Int) {
@@ -66,6 +68,7 @@ struct LoopCounters {
         push(m.drops["rate_limited"], &dropRateLimited)
         push(m.drops["bandwidth"], &dropBandwidth)
         push(m.drops["forbidden_peer"], &dropForbiddenPeer)
+        push(m.drops["send_failed"], &dropSendFailed)
         m.allocations.record(m.allocationCount.load(ordering: .relaxed))
         m.permissions.record(m.permissionCount.load(ordering: .relaxed))
         m.channels.record(m.channelCount.load(ordering: .relaxed))

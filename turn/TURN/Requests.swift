@@ -1,5 +1,4 @@
-import NIOCore
-import NIOPosix
+import Datapath
 import STUN
 
 #if canImport(Glibc)
@@ -17,11 +16,11 @@ extension TURNLoopCore {
         STUNAttributeType(rawValue: 0x0010),  // BANDWIDTH (draft-ietf-behave-turn-08), sent by some clients; ignored
     ]
 
-    func stunFromClient(_ buffer: ByteBuffer, remote: SocketAddress, socket: ClientSocket) {
-        guard let address = TransportAddress(remote) else { return }
+    func stunFromClient(_ bytes: UnsafeRawBufferPointer, remote: DatagramAddress, socket: ClientSocket) {
+        let address = TransportAddress(remote)
         let message: STUNMessage
         do {
-            message = try STUNMessage.decode(buffer.readableBytesView)
+            message = try STUNMessage.decode(bytes)
         } catch {
             counters.dropMalformed += 1
             return
@@ -167,7 +166,6 @@ extension TURNLoopCore {
             }
             return
         }
-        if pending.contains(c.key) { return }
         guard let (key, username) = try authenticate(m, from: c) else { return }
         guard let transport = try m.requestedTransport else {
             respondError(m, 400, "Bad Request: REQUESTED-TRANSPORT missing", key: key, to: c)
@@ -215,58 +213,66 @@ extension TURNLoopCore {
         }
         let lifetime = config.lifetimes.allocationLifetime(requested: try m.lifetime)
         let dontFragment = m.has(.dontFragment)
-        pending.insert(c.key)
-
-        var binds: [EventLoopFuture<any Channel>] = []
+        // The relay sockets (RFC 8656 §7.2 step 7): a reserved port, an even pair, or any port.
+        var relaySockets: [UDPSocket] = []
         var reserveToken: UInt64?
-        if let reservation {
-            let port = reservation.address.port
-            binds.append(reservation.placeholder.close().hop(to: loop).flatMapError { [loop] _ in loop.makeSucceededVoidFuture() }
-                .assumeIsolated().flatMap { self.bindRelay(ip: primaryIP, choice: .exact(port), dontFragment: dontFragment) }.nonisolated())
-        } else if evenPort == true {
-            let t = UInt64.random(in: 1...UInt64.max)
-            reserveToken = t
-            binds.append(bindEvenPairReserving(ip: primaryIP, token: t, dontFragment: dontFragment))
-        } else {
-            binds.append(bindRelay(ip: primaryIP, choice: evenPort == false ? .even : .any, dontFragment: dontFragment))
+        do throws(SocketError) {
+            if let reservation {
+                reservation.placeholder.close()
+                relaySockets.append(try bindRelay(ip: primaryIP, choice: .exact(reservation.address.port), dontFragment: dontFragment))
+            } else if evenPort == true {
+                let t = UInt64.random(in: 1...UInt64.max)
+                relaySockets.append(try bindEvenPairReserving(ip: primaryIP, token: t, dontFragment: dontFragment))
+                reserveToken = t
+            } else {
+                relaySockets.append(try bindRelay(ip: primaryIP, choice: evenPort == false ? .even : .any, dontFragment: dontFragment))
+            }
+        } catch {
+            logger.warning("no relay port", metadata: ["client": "\(c.address)", "error": "\(error)"])
+            shared.releaseQuota(user: quotaUser)
+            respondError(m, 508, "Insufficient Capacity", key: key, to: c)
+            return
         }
-        if let secondaryIP { binds.append(bindRelay(ip: secondaryIP, choice: .any, dontFragment: false)) }
-
-        let allocateKey = c.key
-        EventLoopFuture.whenAllComplete(binds, on: loop).assumeIsolated().whenSuccess { [self] results in
-            pending.remove(allocateKey)
-            var relays: [Relay] = []
-            for case .success(let channel) in results {
-                if let r = try? makeRelay(channel) { relays.append(r) } else { channel.close(promise: nil) }
+        // The second family is best effort: without it the response says 508 for IPv6 (RFC 8656 §7.2).
+        if let secondaryIP, let s = try? bindRelay(ip: secondaryIP, choice: .any, dontFragment: false) { relaySockets.append(s) }
+        var relays: [Relay] = []
+        for socket in relaySockets {
+            let advertisedIP = config.externalAddresses[TransportAddress(socket.localAddress).ip] ?? TransportAddress(socket.localAddress).ip
+            let relay = Relay(socket: socket, advertised: TransportAddress(ip: advertisedIP, port: socket.localAddress.port), core: self)
+            do {
+                try loop.register(socket.fd, relay)
+                relays.append(relay)
+            } catch {
+                socket.close()
             }
-            guard !stopped, case .success = results[0], relays.first?.family == primaryIP.family else {
-                for r in relays { r.channel.close(promise: nil) }
-                if let t = reserveToken, let r = shared.reservations.withLock({ $0.removeValue(forKey: t) }) { r.placeholder.close(promise: nil) }
-                shared.releaseQuota(user: quotaUser)
-                respondError(m, 508, "Insufficient Capacity", key: key, to: c)
-                return
-            }
-            refreshClock()
-            let state = AllocationState(policy: config.lifetimes, lifetimeSeconds: lifetime, now: now)
-            let allocation = Allocation(key: allocateKey, client: c.socket, clientRemote: c.remote, clientAddress: c.address, username: username, quotaUser: quotaUser, state: state, relays: relays, allocateTransaction: m.transactionID)
-            if config.maxBitsPerSecond > 0 {
-                allocation.bandwidth = TokenBucket(rate: Double(config.maxBitsPerSecond), burst: Double(config.maxBitsPerSecond) / 2, now: now)
-            }
-            for r in relays { r.allocation = allocation }
-            allocations[allocateKey] = allocation
-            shared.metrics.allocationsCreated.increment()
-            var attributes: [STUNAttribute] = relays.map { .xorAddress(.xorRelayedAddress, $0.advertised, transactionID: m.transactionID) }
-            if secondaryIP == nil, additionalFamily != nil {
-                attributes.append(.addressErrorCode(family: .ipv6, code: 440, reason: "Address Family not Supported"))
-            } else if secondaryIP != nil, relays.count < 2 {
-                attributes.append(.addressErrorCode(family: .ipv6, code: 508, reason: "Insufficient Capacity"))
-            }
-            attributes.append(.uint32(.lifetime, UInt32(lifetime)))
-            if let t = reserveToken { attributes.append(.uint64(.reservationToken, t)) }
-            attributes.append(.xorAddress(.xorMappedAddress, c.address, transactionID: m.transactionID))
-            allocation.allocateResponse = respond(m, attributes: attributes, key: key, to: c)
-            logger.debug("allocation created", metadata: ["client": "\(c.address)", "relayed": "\(relays.map(\.relayed))", "user": "\(username)"])
         }
+        guard relays.first?.family == primaryIP.family else {
+            for r in relays { closeRelay(r) }
+            if let t = reserveToken, let r = shared.reservations.withLock({ $0.removeValue(forKey: t) }) { r.placeholder.close() }
+            shared.releaseQuota(user: quotaUser)
+            respondError(m, 508, "Insufficient Capacity", key: key, to: c)
+            return
+        }
+        refreshClock()
+        let state = AllocationState(policy: config.lifetimes, lifetimeSeconds: lifetime, now: now)
+        let allocation = Allocation(key: c.key, client: c.socket, clientAddress: c.address, username: username, quotaUser: quotaUser, state: state, relays: relays, allocateTransaction: m.transactionID)
+        if config.maxBitsPerSecond > 0 {
+            allocation.bandwidth = TokenBucket(rate: Double(config.maxBitsPerSecond), burst: Double(config.maxBitsPerSecond) / 2, now: now)
+        }
+        for r in relays { r.allocation = allocation }
+        allocations[c.key] = allocation
+        shared.metrics.allocationsCreated.increment()
+        var attributes: [STUNAttribute] = relays.map { .xorAddress(.xorRelayedAddress, $0.advertised, transactionID: m.transactionID) }
+        if secondaryIP == nil, additionalFamily != nil {
+            attributes.append(.addressErrorCode(family: .ipv6, code: 440, reason: "Address Family not Supported"))
+        } else if secondaryIP != nil, relays.count < 2 {
+            attributes.append(.addressErrorCode(family: .ipv6, code: 508, reason: "Insufficient Capacity"))
+        }
+        attributes.append(.uint32(.lifetime, UInt32(lifetime)))
+        if let t = reserveToken { attributes.append(.uint64(.reservationToken, t)) }
+        attributes.append(.xorAddress(.xorMappedAddress, c.address, transactionID: m.transactionID))
+        allocation.allocateResponse = respond(m, attributes: attributes, key: key, to: c)
+        logger.debug("allocation created", metadata: ["client": "\(c.address)", "relayed": "\(relays.map(\.relayed))", "user": "\(username)"])
     }
 
     // MARK: Refresh (RFC 8656 §7.3)
@@ -331,13 +337,13 @@ extension TURNLoopCore {
             respondError(m, 443, "Peer Address Family Mismatch", key: key, to: c)
             return
         }
-        guard shared.policy.permits(peer), let socketAddress = try? peer.socketAddress() else {
+        guard shared.policy.permits(peer) else {
             counters.dropForbiddenPeer += 1
             respondError(m, 403, "Forbidden", key: key, to: c)
             return
         }
         let hadPermission = a.state.permissions[peer.ip] != nil
-        switch a.state.bindChannel(number, to: peer, socketAddress: socketAddress, now: now) {
+        switch a.state.bindChannel(number, to: peer, now: now) {
         case .numberInUse:
             respondError(m, 400, "Bad Request: channel number bound to another peer", key: key, to: c)
             return
@@ -360,15 +366,11 @@ extension TURNLoopCore {
         guard let peer = try? m.xorAddress(.xorPeerAddress), let data = m.attribute(.data),
               let relay = a.relay(for: peer.ip.family) else { counters.dropMalformed += 1; return }
         guard a.state.hasPermission(for: peer.ip, now: now) else { counters.dropNoPermission += 1; return }
-        guard shared.policy.permits(peer), let destination = try? peer.socketAddress() else { counters.dropForbiddenPeer += 1; return }
+        guard shared.policy.permits(peer) else { counters.dropForbiddenPeer += 1; return }
         if a.bandwidth != nil, !a.bandwidth!.take(Double(data.count) * 8, now: now) {
             counters.dropBandwidth += 1
             return
         }
-        var out = allocator.buffer(capacity: data.count)
-        out.writeBytes(data)
-        relay.context?.writeAndFlush(NIOAny(AddressedEnvelope(remoteAddress: destination, data: out)), promise: nil)
-        counters.packetsClientToPeer += 1
-        counters.bytesClientToPeer += data.count
+        Array(data).withUnsafeBytes { relayToPeer($0, to: DatagramAddress(peer), relay: relay) }
     }
 }

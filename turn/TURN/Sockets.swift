@@ -1,64 +1,115 @@
+import Datapath
 import NIOCore
 import STUN
 
-/// A socket the core writes to, flushed once per event-loop iteration so that the datagrams
-/// of many flows leave in one `sendmmsg` (see ``TURNLoopCore/markForFlush(_:)``).
-class OutboundSocket {
-    /// The context of this socket's handler; writes go from here to the socket.
-    var context: ChannelHandlerContext?
-    var needsFlush = false
+/// A client-facing socket (RFC 8656 §3.1): the shared UDP listener of one loop, or one
+/// TCP/TLS connection.
+enum ClientSocket {
+    case udp(UDPListener)
+    case stream(StreamConnection)
 
-    @inline(__always)
-    final func write(_ data: NIOAny) {
-        context?.write(data, promise: nil)
+    var transport: ClientTransport {
+        switch self {
+        case .udp: .udp
+        case .stream(let c): c.transport
+        }
     }
-}
 
-/// A client-facing socket: the shared UDP listener of one event loop, or one TCP/TLS connection.
-final class ClientSocket: OutboundSocket {
-    let transport: ClientTransport
     /// Stream connections need ChannelData padded to four bytes (RFC 8656 §12.5).
-    var isStream: Bool { transport != .udp }
+    var isStream: Bool { if case .stream = self { true } else { false } }
 
-    init(transport: ClientTransport) {
-        self.transport = transport
+    var id: ObjectIdentifier {
+        switch self {
+        case .udp(let l): ObjectIdentifier(l)
+        case .stream(let c): ObjectIdentifier(c)
+        }
     }
 
-    /// Sends a message to a client on this socket.
-    @inline(__always)
-    func send(_ buffer: ByteBuffer, to remote: SocketAddress) {
-        if isStream {
-            write(NIOAny(buffer))
-        } else {
-            write(NIOAny(AddressedEnvelope(remoteAddress: remote, data: buffer)))
+    /// Sends one message to a client on this socket (a UDP one leaves with the loop's next flush).
+    func send(_ bytes: UnsafeRawBufferPointer, to remote: DatagramAddress) {
+        switch self {
+        case .udp(let l): l.output.append(bytes, to: remote)
+        case .stream(let c): c.send(bytes)
         }
     }
 }
 
+/// The UDP client listener of one loop (all loops share the port through SO_REUSEPORT):
+/// reads with `recvmmsg`, and collects what goes back to clients for one `sendmmsg` at the
+/// end of the loop iteration.
+final class UDPListener: ReadableHandler {
+    let socket: UDPSocket
+    let input: ReceiveBatch
+    let output: SendBatch
+    unowned let core: TURNLoopCore
+
+    init(socket: UDPSocket, vectorReadCount: Int, core: TURNLoopCore) {
+        self.socket = socket
+        self.input = ReceiveBatch(capacity: vectorReadCount)
+        self.output = SendBatch(socket: socket, capacity: 64)
+        self.core = core
+    }
+
+    /// One `recvmmsg` per readiness: epoll is level-triggered, so a full batch that leaves
+    /// more behind raises the event again (and saves the read that would find nothing).
+    func readable() {
+        let n = input.receive(from: socket)
+        let me = ClientSocket.udp(self)
+        for i in 0..<n {
+            guard let source = input.source(i) else { continue }
+            core.receiveFromClient(input.payload(i), remote: source, socket: me)
+        }
+    }
+}
+
+/// One TCP or TLS client connection: its NIO channel (whose handler feeds frames to the
+/// core's loop) and its remote address. Writes go through the channel from any thread.
+final class StreamConnection: Sendable {
+    let channel: any Channel
+    let transport: ClientTransport
+    let remote: DatagramAddress
+
+    init(channel: any Channel, transport: ClientTransport, remote: DatagramAddress) {
+        self.channel = channel
+        self.transport = transport
+        self.remote = remote
+    }
+
+    func send(_ bytes: UnsafeRawBufferPointer) {
+        channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+    }
+
+    func close() { channel.close(promise: nil) }
+}
+
 /// The relayed transport address of an allocation: a UDP socket on a relay address
-/// (RFC 8656 §2: "relayed transport address").
-final class Relay: OutboundSocket {
+/// (RFC 8656 §2: "relayed transport address"), watched by the core's loop.
+final class Relay: ReadableHandler {
     let family: AddressFamily
+    let socket: UDPSocket
     /// The address the socket is bound to.
     let relayed: TransportAddress
     /// The address advertised in XOR-RELAYED-ADDRESS (the external one behind a 1:1 NAT).
     let advertised: TransportAddress
-    let channel: any Channel
+    unowned let core: TURNLoopCore
     weak var allocation: Allocation?
 
-    init(channel: any Channel, relayed: TransportAddress, advertised: TransportAddress) {
-        self.channel = channel
-        self.relayed = relayed
+    init(socket: UDPSocket, advertised: TransportAddress, core: TURNLoopCore) {
+        self.socket = socket
+        self.relayed = TransportAddress(socket.localAddress)
         self.advertised = advertised
         self.family = relayed.ip.family
+        self.core = core
     }
+
+    func readable() { core.receiveFromPeer(relay: self) }
 }
 
-/// Identifies a client's 5-tuple on one event loop: the client socket it reached us on
+/// Identifies a client's 5-tuple on one loop: the client socket it reached us on
 /// (a UDP listener or a TCP/TLS connection) and its remote address (RFC 8656 §2).
 struct ClientKey: Hashable {
     let socket: ObjectIdentifier
-    let remote: SocketAddress
+    let remote: DatagramAddress
 }
 
 /// One allocation (RFC 8656 §2): the client's 5-tuple, its credentials, its relayed
@@ -66,7 +117,7 @@ struct ClientKey: Hashable {
 final class Allocation {
     let key: ClientKey
     let client: ClientSocket
-    let clientRemote: SocketAddress
+    let clientRemote: DatagramAddress
     let clientAddress: TransportAddress
     let username: String
     /// The quota owner: the user part of a REST-API username.
@@ -79,10 +130,10 @@ final class Allocation {
     /// Relayed-bandwidth limit, when configured.
     var bandwidth: TokenBucket?
 
-    init(key: ClientKey, client: ClientSocket, clientRemote: SocketAddress, clientAddress: TransportAddress, username: String, quotaUser: String, state: AllocationState, relays: [Relay], allocateTransaction: TransactionID) {
+    init(key: ClientKey, client: ClientSocket, clientAddress: TransportAddress, username: String, quotaUser: String, state: AllocationState, relays: [Relay], allocateTransaction: TransactionID) {
         self.key = key
         self.client = client
-        self.clientRemote = clientRemote
+        self.clientRemote = key.remote
         self.clientAddress = clientAddress
         self.username = username
         self.quotaUser = quotaUser

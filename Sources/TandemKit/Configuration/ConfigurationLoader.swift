@@ -122,6 +122,7 @@ extension TandemConfiguration {
         turn.maxRequestsPerSecond = try parser.integer(.turnMaxRequestsPerSecond, in: 0...Int(Int32.max))
         turn.maxBytesPerSecond = try parser.integer(.turnMaxBPS, in: 0...Int(Int32.max))
         turn.threads = try parser.integer(.turnThreads, in: 0...1024)
+        turn.batchWindowMicroseconds = try parser.integer(.turnBatchWindow, in: 0...10_000)
         turn.tlsMinimumVersion = try parser.choice(.turnTLSMinVersion, ["1.0", "1.1", "1.2", "1.3"])
         turn.seed.relayAddresses = try parser.list(.turnRelayAddresses) { text throws(ConfigurationError) in
             guard let address = IPAddress(text), !address.isUnspecified else {

@@ -30,6 +30,7 @@ extension TandemConfiguration {
         case .turnMaxRequestsPerSecond: return one(turn.maxRequestsPerSecond)
         case .turnMaxBPS: return one(turn.maxBytesPerSecond)
         case .turnThreads: return one(turn.threads)
+        case .turnBatchWindow: return one(turn.batchWindowMicroseconds)
         case .turnTLSMinVersion: return one(turn.tlsMinimumVersion)
         case .turnRelayAddresses: return turn.seed.relayAddresses.map(\.description)
         case .turnExternalAddresses: return turn.seed.externalAddresses.map(\.description)

@@ -105,8 +105,10 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var maxRequestsPerSecond: Int
         /// Relayed bytes per second per allocation, coturn's `max-bps` (0 = unlimited).
         public var maxBytesPerSecond: Int
-        /// Event-loop threads (0 = one per core).
+        /// Datapath threads (0 = one per core).
         public var threads: Int
+        /// Receive moderation under load, microseconds (0 = off).
+        public var batchWindowMicroseconds: Int
         /// Lowest TLS version accepted on ``tlsPort``: "1.0", "1.1", "1.2" or "1.3".
         public var tlsMinimumVersion: String
         /// First-start values for the database.
@@ -128,6 +130,7 @@ public struct TandemConfiguration: Sendable, Equatable {
             maxRequestsPerSecond: Int = 500,
             maxBytesPerSecond: Int = 0,
             threads: Int = 0,
+            batchWindowMicroseconds: Int = 100,
             tlsMinimumVersion: String = "1.2",
             seed: Seed = Seed()
         ) {
@@ -146,6 +149,7 @@ public struct TandemConfiguration: Sendable, Equatable {
             self.maxRequestsPerSecond = maxRequestsPerSecond
             self.maxBytesPerSecond = maxBytesPerSecond
             self.threads = threads
+            self.batchWindowMicroseconds = batchWindowMicroseconds
             self.tlsMinimumVersion = tlsMinimumVersion
             self.seed = seed
         }

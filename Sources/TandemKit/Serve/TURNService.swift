@@ -41,6 +41,7 @@ enum TURNServiceFactory {
         config.maxRequestsPerSecond = turn.maxRequestsPerSecond
         config.maxBitsPerSecond = turn.maxBytesPerSecond * 8
         config.threads = turn.threads
+        config.batchWindowMicroseconds = turn.batchWindowMicroseconds
         let retires = settings.previousSecretRetiresAt.map { Int($0.timeIntervalSince1970) } ?? 0
         let secrets = SharedSecrets(current: settings.sharedSecret, previous: settings.previousSharedSecret, previousValidUntil: retires)
         if relays.isEmpty {

@@ -35,11 +35,16 @@ SERVER_CORE = "0"
 LOAD_CORE = "1"
 
 
-def cpu_seconds(pid):
+def cpu_split(pid):
+    """(user, system) CPU-seconds of a process, from /proc."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
 
 
 def rss_kib(pid):
@@ -177,14 +182,15 @@ def rate_step(server, clients, rate, seconds, first_port):
     """turn-load relay: ChannelData from `clients` allocations at `rate` messages/s to an echo peer."""
     tool = os.path.join(ROOT, ".build", "release", "turn-load")
     pid = server.proc.pid
-    cpu0 = cpu_seconds(pid)
+    user0, system0 = cpu_split(pid)
     out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, "relay", "--port", str(server.port), "--secret", SECRET,
                           "--clients", str(clients), "--rate", str(rate), "--duration", str(seconds),
                           "--first-port", str(first_port), "--last-port", str(first_port + 999)],
                          capture_output=True, text=True, timeout=seconds + 120)
-    cpu = cpu_seconds(pid) - cpu0
+    user1, system1 = cpu_split(pid)
+    cpu = (user1 - user0) + (system1 - system0)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    r.update({"rate": rate, "cpu_seconds": cpu, "relayed_per_second": r["relayed"] / r["seconds"],
+    r.update({"rate": rate, "cpu_seconds": cpu, "user_seconds": user1 - user0, "system_seconds": system1 - system0, "relayed_per_second": r["relayed"] / r["seconds"],
               "relayed_per_cpu_second": r["relayed"] / cpu if cpu > 0 else 0.0})
     return r
 
@@ -239,7 +245,9 @@ def bench(name, args, workdir, peer_port):
             step = rate_step(server, args.rate_clients, rate, args.rate_seconds, 40000 + 1000 * i)
             rates.append(step)
             print(f"  {name:7} turn-load relay {rate:6}/s: {step['relayed_per_second']:9.0f} pkt/s, "
-                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
+                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s (user {step['user_seconds']:.2f} s, "
+                  f"system {step['system_seconds']:.2f} s), loss {step['loss'] * 100:.2f} %, "
+                  f"RTT p50 {step.get('rtt_p50_ms', 0):.3f} ms p99 {step.get('rtt_p99_ms', 0):.3f} ms", flush=True)
         ch = churn(server, args.churn_seconds)
         print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
         mem = memory(server, args.hold)

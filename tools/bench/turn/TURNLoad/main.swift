@@ -68,6 +68,12 @@ final class Driver {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// A non-blocking UDP socket on the next free source port.
     func openSocket() -> Int32 {
         for _ in 0..<1000 {
@@ -329,10 +335,13 @@ struct Relay: ParsableCommand {
         var rcv: Int32 = 1 << 20
         for fd in fds { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size)) }
 
-        // Send at the rate, round-robin; drain echoes between bursts.
-        let frame = ChannelData.encode(channelNumber: 0x4000, data: [UInt8](repeating: 0x5A, count: size), padded: false)
+        // Send at the rate, round-robin; drain echoes between bursts. Each payload starts with
+        // its send time, so every echo gives a round-trip time (client → server → peer → back).
+        var frame = ChannelData.encode(channelNumber: 0x4000, data: [UInt8](repeating: 0x5A, count: max(size, 8)), padded: false)
         var pfds = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         var sent = 0, received = 0, next = 0
+        var rtts: [UInt32] = []
+        rtts.reserveCapacity(min(Int(Double(rate) * duration) + 1, 4_000_000))
         let begin = Driver.now()
         func drain() {
             _ = poll(&pfds, nfds_t(pfds.count), 0)
@@ -342,6 +351,11 @@ struct Relay: ParsableCommand {
                     let n = buffer.withUnsafeMutableBytes { recv(pfds[i].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                     if n <= 0 { break }
                     received += 1
+                    if n >= 12, rtts.count < rtts.capacity {
+                        let stamp = buffer.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt64.self)) }
+                        let now = Driver.nanoseconds()
+                        rtts.append(UInt32(clamping: (now &- stamp) / 1000))
+                    }
                 }
             }
         }
@@ -350,6 +364,8 @@ struct Relay: ParsableCommand {
             if elapsed >= duration { break }
             let due = Int(elapsed * Double(rate))
             while sent < due {
+                let stamp = Driver.nanoseconds().bigEndian
+                frame.withUnsafeMutableBytes { $0.storeBytes(of: stamp, toByteOffset: 4, as: UInt64.self) }
                 d.send(fds[next], frame)
                 next = (next + 1) % fds.count
                 sent += 1
@@ -367,7 +383,9 @@ struct Relay: ParsableCommand {
             close(allocations[i].fd)
         }
         let seconds = Driver.now() - begin
-        print("{\"clients\": \(fds.count), \"sent\": \(sent), \"received\": \(received), \"relayed\": \(sent + received), \"seconds\": \(duration), \"wall_seconds\": \(seconds), \"loss\": \(sent > 0 ? Double(sent - received) / Double(sent) : 1)}")
+        rtts.sort()
+        func percentile(_ p: Double) -> Double { rtts.isEmpty ? 0 : Double(rtts[min(rtts.count - 1, Int(Double(rtts.count) * p))]) / 1000 }
+        print("{\"clients\": \(fds.count), \"sent\": \(sent), \"received\": \(received), \"relayed\": \(sent + received), \"seconds\": \(duration), \"wall_seconds\": \(seconds), \"loss\": \(sent > 0 ? Double(sent - received) / Double(sent) : 1), \"rtt_p50_ms\": \(percentile(0.5)), \"rtt_p99_ms\": \(percentile(0.99))}")
     }
 }
 

@@ -1,0 +1,30 @@
+// Thin C shims over Linux socket calls that Swift cannot reach through Glibc:
+// epoll (packed struct), eventfd, recvmmsg/sendmmsg (need _GNU_SOURCE).
+#pragma once
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+
+/// The layout of `struct mmsghdr` (sys/socket.h under _GNU_SOURCE).
+typedef struct {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+} tandem_mmsghdr;
+
+int tandem_recvmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags);
+int tandem_sendmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags);
+
+int tandem_epoll_create(void);
+/// Adds `fd` for readability (level-triggered).
+int tandem_epoll_add_readable(int epfd, int fd);
+int tandem_epoll_remove(int epfd, int fd);
+/// Waits up to `timeout_ms` (-1: forever) and writes the ready descriptors to `fds`.
+int tandem_epoll_wait(int epfd, int *fds, int max, int timeout_ms);
+
+int tandem_eventfd(void);
+int tandem_eventfd_signal(int fd);
+void tandem_eventfd_drain(int fd);
+
+/// PR_SET_TIMERSLACK for the calling thread, so short sleeps end on time.
+int tandem_set_timer_slack_ns(unsigned long nanoseconds);

@@ -1,0 +1,287 @@
+import CDatapath
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something the loop tells when its descriptor is readable.
+public protocol ReadableHandler: AnyObject {
+    /// The descriptor has data (epoll is level-triggered: what is left raises the event again).
+    func readable()
+}
+
+/// An event loop on one thread for raw UDP descriptors: `epoll` readiness, timers, tasks
+/// sent from other threads, and hooks run at the end of every iteration (where batched
+/// writes are flushed, so the datagrams of one wake-up leave in one `sendmmsg`), with
+/// optional receive moderation under load (``batchWindowMicroseconds``).
+///
+/// Everything registered with a loop — descriptors, timers, hooks, and the state their
+/// closures touch — belongs to the loop's thread. Other threads reach it only through
+/// ``execute(_:)`` and ``submit(_:)``.
+public final class DatapathLoop: @unchecked Sendable {
+    public let name: String
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    /// Handlers by descriptor number (descriptors are small integers).
+    private var handlers: [(any ReadableHandler)?] = []
+    private var timers: [Timer] = []
+    private var nextTimerID = 0
+    private var hooks: [() -> Void] = []
+    private let state = Mutex<LoopState>(LoopState())
+    private let threadID = Atomic<UInt>(0)
+
+    private struct Timer {
+        let id: Int
+        let deadline: UInt64
+        let body: () -> Void
+    }
+
+    private struct LoopState {
+        var running = false
+        var finished = false
+        var stopRequested = false
+        /// Tasks sent by ``execute(_:)``, run in order on the loop's thread.
+        var inbox: [@Sendable () -> Void] = []
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// Under load, how long the loop waits after a wake-up before it polls again (0: never).
+    public let batchWindowMicroseconds: Int
+
+    /// - Parameters:
+    ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: when
+    ///     wake-ups come closer together than this, the loop pauses this long after each one,
+    ///     so a single wake-up serves more datagrams with one `recvmmsg` and one `sendmmsg`;
+    ///     it stops once a pause gathers fewer than two ready sockets. It adds at most this
+    ///     much delay, and only under load.
+    public init(name: String, batchWindowMicroseconds: Int = 0) throws(SocketError) {
+        self.name = name
+        self.batchWindowMicroseconds = max(0, min(batchWindowMicroseconds, 10_000))
+        let ep = tandem_epoll_create()
+        guard ep >= 0 else { throw SocketError("epoll_create1") }
+        let wake = tandem_eventfd()
+        guard wake >= 0 else {
+            let e = SocketError("eventfd")
+            close(ep)
+            throw e
+        }
+        guard tandem_epoll_add_readable(ep, wake) == 0 else {
+            let e = SocketError("epoll_ctl")
+            close(ep)
+            close(wake)
+            throw e
+        }
+        epollFD = ep
+        wakeFD = wake
+    }
+
+    /// Starts the loop's thread.
+    public func start() {
+        let first = state.withLock { s -> Bool in
+            if s.running || s.finished { return false }
+            s.running = true
+            return true
+        }
+        guard first else { return }
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    public var inLoop: Bool { threadID.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+
+    // MARK: from any thread
+
+    /// Runs `task` on the loop's thread, after the current iteration's events.
+    /// Once the loop has stopped, tasks run on the caller's thread.
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        let queued = state.withLock { s -> Bool? in
+            if s.finished { return nil }
+            s.inbox.append(task)
+            return s.inbox.count == 1
+        }
+        guard let wasEmpty = queued else {
+            task()
+            return
+        }
+        if wasEmpty && !inLoop { _ = tandem_eventfd_signal(wakeFD) }
+    }
+
+    /// Runs `body` on the loop's thread and returns its result.
+    public func submit<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            execute {
+                do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Stops the loop after its current iteration and waits for the thread to finish.
+    /// Registered handlers and timers are dropped; their sockets close with them.
+    public func stop() async {
+        let started = state.withLock { s -> Bool in
+            s.stopRequested = true
+            return s.running
+        }
+        if !started {
+            finish()
+            return
+        }
+        _ = tandem_eventfd_signal(wakeFD)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { s -> Bool in
+                if s.finished { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+        }
+    }
+
+    // MARK: on the loop's thread
+
+    /// Watches `fd` for readability; `handler` is kept until ``deregister(_:)``.
+    public func register(_ fd: Int32, _ handler: any ReadableHandler) throws(SocketError) {
+        guard tandem_epoll_add_readable(epollFD, fd) == 0 else { throw SocketError("epoll_ctl add") }
+        let i = Int(fd)
+        if i >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: i + 1 - handlers.count)) }
+        handlers[i] = handler
+    }
+
+    /// Stops watching `fd` (call before closing it).
+    public func deregister(_ fd: Int32) {
+        _ = tandem_epoll_remove(epollFD, fd)
+        let i = Int(fd)
+        if i < handlers.count { handlers[i] = nil }
+    }
+
+    /// Runs `body` once, `milliseconds` from now.
+    public func schedule(inMilliseconds milliseconds: Int, _ body: @escaping () -> Void) {
+        nextTimerID += 1
+        timers.append(Timer(id: nextTimerID, deadline: Self.nowNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000, body: body))
+    }
+
+    /// Runs `hook` at the end of every iteration, after all events, timers and tasks.
+    public func addIterationEndHook(_ hook: @escaping () -> Void) {
+        hooks.append(hook)
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        threadID.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
+        defer { ready.deallocate() }
+        var pendingTasks = false
+        if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
+        let window = UInt32(batchWindowMicroseconds)
+        var lastWake: UInt64 = 0
+        var moderating = false
+        while !state.withLock({ $0.stopRequested }) {
+            let n = tandem_epoll_wait(epollFD, ready, 256, pendingTasks ? 0 : timeoutMilliseconds())
+            let woke = window > 0 ? Self.nowNanoseconds() : 0
+            if n > 0 {
+                for i in 0..<Int(n) {
+                    let fd = ready[i]
+                    if fd == wakeFD {
+                        tandem_eventfd_drain(wakeFD)
+                    } else if Int(fd) < handlers.count, let h = handlers[Int(fd)] {
+                        h.readable()
+                    }
+                }
+            }
+            runTimers()
+            pendingTasks = runTasks()
+            for hook in hooks { hook() }
+            // Receive moderation: once wake-ups come closer together than the window, pause a
+            // window after each, so the next one reads and sends a larger batch; stop as soon
+            // as a pause gathers too little to be worth it (light load keeps its latency).
+            if window > 0 && n > 0 {
+                if moderating {
+                    moderating = n >= 2
+                } else {
+                    moderating = woke - lastWake < UInt64(window) * 1000
+                }
+                lastWake = woke
+                if moderating { usleep(window) }
+            }
+        }
+        finish()
+    }
+
+    /// Runs the tasks queued so far; whether more arrived meanwhile.
+    private func runTasks() -> Bool {
+        let tasks = state.withLock { s -> [@Sendable () -> Void] in
+            let t = s.inbox
+            s.inbox.removeAll(keepingCapacity: true)
+            return t
+        }
+        for t in tasks { t() }
+        return state.withLock { !$0.inbox.isEmpty }
+    }
+
+    private func runTimers() {
+        guard !timers.isEmpty else { return }
+        let now = Self.nowNanoseconds()
+        var due: [Timer] = []
+        timers.removeAll { t in
+            if t.deadline <= now { due.append(t); return true }
+            return false
+        }
+        for t in due.sorted(by: { $0.deadline < $1.deadline }) { t.body() }
+    }
+
+    private func timeoutMilliseconds() -> Int32 {
+        guard let next = timers.map(\.deadline).min() else { return -1 }
+        let now = Self.nowNanoseconds()
+        if next <= now { return 0 }
+        return Int32(min(60_000, (next - now + 999_999) / 1_000_000))
+    }
+
+    private func finish() {
+        handlers.removeAll()
+        timers.removeAll()
+        hooks.removeAll()
+        let ending = state.withLock { s -> (waiters: [CheckedContinuation<Void, Never>], tasks: [@Sendable () -> Void])? in
+            if s.finished { return nil }
+            s.finished = true
+            s.running = false
+            defer { s.waiters = []; s.inbox = [] }
+            return (s.waiters, s.inbox)
+        }
+        guard let ending else { return }
+        // Tasks still queued run now (later ones run on the caller), so awaiting callers are answered.
+        for t in ending.tasks { t() }
+        close(epollFD)
+        close(wakeFD)
+        for w in ending.waiters { w.resume() }
+    }
+
+    static func nowNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A value that belongs to one ``DatapathLoop``: it may travel between threads, but only
+/// the loop's thread may use it.
+public struct LoopBound<Value>: @unchecked Sendable {
+    public let loop: DatapathLoop
+    private let _value: Value
+
+    public init(_ value: Value, loop: DatapathLoop) {
+        self.loop = loop
+        self._value = value
+    }
+
+    /// The value; traps off the loop's thread.
+    public var value: Value {
+        precondition(loop.inLoop, "LoopBound used off its loop")
+        return _value
+    }
+}

@@ -1,0 +1,195 @@
+import Datapath
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let loopback = DatagramAddress(ipv4: 0x7F00_0001, port: 0)
+private let loopback6 = DatagramAddress(ipv6High: 0, low: 1, port: 0)
+
+@Suite("Datagram addresses")
+struct DatagramAddressTests {
+    @Test func sockaddrRoundTripsForBothFamilies() throws {
+        for address in [DatagramAddress(ipv4: 0xC000_0201, port: 3478), DatagramAddress(ipv6High: 0x2001_0DB8_0000_0000, low: 0x0000_0000_0000_0001, port: 65535)] {
+            var storage = sockaddr_storage()
+            let length = address.write(to: &storage)
+            #expect(length == socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size))
+            let back = withUnsafePointer(to: &storage) { DatagramAddress(UnsafeRawPointer($0)) }
+            #expect(back == address)
+        }
+    }
+
+    @Test func unknownFamiliesAreRefused() {
+        var storage = sockaddr_storage()
+        storage.ss_family = sa_family_t(AF_UNIX)
+        #expect(withUnsafePointer(to: &storage) { DatagramAddress(UnsafeRawPointer($0)) } == nil)
+    }
+
+    @Test func descriptions() {
+        #expect(DatagramAddress(ipv4: 0x7F00_0001, port: 80).description == "127.0.0.1:80")
+        #expect(DatagramAddress(ipv6High: 0x2001_0DB8_0000_0000, low: 1, port: 5).description == "[2001:db8:0:0:0:0:0:1]:5")
+    }
+}
+
+@Suite("UDP sockets and batches")
+struct SocketTests {
+    @Test func sendAndReceiveOverLoopback() throws {
+        let a = try UDPSocket(binding: loopback)
+        let b = try UDPSocket(binding: loopback)
+        #expect(a.localAddress.port != 0)
+        guard case .sent = a.send([1, 2, 3], to: b.localAddress) else { Issue.record("send failed"); return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2, alignment: 1)
+        defer { buffer.deallocate() }
+        let got = try #require(waitForDatagram(b, into: buffer))
+        #expect(got.length == 2 && got.truncated, "a datagram larger than the buffer is reported as truncated")
+        #expect(got.source == a.localAddress)
+        #expect(b.receive(into: buffer) == nil, "nothing left")
+    }
+
+    @Test func ipv6SocketsAreIPv6Only() throws {
+        guard let six = try? UDPSocket(binding: loopback6) else { return }  // no IPv6 on this host
+        let four = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: six.localAddress.port))
+        #expect(four.localAddress.port == six.localAddress.port)
+    }
+
+    @Test func bindingATakenPortSaysSo() throws {
+        let a = try UDPSocket(binding: loopback)
+        #expect(throws: SocketError.self) { try UDPSocket(binding: a.localAddress) }
+        do {
+            _ = try UDPSocket(binding: a.localAddress)
+        } catch {
+            #expect(error.isAddressInUse)
+        }
+    }
+
+    @Test func batchesCarryManyDatagramsPerCall() throws {
+        let server = try UDPSocket(binding: loopback)
+        let clients = try (0..<5).map { _ in try UDPSocket(binding: loopback) }
+        for (i, c) in clients.enumerated() { _ = c.send([UInt8](repeating: UInt8(i), count: i + 1), to: server.localAddress) }
+        let input = ReceiveBatch(capacity: 8, maximumDatagramSize: 2048)
+        var seen: [DatagramAddress: [UInt8]] = [:]
+        let deadline = Date().addingTimeInterval(2)
+        while seen.count < 5 && Date() < deadline {
+            let n = input.receive(from: server)
+            for i in 0..<n { seen[try #require(input.source(i))] = Array(input.payload(i)) }
+            if n == 0 { usleep(1000) }
+        }
+        for (i, c) in clients.enumerated() { #expect(seen[c.localAddress] == [UInt8](repeating: UInt8(i), count: i + 1)) }
+
+        // Back through one sendmmsg: one datagram framed in place, one copied, to each client.
+        let output = SendBatch(socket: server, capacity: 3)
+        for c in clients {
+            let slot = output.nextSlot()
+            slot.storeBytes(of: UInt32(0xA1B2_C3D4).bigEndian, as: UInt32.self)
+            output.commit(length: 4, to: c.localAddress)
+        }
+        output.flush()
+        #expect(output.pending == 0)
+        #expect(output.takeTotals() == (5, 0))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        for c in clients {
+            let got = try #require(waitForDatagram(c, into: buffer))
+            #expect(got.length == 4 && Array(buffer[0..<4]) == [0xA1, 0xB2, 0xC3, 0xD4])
+        }
+    }
+
+    @Test func aRefusedDatagramDoesNotHoldBackTheRest() throws {
+        let server = try UDPSocket(binding: loopback)
+        let client = try UDPSocket(binding: loopback)
+        let output = SendBatch(socket: server, capacity: 4)
+        output.append([1], to: client.localAddress)
+        output.append([2], to: DatagramAddress(ipv6High: 0, low: 1, port: 9))  // wrong family for an IPv4 socket
+        output.append([3], to: client.localAddress)
+        output.flush()
+        #expect(output.takeTotals() == (2, 1))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { buffer.deallocate() }
+        #expect(try #require(waitForDatagram(client, into: buffer)).length == 1 && buffer[0] == 1)
+        #expect(try #require(waitForDatagram(client, into: buffer)).length == 1 && buffer[0] == 3)
+    }
+}
+
+@Suite("Datapath loop")
+struct LoopTests {
+    final class Received: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+        func append(_ b: UInt8) { bytes.withLock { $0.append(b) } }
+        var all: [UInt8] { bytes.withLock { $0 } }
+    }
+
+    final class Collector: ReadableHandler {
+        let socket: UDPSocket
+        let received: Received
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+        init(socket: UDPSocket, received: Received) {
+            self.socket = socket
+            self.received = received
+        }
+        deinit { buffer.deallocate() }
+        func readable() {
+            while socket.receive(into: buffer) != nil { received.append(buffer[0]) }
+        }
+    }
+
+    @Test func tasksTimersAndReadinessRunOnTheLoopThread() async throws {
+        let loop = try DatapathLoop(name: "test")
+        loop.start()
+        #expect(!loop.inLoop)
+        #expect(try await loop.submit { loop.inLoop })
+        let order = Mutex<[String]>([])
+        let fired = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, any Error>) in
+            loop.execute {
+                loop.schedule(inMilliseconds: 30) { order.withLock { $0.append("late") }; c.resume(returning: loop.inLoop) }
+                loop.schedule(inMilliseconds: 5) { order.withLock { $0.append("early") } }
+            }
+        }
+        #expect(fired)
+        #expect(order.withLock { $0 } == ["early", "late"])
+
+        let socket = try UDPSocket(binding: loopback)
+        let received = Received()
+        let bound = LoopBound(Collector(socket: socket, received: received), loop: loop)
+        let fd = socket.fd
+        try await loop.submit { try loop.register(fd, bound.value) }
+        let sender = try UDPSocket(binding: loopback)
+        for b: UInt8 in 1...3 { _ = sender.send([b], to: socket.localAddress) }
+        for _ in 0..<200 where received.all.count < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(received.all == [1, 2, 3])
+        try await loop.submit { loop.deregister(fd) }
+        _ = sender.send([4], to: socket.localAddress)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(received.all == [1, 2, 3], "a deregistered socket is no longer read")
+
+        await loop.stop()
+        // After the loop has stopped, work sent to it runs on the caller instead of hanging.
+        #expect(try await loop.submit { 42 } == 42)
+    }
+
+    @Test func iterationEndHooksRunAfterEvents() async throws {
+        let loop = try DatapathLoop(name: "hooks", batchWindowMicroseconds: 50)
+        loop.start()
+        let count = Mutex(0)
+        try await loop.submit { loop.addIterationEndHook { count.withLock { $0 += 1 } } }
+        for _ in 0..<3 { try await loop.submit {} }
+        #expect(count.withLock { $0 } >= 3)
+        await loop.stop()
+    }
+
+    @Test func stoppingAnUnstartedLoopReturns() async throws {
+        let loop = try DatapathLoop(name: "idle")
+        await loop.stop()
+    }
+}
+
+/// Waits up to a second for one datagram.
+private func waitForDatagram(_ socket: UDPSocket, into buffer: UnsafeMutableRawBufferPointer) -> (length: Int, source: DatagramAddress, truncated: Bool)? {
+    for _ in 0..<1000 {
+        if let got = socket.receive(into: buffer) { return got }
+        usleep(1000)
+    }
+    return nil
+}
