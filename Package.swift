@@ -120,9 +120,7 @@ let package = Package(
         .executableTarget(
             name: "TURNLoad",
             dependencies: [
-                "STUN", "TURN",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "STUN", "TURN", "Datapath",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -131,7 +129,7 @@ let package = Package(
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),
-        .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
+        .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", "Datapath", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: strict),
         .testTarget(
             name: "TandemKitTests",

@@ -96,27 +96,28 @@ public final class DatapathLoop: @unchecked Sendable {
 
     // MARK: from any thread
 
-    /// Runs `task` on the loop's thread, after the current iteration's events.
-    /// Once the loop has stopped, tasks run on the caller's thread.
-    public func execute(_ task: @escaping @Sendable () -> Void) {
+    /// Runs `task` on the loop's thread, after the current iteration's events. Returns false
+    /// (and drops the task) once the loop has stopped.
+    @discardableResult
+    public func execute(_ task: @escaping @Sendable () -> Void) -> Bool {
         let queued = state.withLock { s -> Bool? in
             if s.finished { return nil }
             s.inbox.append(task)
             return s.inbox.count == 1
         }
-        guard let wasEmpty = queued else {
-            task()
-            return
-        }
+        guard let wasEmpty = queued else { return false }
         if wasEmpty && !inLoop { _ = tandem_eventfd_signal(wakeFD) }
+        return true
     }
 
-    /// Runs `body` on the loop's thread and returns its result.
+    /// Runs `body` on the loop's thread and returns its result; throws ``LoopStopped`` when
+    /// the loop has stopped before running it.
     public func submit<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            execute {
+            let queued = execute {
                 do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
             }
+            if !queued { c.resume(throwing: LoopStopped()) }
         }
     }
 
@@ -254,7 +255,7 @@ public final class DatapathLoop: @unchecked Sendable {
             return (s.waiters, s.inbox)
         }
         guard let ending else { return }
-        // Tasks still queued run now (later ones run on the caller), so awaiting callers are answered.
+        // Tasks still queued run now, on this thread, so awaiting callers are answered.
         for t in ending.tasks { t() }
         close(epollFD)
         close(wakeFD)
@@ -267,6 +268,9 @@ public final class DatapathLoop: @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }
+
+/// The loop had stopped: the work was not run.
+public struct LoopStopped: Error, Sendable {}
 
 /// A value that belongs to one ``DatapathLoop``: it may travel between threads, but only
 /// the loop's thread may use it.

@@ -125,6 +125,17 @@ public final class UDPSocket: Sendable {
         return (min(n, buffer.count), source, n > buffer.count)
     }
 
+    /// Waits up to `milliseconds` for a datagram (for tools and tests; a loop never blocks):
+    /// its bytes and source, or nil when none came.
+    public func receive(waitingMilliseconds milliseconds: Int32) -> (bytes: [UInt8], source: DatagramAddress)? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, milliseconds) > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 65_536)
+        guard let got = bytes.withUnsafeMutableBytes({ receive(into: $0) }) else { return nil }
+        bytes.removeSubrange(got.length...)
+        return (bytes, got.source)
+    }
+
     /// Sends one datagram.
     @inline(__always)
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: DatagramAddress) -> SendOutcome {

@@ -165,8 +165,9 @@ struct LoopTests {
         #expect(received.all == [1, 2, 3], "a deregistered socket is no longer read")
 
         await loop.stop()
-        // After the loop has stopped, work sent to it runs on the caller instead of hanging.
-        #expect(try await loop.submit { 42 } == 42)
+        // After the loop has stopped, work sent to it is refused instead of hanging.
+        #expect(!loop.execute {})
+        await #expect(throws: LoopStopped.self) { try await loop.submit { 42 } }
     }
 
     @Test func iterationEndHooksRunAfterEvents() async throws {

@@ -1,3 +1,4 @@
+import Datapath
 import Foundation
 import Logging
 import NIOCore
@@ -44,40 +45,22 @@ struct TURNServerHarness {
     func stop() async { await server.stop() }
 }
 
-/// A minimal blocking UDP STUN client over a BSD socket, for driving the server in tests.
+/// A UDP STUN client on a loopback socket, for driving the server in tests.
 final class UDPTestClient {
-    let fd: Int32
-    let server: sockaddr_in
+    let socket: UDPSocket
+    let server: DatagramAddress
+    /// How long ``receive()`` waits.
+    var timeoutMilliseconds: Int32 = 2000
 
     init(serverPort: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(serverPort).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        server = addr
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        socket = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: 0))
+        server = DatagramAddress(ipv4: 0x7F00_0001, port: UInt16(serverPort))
     }
 
-    deinit { close(fd) }
-
-    func send(_ bytes: [UInt8]) {
-        var to = server
-        _ = bytes.withUnsafeBytes { b in
-            withUnsafePointer(to: &to) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
-    }
+    func send(_ bytes: [UInt8]) { _ = socket.send(bytes, to: server) }
 
     /// The next datagram, or nil after the timeout.
-    func receive() -> [UInt8]? {
-        var buf = [UInt8](repeating: 0, count: 65_536)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        return Array(buf[0..<n])
-    }
+    func receive() -> [UInt8]? { socket.receive(waitingMilliseconds: timeoutMilliseconds)?.bytes }
 
     func request(_ m: STUNMessage, integrity: STUNMessage.Integrity = .none) throws -> STUNMessage {
         send(m.encode(integrity: integrity, fingerprint: true))
@@ -90,45 +73,21 @@ final class UDPTestClient {
 
 /// A loopback UDP peer socket bound to an ephemeral port.
 final class UDPPeer {
-    let fd: Int32
-    let port: UInt16
+    let socket: UDPSocket
 
     init() {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.port = UInt16(bigEndian: addr.sin_port)
-        var tv = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        socket = try! UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: 0))
     }
 
-    deinit { close(fd) }
-
+    var port: UInt16 { socket.localAddress.port }
     var address: TransportAddress { TransportAddress(ip: .v4(0x7F00_0001), port: port) }
 
+    /// The next datagram and its source port, or nil after a second.
     func receive() -> (bytes: [UInt8], from: UInt16)? {
-        var buf = [UInt8](repeating: 0, count: 65_536)
-        var from = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let n = buf.withUnsafeMutableBytes { b in
-            withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &len) } }
-        }
-        guard n > 0 else { return nil }
-        return (Array(buf[0..<n]), UInt16(bigEndian: from.sin_port))
+        socket.receive(waitingMilliseconds: 1000).map { ($0.bytes, $0.source.port) }
     }
 
     func send(_ bytes: [UInt8], toPort port: UInt16) {
-        var to = sockaddr_in()
-        to.sin_family = sa_family_t(AF_INET)
-        to.sin_port = in_port_t(port.bigEndian)
-        to.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = bytes.withUnsafeBytes { b in
-            withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+        _ = socket.send(bytes, to: DatagramAddress(ipv4: 0x7F00_0001, port: port))
     }
 }

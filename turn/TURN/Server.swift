@@ -112,8 +112,9 @@ public final class TURNServer: Service, Sendable {
             return r
         }
         for l in listeners { try? await l.close() }
-        await stopCores()
+        // TCP/TLS connections close first, so their cores (still running) release their allocations.
         try? await group.shutdownGracefully()
+        await stopCores()
         shared.logger.info("TURN stopped")
     }
 

@@ -3,6 +3,7 @@
 // private range, since a server keeps a released 5-tuple for a while), and goes
 // Allocate → 401 → authenticated Allocate → Refresh(0), with REST-API credentials.
 import ArgumentParser
+import Datapath
 import Crypto
 import Foundation
 import STUN
@@ -31,7 +32,8 @@ struct Common: ParsableArguments {
 /// One in-flight allocation attempt on its own socket.
 struct Attempt {
     enum Step { case challenge, allocate, release }
-    var fd: Int32
+    var socket: UDPSocket
+    var fd: Int32 { socket.fd }
     var step: Step
     var transaction: TransactionID
     var sentAt: Double
@@ -43,7 +45,7 @@ struct Attempt {
 final class Driver {
     let common: Common
     var nextPort: Int
-    let server: sockaddr_in
+    let server: DatagramAddress
     let username: String
     let password: String
     var buffer = [UInt8](repeating: 0, count: 2048)
@@ -52,11 +54,8 @@ final class Driver {
     init(common: Common) {
         self.common = common
         nextPort = common.firstPort
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(UInt16(common.port).bigEndian)
-        a.sin_addr.s_addr = inet_addr(common.server)
-        server = a
+        guard case .v4(let ip)? = IPAddress(common.server) else { fatalError("--server must be an IPv4 address") }
+        server = DatagramAddress(ipv4: ip, port: UInt16(common.port))
         let c = RESTCredential.issue(secret: common.secret, user: "load", ttl: 86_400)
         username = c.username
         password = c.password
@@ -75,26 +74,17 @@ final class Driver {
     }
 
     /// A non-blocking UDP socket on the next free source port.
-    func openSocket() -> Int32 {
+    func openSocket() -> UDPSocket {
         for _ in 0..<1000 {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            a.sin_port = in_port_t(UInt16(nextPort).bigEndian)
+            let port = nextPort
             nextPort = nextPort >= common.lastPort ? common.firstPort : nextPort + 1
-            let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            if ok == 0 { return fd }
-            close(fd)
+            if let socket = try? UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: UInt16(port))) { return socket }
         }
         fatalError("no free source port")
     }
 
-    func send(_ fd: Int32, _ bytes: [UInt8]) {
-        var to = server
-        _ = bytes.withUnsafeBytes { b in
-            withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+    func send(_ socket: UDPSocket, _ bytes: [UInt8]) {
+        _ = socket.send(bytes, to: server)
     }
 
     func message(_ method: STUNMethod, _ a: inout Attempt, lifetime: UInt32? = nil) -> [UInt8] {
@@ -108,8 +98,8 @@ final class Driver {
     }
 
     func start() -> Attempt {
-        var a = Attempt(fd: openSocket(), step: .challenge, transaction: .random(), sentAt: Self.now(), startedAt: Self.now())
-        send(a.fd, message(.allocate, &a))
+        var a = Attempt(socket: openSocket(), step: .challenge, transaction: .random(), sentAt: Self.now(), startedAt: Self.now())
+        send(a.socket, message(.allocate, &a))
         return a
     }
 
@@ -131,7 +121,7 @@ final class Driver {
             a.realm = realm
             a.step = .allocate
             a.sentAt = Self.now()
-            send(a.fd, message(.allocate, &a))
+            send(a.socket, message(.allocate, &a))
             return .waiting
         case .allocate:
             guard r.type.messageClass == .successResponse else { return .failed }
@@ -144,7 +134,7 @@ final class Driver {
     func release(_ a: inout Attempt) {
         a.step = .release
         a.sentAt = Self.now()
-        send(a.fd, message(.refresh, &a, lifetime: 0))
+        send(a.socket, message(.refresh, &a, lifetime: 0))
     }
 }
 
@@ -183,7 +173,7 @@ struct Churn: ParsableCommand {
                     restart = true
                 }
                 if restart {
-                    close(attempts[i].fd)
+                    attempts[i].socket.close()
                     attempts[i] = d.start()
                     fds[i] = pollfd(fd: attempts[i].fd, events: Int16(POLLIN), revents: 0)
                 }
@@ -191,7 +181,7 @@ struct Churn: ParsableCommand {
             }
         }
         let elapsed = Driver.now() - begin
-        for a in attempts { close(a.fd) }
+        for a in attempts { a.socket.close() }
         latencies.sort()
         let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
         let p50 = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
@@ -220,18 +210,18 @@ struct Hold: ParsableCommand {
                 if fds[i].revents & Int16(POLLIN) != 0 {
                     switch d.receive(&a) {
                     case .allocated: held.append(a); continue
-                    case .failed, .released: close(a.fd); continue
+                    case .failed, .released: a.socket.close(); continue
                     case .waiting: break
                     }
                 } else if Driver.now() - a.sentAt > 1.0 {
-                    close(a.fd)
+                    a.socket.close()
                     continue
                 }
                 keep.append(a)
             }
             inflight = keep
         }
-        for a in inflight { close(a.fd) }
+        for a in inflight { a.socket.close() }
         FileHandle.standardOutput.write(Data("held \(held.count)\n".utf8))
         // Wait for the controller: a line on stdin (or EOF) means release.
         _ = readLine()
@@ -244,12 +234,12 @@ struct Hold: ParsableCommand {
             var keep: [Attempt] = []
             for i in 0..<pending.count {
                 var a = pending[i]
-                if fds[i].revents & Int16(POLLIN) != 0, d.receive(&a) == .released { close(a.fd); continue }
+                if fds[i].revents & Int16(POLLIN) != 0, d.receive(&a) == .released { a.socket.close(); continue }
                 keep.append(a)
             }
             pending = keep
         }
-        for a in pending { close(a.fd) }
+        for a in pending { a.socket.close() }
         print("released \(held.count - pending.count)")
     }
 }
@@ -273,31 +263,19 @@ struct Relay: ParsableCommand {
     func run() throws {
         let d = Driver(common: common)
         // The echo peer: a socket on this process, served by its own thread.
-        let peerFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var peerAddr = sockaddr_in()
-        peerAddr.sin_family = sa_family_t(AF_INET)
-        peerAddr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &peerAddr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(peerFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &peerAddr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(peerFD, $0, &len) } }
-        var big: Int32 = 8 << 20
-        setsockopt(peerFD, SOL_SOCKET, SO_RCVBUF, &big, socklen_t(MemoryLayout<Int32>.size))
-        let peer = TransportAddress(ip: .v4(0x7F00_0001), port: UInt16(bigEndian: peerAddr.sin_port))
+        let peerSocket = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: 0), options: .init(receiveBufferSize: 8 << 20))
+        let peer = TransportAddress(ip: .v4(0x7F00_0001), port: peerSocket.localAddress.port)
         let stop = ManagedStop()
         let echo = Thread {
-            var buf = [UInt8](repeating: 0, count: 2048)
-            var tv = timeval(tv_sec: 0, tv_usec: 200_000)
-            setsockopt(peerFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 8)
+            defer { buffer.deallocate() }
             while !stop.isSet {
-                var from = sockaddr_in()
-                var fromLen = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let n = buf.withUnsafeMutableBytes { b in
-                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(peerFD, b.baseAddress, b.count, 0, $0, &fromLen) } }
+                guard let got = peerSocket.receive(into: buffer) else {
+                    var p = pollfd(fd: peerSocket.fd, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&p, 1, 200)
+                    continue
                 }
-                if n <= 0 { continue }
-                _ = buf.withUnsafeBytes { b in
-                    withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(peerFD, b.baseAddress, n, 0, $0, fromLen) } }
-                }
+                _ = peerSocket.send(UnsafeRawBufferPointer(rebasing: buffer[0..<got.length]), to: got.source)
             }
         }
         echo.start()
@@ -317,20 +295,21 @@ struct Relay: ParsableCommand {
                 case .waiting: continue
                 }
             }
-            guard ok else { close(a.fd); continue }
+            guard ok else { a.socket.close(); continue }
             var m = STUNMessage(type: STUNMessageType(method: .channelBind, messageClass: .request), transactionID: .random())
             m.attributes = [.channelNumber(0x4000), .xorAddress(.xorPeerAddress, peer, transactionID: m.transactionID),
                             .text(.username, d.username), .text(.realm, a.realm), .text(.nonce, a.nonce)]
-            d.send(a.fd, m.encode(integrity: .sha1(key: STUNMessage.longTermKey(username: d.username, realm: a.realm, password: d.password)), fingerprint: true))
+            d.send(a.socket, m.encode(integrity: .sha1(key: STUNMessage.longTermKey(username: d.username, realm: a.realm, password: d.password)), fingerprint: true))
             var bound = false
             for _ in 0..<4 {
                 let n = receiveBlocking(a.fd, into: &buffer, timeout: 1000)
                 guard n > 0, let r = try? STUNMessage.decode(buffer[0..<n]) else { break }
                 if r.transactionID == m.transactionID { bound = r.type.messageClass == .successResponse; break }
             }
-            if bound { allocations.append(a) } else { close(a.fd) }
+            if bound { allocations.append(a) } else { a.socket.close() }
         }
-        let fds = allocations.map(\.fd)
+        let sockets = allocations.map(\.socket)
+        let fds = sockets.map(\.fd)
         guard !fds.isEmpty else { throw ValidationError("no allocation could be made") }
         var rcv: Int32 = 1 << 20
         for fd in fds { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size)) }
@@ -366,7 +345,7 @@ struct Relay: ParsableCommand {
             while sent < due {
                 let stamp = Driver.nanoseconds().bigEndian
                 frame.withUnsafeMutableBytes { $0.storeBytes(of: stamp, toByteOffset: 4, as: UInt64.self) }
-                d.send(fds[next], frame)
+                d.send(sockets[next], frame)
                 next = (next + 1) % fds.count
                 sent += 1
             }
@@ -380,7 +359,7 @@ struct Relay: ParsableCommand {
         for i in allocations.indices {
             d.release(&allocations[i])
             _ = receiveBlocking(allocations[i].fd, into: &buffer, timeout: 200)
-            close(allocations[i].fd)
+            allocations[i].socket.close()
         }
         let seconds = Driver.now() - begin
         rtts.sort()
