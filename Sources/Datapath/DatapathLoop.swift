@@ -52,10 +52,10 @@ public final class DatapathLoop: @unchecked Sendable {
 
     /// - Parameters:
     ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: when
-    ///     wake-ups come closer together than this, the loop pauses this long after each one,
-    ///     so a single wake-up serves more datagrams with one `recvmmsg` and one `sendmmsg`;
-    ///     it stops once a pause gathers fewer than two ready sockets. It adds at most this
-    ///     much delay, and only under load.
+    ///     wake-ups come, on average, closer together than half of this, the loop pauses this
+    ///     long after each one, so a single wake-up serves more datagrams with one `recvmmsg`
+    ///     and one `sendmmsg`; it stops once a pause gathers fewer than two ready sockets. It
+    ///     adds at most this much delay, and only under load.
     public init(name: String, batchWindowMicroseconds: Int = 0) throws(SocketError) {
         self.name = name
         self.batchWindowMicroseconds = max(0, min(batchWindowMicroseconds, 10_000))
@@ -182,6 +182,8 @@ public final class DatapathLoop: @unchecked Sendable {
         let window = UInt32(batchWindowMicroseconds)
         var lastWake: UInt64 = 0
         var moderating = false
+        /// Moving average of the time between wake-ups, nanoseconds.
+        var averageGap: UInt64 = 10_000_000
         while !state.withLock({ $0.stopRequested }) {
             let n = tandem_epoll_wait(epollFD, ready, 256, pendingTasks ? 0 : timeoutMilliseconds())
             let woke = window > 0 ? Self.nowNanoseconds() : 0
@@ -198,14 +200,17 @@ public final class DatapathLoop: @unchecked Sendable {
             runTimers()
             pendingTasks = runTasks()
             for hook in hooks { hook() }
-            // Receive moderation: once wake-ups come closer together than the window, pause a
-            // window after each, so the next one reads and sends a larger batch; stop as soon
-            // as a pause gathers too little to be worth it (light load keeps its latency).
+            // Receive moderation: once wake-ups come, on average, closer together than half the
+            // window (a pause would gather two or more), pause a window after each, so the next
+            // wake-up reads and sends a larger batch; stop as soon as a pause gathers fewer than
+            // two ready sockets (light load keeps its latency).
             if window > 0 && n > 0 {
                 if moderating {
                     moderating = n >= 2
+                    averageGap = UInt64(window) * 1000
                 } else {
-                    moderating = woke - lastWake < UInt64(window) * 1000
+                    averageGap = (averageGap * 7 + min(woke - lastWake, 10_000_000)) / 8
+                    moderating = averageGap < UInt64(window) * 500
                 }
                 lastWake = woke
                 if moderating { usleep(window) }

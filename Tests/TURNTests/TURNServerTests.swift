@@ -122,11 +122,15 @@ final class TURNServerTests: XCTestCase {
         XCTAssertEqual(errorCode(try s.request(.channelBind, [.channelNumber(0x4001), .xorAddress(.xorPeerAddress, other.address, transactionID: .random())])), 400)
         XCTAssertEqual(errorCode(try s.request(.channelBind, [.channelNumber(0x4002), .xorAddress(.xorPeerAddress, peer.address, transactionID: .random())])), 400)
         XCTAssertEqual(errorCode(try s.request(.channelBind, [.channelNumber(0x3FFF), .xorAddress(.xorPeerAddress, other.address, transactionID: .random())])), 400)
-        XCTAssertEqual(errorCode(try s.request(.channelBind, [.channelNumber(0x7FFF), .xorAddress(.xorPeerAddress, other.address, transactionID: .random())])), 400)
+        XCTAssertEqual(errorCode(try s.request(.channelBind, [.channelNumber(0x8000), .xorAddress(.xorPeerAddress, other.address, transactionID: .random())])), 400)
+        // 0x7FFF is the top of RFC 5766's range; coturn's client draws it (it once failed uclient runs here).
+        XCTAssertEqual(try s.request(.channelBind, [.channelNumber(0x7FFF), .xorAddress(.xorPeerAddress, other.address, transactionID: .random())]).type.messageClass, .successResponse)
+        other.send([30], toPort: relayed.port)
+        XCTAssertEqual(try XCTUnwrap(s.client.receive()), [0x7F, 0xFF, 0x00, 0x01, 30])
         // Re-binding the same pair refreshes.
         XCTAssertEqual(try s.request(.channelBind, [.channelNumber(0x4001), .xorAddress(.xorPeerAddress, peer.address, transactionID: .random())]).type.messageClass, .successResponse)
-        XCTAssertEqual(h.server.liveCounts.channels, 1)
-        XCTAssertEqual(h.server.liveCounts.permissions, 1)
+        XCTAssertEqual(h.server.liveCounts.channels, 2)
+        XCTAssertEqual(h.server.liveCounts.permissions, 1, "both peers are on 127.0.0.1: permissions are per IP (RFC 8656 §9)")
 
         // Refresh, then Refresh 0 deletes.
         let refreshed = try s.request(.refresh, [.uint32(.lifetime, 99_999)])

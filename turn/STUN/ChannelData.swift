@@ -3,11 +3,13 @@
 /// A 4-byte header (channel number, length) and the application data; over TCP/TLS the
 /// message is padded to a multiple of four bytes (§12.5).
 public enum ChannelData {
-    /// Channel numbers a client may bind. RFC 8656 §12 narrowed RFC 5766's 0x4000–0x7FFE to
+    /// Channel numbers a client may bind. RFC 8656 §12 narrowed RFC 5766's range to
     /// 0x4000–0x4FFF (for RFC 7983 demultiplexing beside DTLS); a TURN server that does not
     /// share its port with DTLS accepts the RFC 5766 range, which RFC 5766 clients
-    /// (coturn's own among them) still draw from.
-    public static let validNumbers: ClosedRange<UInt16> = 0x4000...0x7FFE
+    /// (coturn's own among them) still draw from. RFC 5766 §11 names "0x4000 through
+    /// 0x7FFF" (and miscounts it as 16,383 values); coturn's client does pick 0x7FFF, so it
+    /// is accepted.
+    public static let validNumbers: ClosedRange<UInt16> = 0x4000...0x7FFF
     /// The header length.
     public static let headerLength = 4
 

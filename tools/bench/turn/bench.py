@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""TURN benchmark: coturn and Tandem, one after the other, under the same load.
+"""TURN benchmark: coturn and Tandem side by side, under the same load.
 
-Each server is pinned to core 0 (taskset), the load tools to core 1. Loopback only, REST-API
-credentials, loopback peers explicitly allowed on both. Prints a table and writes JSON.
+Both servers run at once, each pinned to core 0 (taskset), the load tools to core 1; every
+relay step runs on coturn and then on Tandem, for --rounds rounds, so the two see the same
+machine conditions. Loopback only, REST-API credentials, loopback peers explicitly allowed on
+both. Prints a table and writes JSON.
 
-  python3 tools/bench/turn/bench.py [--quick] [--json docs/benchmarks-turn.json]
+  python3 tools/bench/turn/bench.py [--quick] [--rounds N] [--json docs/benchmarks-turn.json]
 
 Measured, for each server:
   relay    turnutils_uclient -m N -z 10 -l 172 -c through the server to turnutils_peer (echo),
@@ -12,7 +14,8 @@ Measured, for each server:
            per server CPU-second (utime+stime from /proc), loss; the best rate with < 1 % loss.
            uclient itself tops out near 10k relayed packets/s, so also:
   rate     turn-load relay: 200 allocations sending 172-byte ChannelData at a fixed total rate
-           to an echo peer, for increasing rates: the same figures, up to the server's limit.
+           to an echo peer, for increasing rates: the same figures, up to the server's limit,
+           and the round-trip time of every echo (p50/p99).
   churn    turn-load churn: fresh 5-tuple per allocation, 401 -> authenticated Allocate ->
            Refresh(0), 64 in flight; allocations per second and per server CPU-second, p99.
   memory   turn-load hold: RSS before, with N held UDP allocations, and after releasing them.
@@ -171,6 +174,13 @@ def relay_step(server, peer_port, clients, messages):
     elapsed = time.time() - t0
     cpu = cpu_seconds(pid) - cpu0
     sent, recv, _ = parse_uclient(out.stdout + out.stderr)
+    if sent == 0:
+        # uclient gave up before relaying: keep what it said, for the record.
+        path = os.path.join(server.workdir, f"uclient-{clients}-failed-{int(t0)}.log")
+        with open(path, "w") as f:
+            f.write(out.stdout + out.stderr)
+        tail = " | ".join((out.stdout + out.stderr).strip().splitlines()[-3:])
+        print(f"  uclient against {server.name} relayed nothing (exit {out.returncode}): {tail}", flush=True)
     relayed = sent + recv
     loss = (sent - recv) / sent if sent else 1.0
     return {"clients": clients, "sent": sent, "received": recv, "relayed": relayed, "seconds": elapsed,
@@ -229,45 +239,74 @@ def memory(server, count):
             "kib_retained_per_allocation_after_release": (after - before) / held if held else 0.0}
 
 
-def bench(name, args, workdir, peer_port):
-    server = Server(name, os.path.join(workdir, name))
-    server.start()
+NAMES = ("coturn", "tandem")
+
+
+def run_rounds(args, workdir, peer_port):
+    """Both servers run at once (each pinned to the server core; the idle one costs nothing),
+    and every load step runs on coturn and then on Tandem, round after round, so the two
+    face the same machine conditions side by side."""
+    servers = {name: Server(name, os.path.join(workdir, name)) for name in NAMES}
+    results = {name: {"steps": [], "rates": []} for name in NAMES}
     try:
-        steps = []
-        for clients in args.clients:
-            step = relay_step(server, peer_port, clients, args.messages)
-            steps.append(step)
-            print(f"  {name:7} relay N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
-                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
-        rates = []
-        for i, rate in enumerate(args.rates):
-            # A fresh source-port range per step: a server keeps a released 5-tuple for a while.
-            step = rate_step(server, args.rate_clients, rate, args.rate_seconds, 40000 + 1000 * i)
-            rates.append(step)
-            print(f"  {name:7} turn-load relay {rate:6}/s: {step['relayed_per_second']:9.0f} pkt/s, "
-                  f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s (user {step['user_seconds']:.2f} s, "
-                  f"system {step['system_seconds']:.2f} s), loss {step['loss'] * 100:.2f} %, "
-                  f"RTT p50 {step.get('rtt_p50_ms', 0):.3f} ms p99 {step.get('rtt_p99_ms', 0):.3f} ms", flush=True)
-        ch = churn(server, args.churn_seconds)
-        print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
-        mem = memory(server, args.hold)
-        print(f"  {name:7} memory: {mem['kib_per_allocation']:.1f} KiB per allocation ({mem['held']} held)", flush=True)
+        for server in servers.values():
+            server.start()
+        for rnd in range(args.rounds):
+            for clients in args.clients:
+                for name in NAMES:
+                    step = relay_step(servers[name], peer_port, clients, args.messages)
+                    step["round"] = rnd
+                    results[name]["steps"].append(step)
+                    print(f"  {name:7} round {rnd + 1} uclient N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
+                          f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
+            for i, rate in enumerate(args.rates):
+                for name in NAMES:
+                    # A fresh source-port range per step: a server keeps a released 5-tuple for a while.
+                    step = rate_step(servers[name], args.rate_clients, rate, args.rate_seconds, 40000 + 1000 * (i + len(args.rates) * rnd))
+                    step["round"] = rnd
+                    results[name]["rates"].append(step)
+                    print(f"  {name:7} round {rnd + 1} turn-load {rate:6}/s: {step['relayed_per_second']:9.0f} pkt/s, "
+                          f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, "
+                          f"loss {step['loss'] * 100:.2f} %, RTT p50 {step.get('rtt_p50_ms', 0):.3f} ms p99 {step.get('rtt_p99_ms', 0):.3f} ms", flush=True)
+        for name in NAMES:
+            ch = churn(servers[name], args.churn_seconds)
+            results[name]["churn"] = ch
+            print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
+            mem = memory(servers[name], args.hold)
+            results[name]["memory"] = mem
+            print(f"  {name:7} memory: {mem['kib_per_allocation']:.1f} KiB per allocation ({mem['held']} held)", flush=True)
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+    for r in results.values():
+        summarize(r)
+    return results
+
+
+def per_cpu(steps):
+    relayed = sum(s["relayed"] for s in steps)
+    cpu = sum(s["cpu_seconds"] for s in steps)
+    return relayed / cpu if cpu > 0 else 0.0
+
+
+def summarize(r):
+    steps, rates = r["steps"], r["rates"]
     ok = [s for s in steps if s["loss"] < 0.01 and s["sent"] > 0]
     best = max(ok, key=lambda s: s["relayed"] / s["seconds"]) if ok else None
     total_relayed = sum(s["relayed"] for s in steps)
     total_cpu = sum(s["cpu_seconds"] for s in steps)
-    rate_ok = [r for r in rates if r["loss"] < 0.01]
-    best_rate = max(rate_ok, key=lambda r: r["relayed_per_second"]) if rate_ok else None
-    rate_relayed = sum(r["relayed"] for r in rates)
-    rate_cpu = sum(r["cpu_seconds"] for r in rates)
-    return {"steps": steps, "rates": rates, "churn": ch, "memory": mem,
-            "rate_best_relayed_per_second_under_1pct_loss": best_rate["relayed_per_second"] if best_rate else 0.0,
-            "rate_relayed_per_cpu_second": rate_relayed / rate_cpu if rate_cpu > 0 else 0.0,
-            "best_relayed_per_second_under_1pct_loss": best["relayed"] / best["seconds"] if best else 0.0,
-            "relayed_per_cpu_second": total_relayed / total_cpu if total_cpu > 0 else 0.0,
-            "cpu_seconds_per_million_packets": total_cpu / total_relayed * 1e6 if total_relayed else 0.0}
+    rate_ok = [x for x in rates if x["loss"] < 0.01]
+    best_rate = max(rate_ok, key=lambda x: x["relayed_per_second"]) if rate_ok else None
+    rounds = sorted({x["round"] for x in rates})
+    r.update({
+        "rate_best_relayed_per_second_under_1pct_loss": best_rate["relayed_per_second"] if best_rate else 0.0,
+        "rate_relayed_per_cpu_second": per_cpu(rates),
+        "rate_relayed_per_cpu_second_by_round": [per_cpu([x for x in rates if x["round"] == n]) for n in rounds],
+        "relayed_per_cpu_second_by_round": [per_cpu([x for x in steps if x["round"] == n]) for n in rounds],
+        "best_relayed_per_second_under_1pct_loss": best["relayed"] / best["seconds"] if best else 0.0,
+        "relayed_per_cpu_second": total_relayed / total_cpu if total_cpu > 0 else 0.0,
+        "cpu_seconds_per_million_packets": total_cpu / total_relayed * 1e6 if total_relayed else 0.0,
+    })
 
 
 def main():
@@ -275,12 +314,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a short run (for checking the harness)")
     ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the relay steps, each server in turn (default 2)")
     args = ap.parse_args()
     args.clients = [20, 50] if args.quick else [100, 200, 400]
     args.rates = [5000, 10000] if args.quick else [10000, 20000, 30000, 40000]
     args.rate_clients = 50 if args.quick else 200
     args.rate_seconds = 3 if args.quick else 8
     args.messages = 200 if args.quick else 1000
+    args.rounds = 1 if args.quick else args.rounds
     args.churn_seconds = 3 if args.quick else 10
     args.hold = 500 if args.quick else 2000
     for tool in ("turnserver", "turnutils_uclient", "turnutils_peer", "taskset"):
@@ -296,10 +337,8 @@ def main():
     peer = subprocess.Popen(["taskset", "-c", LOAD_CORE, "turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(0.3)
-    results = {}
     try:
-        for name in ("coturn", "tandem"):
-            results[name] = bench(name, args, workdir, peer_port)
+        results = run_rounds(args, workdir, peer_port)
     finally:
         os.killpg(peer.pid, signal.SIGTERM)
         peer.wait()
@@ -325,6 +364,9 @@ def main():
     print(f"| --- | ---: | ---: | ---: |")
     for label, cv, tv, _ in rows:
         print(f"| {label} | {cv:,.1f} | {tv:,.1f} | {ratio(tv, cv):.2f} |")
+    for key, label in (("rate_relayed_per_cpu_second_by_round", "turn-load relay"), ("relayed_per_cpu_second_by_round", "uclient")):
+        each = [ratio(tv, cv) for tv, cv in zip(t[key], c[key])]
+        print(f"\nTandem / coturn relayed packets per CPU-second by round ({label}): " + ", ".join(f"{x:.2f}" for x in each))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"quick": args.quick, "results": results,
