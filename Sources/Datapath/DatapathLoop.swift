@@ -27,6 +27,9 @@ public final class DatapathLoop: @unchecked Sendable {
     /// Handlers by descriptor number (descriptors are small integers).
     private var handlers: [(any ReadableHandler)?] = []
     private var timers: [Timer] = []
+    /// The earliest timer deadline (`.max` without timers), so an iteration looks at the
+    /// timers only when one is due.
+    private var nextDeadline = UInt64.max
     private var nextTimerID = 0
     private var hooks: [() -> Void] = []
     private let state = Mutex<LoopState>(LoopState())
@@ -163,7 +166,9 @@ public final class DatapathLoop: @unchecked Sendable {
     /// Runs `body` once, `milliseconds` from now.
     public func schedule(inMilliseconds milliseconds: Int, _ body: @escaping () -> Void) {
         nextTimerID += 1
-        timers.append(Timer(id: nextTimerID, deadline: Self.nowNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000, body: body))
+        let deadline = Self.nowNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
+        timers.append(Timer(id: nextTimerID, deadline: deadline, body: body))
+        nextDeadline = min(nextDeadline, deadline)
     }
 
     /// Runs `hook` at the end of every iteration, after all events, timers and tasks.
@@ -177,14 +182,17 @@ public final class DatapathLoop: @unchecked Sendable {
         threadID.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
         let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
         defer { ready.deallocate() }
-        var pendingTasks = false
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
         let window = UInt32(batchWindowMicroseconds)
         var lastWake: UInt64 = 0
         var moderating = false
         /// Moving average of the time between wake-ups, nanoseconds.
         var averageGap: UInt64 = 10_000_000
-        while !state.withLock({ $0.stopRequested }) {
+        while true {
+            // One look at the shared state per iteration: stop, or tasks already waiting
+            // (queued from this thread, e.g. by a hook, which signals no eventfd).
+            let (stop, pendingTasks) = state.withLock { ($0.stopRequested, !$0.inbox.isEmpty) }
+            if stop { break }
             let n = tandem_epoll_wait(epollFD, ready, 256, pendingTasks ? 0 : timeoutMilliseconds())
             let woke = window > 0 ? Self.nowNanoseconds() : 0
             if n > 0 {
@@ -198,7 +206,7 @@ public final class DatapathLoop: @unchecked Sendable {
                 }
             }
             runTimers()
-            pendingTasks = runTasks()
+            runTasks()
             for hook in hooks { hook() }
             // Receive moderation: once wake-ups come, on average, closer together than half the
             // window (a pause would gather two or more), pause a window after each, so the next
@@ -219,38 +227,40 @@ public final class DatapathLoop: @unchecked Sendable {
         finish()
     }
 
-    /// Runs the tasks queued so far; whether more arrived meanwhile.
-    private func runTasks() -> Bool {
+    /// Runs the tasks queued so far (those they queue run in the next iteration).
+    private func runTasks() {
         let tasks = state.withLock { s -> [@Sendable () -> Void] in
             let t = s.inbox
             s.inbox.removeAll(keepingCapacity: true)
             return t
         }
         for t in tasks { t() }
-        return state.withLock { !$0.inbox.isEmpty }
     }
 
     private func runTimers() {
-        guard !timers.isEmpty else { return }
+        guard nextDeadline != .max else { return }
         let now = Self.nowNanoseconds()
+        guard now >= nextDeadline else { return }
         var due: [Timer] = []
         timers.removeAll { t in
             if t.deadline <= now { due.append(t); return true }
             return false
         }
         for t in due.sorted(by: { $0.deadline < $1.deadline }) { t.body() }
+        nextDeadline = timers.reduce(UInt64.max) { min($0, $1.deadline) }
     }
 
     private func timeoutMilliseconds() -> Int32 {
-        guard let next = timers.map(\.deadline).min() else { return -1 }
+        guard nextDeadline != .max else { return -1 }
         let now = Self.nowNanoseconds()
-        if next <= now { return 0 }
-        return Int32(min(60_000, (next - now + 999_999) / 1_000_000))
+        if nextDeadline <= now { return 0 }
+        return Int32(min(60_000, (nextDeadline - now + 999_999) / 1_000_000))
     }
 
     private func finish() {
         handlers.removeAll()
         timers.removeAll()
+        nextDeadline = .max
         hooks.removeAll()
         let ending = state.withLock { s -> (waiters: [CheckedContinuation<Void, Never>], tasks: [@Sendable () -> Void])? in
             if s.finished { return nil }

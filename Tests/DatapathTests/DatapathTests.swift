@@ -180,6 +180,24 @@ struct LoopTests {
         await loop.stop()
     }
 
+    @Test func aTaskQueuedByAHookRunsWithoutAnotherWakeUp() async throws {
+        let loop = try DatapathLoop(name: "hook-task")
+        loop.start()
+        let ran = Mutex(false)
+        let queued = Mutex(false)
+        try await loop.submit {
+            loop.addIterationEndHook {
+                if queued.withLock({ let first = !$0; $0 = true; return first }) {
+                    loop.execute { ran.withLock { $0 = true } }
+                }
+            }
+        }
+        // Nothing else wakes the loop: no timers, no sockets, no more tasks from outside.
+        for _ in 0..<200 where !ran.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(ran.withLock { $0 })
+        await loop.stop()
+    }
+
     @Test func stoppingAnUnstartedLoopReturns() async throws {
         let loop = try DatapathLoop(name: "idle")
         await loop.stop()

@@ -98,7 +98,7 @@ final class TURNLoopCore {
     /// Allocations deleted since memory was last handed back to the system.
     var deletedSinceTrim = 0
     /// Receive buffer for peer data bound to stream clients (any UDP datagram fits).
-    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_540, alignment: 16)
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     var logger: Logger { shared.logger }
     var config: TURNServerConfiguration { shared.config }
 
@@ -260,19 +260,11 @@ final class TURNLoopCore {
             counters.packetsPeerToClient += 1
             counters.bytesPeerToClient += length
         case .stream(let connection):
-            guard let (length, peer) = receivePeerDatagram(relay: relay, allocation: allocation, into: UnsafeMutableRawBufferPointer(rebasing: scratch[4..<65_540])) else { return }
-            if let number = allocation.state.channelNumber(for: peer, now: now) {
-                let padding = (4 - length % 4) % 4
-                var out = ByteBuffer()
-                out.reserveCapacity(4 + length + padding)
-                out.writeInteger(number)
-                out.writeInteger(UInt16(length))
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[4..<(4 + length)]))
-                if padding > 0 { out.writeRepeatingByte(0, count: padding) }
-                connection.channel.writeAndFlush(out, promise: nil)
-            } else {
-                dataIndication(UnsafeRawBufferPointer(rebasing: scratch[4..<(4 + length)]), from: peer).withUnsafeBytes { connection.send($0) }
-            }
+            guard let (length, peer) = receivePeerDatagram(relay: relay, allocation: allocation, into: scratch) else { return }
+            let data = UnsafeRawBufferPointer(rebasing: scratch[0..<length])
+            let message = allocation.state.channelNumber(for: peer, now: now).map { ChannelData.encode(channelNumber: $0, data: data, padded: true) }
+                ?? dataIndication(data, from: peer)
+            message.withUnsafeBytes { connection.send($0) }
             counters.packetsPeerToClient += 1
             counters.bytesPeerToClient += length
         }
@@ -305,13 +297,12 @@ final class TURNLoopCore {
 
     /// A client's stream connection closed: its allocation goes with it (RFC 8656 §3.1).
     func connectionClosed(_ connection: StreamConnection) {
-        let key = ClientKey(socket: ObjectIdentifier(connection), remote: connection.remote)
-        if let a = allocations[key] { delete(a, reason: .connectionClosed) }
+        if let a = allocations[connection.key] { delete(a, reason: .connectionClosed) }
     }
 
     /// Whether a stream connection holds an allocation.
     func holdsAllocation(_ connection: StreamConnection) -> Bool {
-        allocations[ClientKey(socket: ObjectIdentifier(connection), remote: connection.remote)] != nil
+        allocations[connection.key] != nil
     }
 
     /// Stops watching a relay socket and closes it.

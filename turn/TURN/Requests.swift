@@ -237,8 +237,7 @@ extension TURNLoopCore {
         if let secondaryIP, let s = try? bindRelay(ip: secondaryIP, choice: .any, dontFragment: false) { relaySockets.append(s) }
         var relays: [Relay] = []
         for socket in relaySockets {
-            let advertisedIP = config.externalAddresses[TransportAddress(socket.localAddress).ip] ?? TransportAddress(socket.localAddress).ip
-            let relay = Relay(socket: socket, advertised: TransportAddress(ip: advertisedIP, port: socket.localAddress.port), core: self)
+            let relay = Relay(socket: socket, externalAddresses: config.externalAddresses, core: self)
             do {
                 try loop.register(socket.fd, relay)
                 relays.append(relay)

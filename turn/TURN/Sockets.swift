@@ -75,6 +75,9 @@ final class StreamConnection: Sendable {
         self.remote = remote
     }
 
+    /// The 5-tuple key of this connection.
+    var key: ClientKey { ClientKey(socket: ObjectIdentifier(self), remote: remote) }
+
     func send(_ bytes: UnsafeRawBufferPointer) {
         channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
     }
@@ -94,10 +97,12 @@ final class Relay: ReadableHandler {
     unowned let core: TURNLoopCore
     weak var allocation: Allocation?
 
-    init(socket: UDPSocket, advertised: TransportAddress, core: TURNLoopCore) {
+    /// - Parameter externalAddresses: relay IP → the IP advertised for it behind a 1:1 NAT.
+    init(socket: UDPSocket, externalAddresses: [IPAddress: IPAddress], core: TURNLoopCore) {
+        let relayed = TransportAddress(socket.localAddress)
         self.socket = socket
-        self.relayed = TransportAddress(socket.localAddress)
-        self.advertised = advertised
+        self.relayed = relayed
+        self.advertised = TransportAddress(ip: externalAddresses[relayed.ip] ?? relayed.ip, port: relayed.port)
         self.family = relayed.ip.family
         self.core = core
     }
