@@ -272,12 +272,20 @@ def run_rounds(args, workdir, peer_port):
             ch = churn(servers[name], args.churn_seconds)
             results[name]["churn"] = ch
             print(f"  {name:7} churn: {ch['per_second']:.0f} alloc/s, {ch['per_cpu_second']:.0f} alloc/CPU-s, p99 {ch['p99_ms']:.1f} ms", flush=True)
-            mem = memory(servers[name], args.hold)
-            results[name]["memory"] = mem
-            print(f"  {name:7} memory: {mem['kib_per_allocation']:.1f} KiB per allocation ({mem['held']} held)", flush=True)
     finally:
         for server in servers.values():
             server.stop()
+    # Memory on a fresh server of each: one that has relayed and churned already reuses the
+    # heap it grew then, and would show (almost) nothing per held allocation.
+    for name in NAMES:
+        fresh = Server(name, os.path.join(workdir, name + "-memory"))
+        try:
+            fresh.start()
+            mem = memory(fresh, args.hold)
+        finally:
+            fresh.stop()
+        results[name]["memory"] = mem
+        print(f"  {name:7} memory: {mem['kib_per_allocation']:.1f} KiB per allocation ({mem['held']} held)", flush=True)
     for r in results.values():
         summarize(r)
     return results
