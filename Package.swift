@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "turn-load", targets: ["TURNLoad"]),
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "TURN", targets: ["TURN"]),
+        .library(name: "SDP", targets: ["SDP"]),
+        .library(name: "Media", targets: ["Media"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -36,10 +38,41 @@ let package = Package(
         .target(name: "CDatapath"),
         // Raw UDP datapath: a one-thread epoll loop, sockets, recvmmsg/sendmmsg batches.
         .target(name: "Datapath", dependencies: ["CDatapath"], swiftSettings: strict),
+        // G.711 µ-law/A-law (pure Swift, table-driven).
+        .target(name: "G711", path: "codecs/G711", swiftSettings: strict),
+        // libopus (Debian's libopus-dev) and wrappers for its variadic ctl calls.
+        .target(name: "COpus", path: "codecs/COpus", linkerSettings: [.linkedLibrary("opus")]),
+        // Opus encoder/decoder at the narrowband rate (RFC 6716, RFC 7587).
+        .target(name: "Opus", dependencies: ["COpus"], path: "codecs/Opus", swiftSettings: strict),
+        // SDP parse/serialize (RFC 8866) with typed WebRTC attributes.
+        .target(name: "SDP", swiftSettings: strict),
+        // RTP/RTCP (RFC 3550, 4585, 5104), jitter buffer, transcoding pipeline, DTMF, stats.
+        .target(name: "Media", dependencies: ["G711", "Opus"], swiftSettings: strict),
+        // DTLS 1.2 + use_srtp through Debian's OpenSSL 3, behind an opaque C interface.
+        .target(name: "CDTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // libsrtp2 (Debian's libsrtp2-dev).
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        // The WebRTC leg: ICE-lite, DTLS-SRTP, SRTP, offer/answer.
+        .target(
+            name: "WebRTC",
+            dependencies: ["SDP", "STUN", "CDTLS", "CSRTP", "Datapath"],
+            swiftSettings: strict
+        ),
+        // Calls: the media engine (WebRTC leg + audio bridge + far end) and, later, the SIP side.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "WebRTC", "Media", "SDP", "STUN", "Datapath", "G711", "Opus",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         // STUN message codec (RFC 8489/5389/5769), shared by the TURN server and the ICE agent.
         .target(
             name: "STUN",
             dependencies: [
+                "Datapath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -90,7 +123,7 @@ let package = Package(
         .target(
             name: "TandemKit",
             dependencies: [
-                "STUN", "TURN", "Store", "ControlAPI",
+                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Opus",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -128,6 +161,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
+        .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
+        .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),
+        .testTarget(name: "CodecTests", dependencies: ["G711", "Opus"], swiftSettings: strict),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),
         .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", "Datapath", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: strict),

@@ -41,11 +41,18 @@ public enum ControlAPI {
     /// The content type of the Prometheus text format.
     public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// The routes: `/healthz`, `/readyz`, `/metrics`.
+    /// Answers an SDP offer from a browser with the echo service (issue 3's test entry,
+    /// behind `media.echo`): the offer text in, the answer text out; throws with a reason
+    /// the client may see.
+    public typealias EchoAnswerer = @Sendable (String) async throws -> String
+
+    /// The routes: `/healthz`, `/readyz`, `/metrics`, and with an echo answerer
+    /// `POST /webkit/echo` and its test page.
     public static func makeRouter(
         readiness: Readiness,
         metrics: PrometheusCollectorRegistry,
-        strictTransportSecurity: Bool
+        strictTransportSecurity: Bool,
+        echo: EchoAnswerer? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
@@ -69,6 +76,7 @@ public enum ControlAPI {
                 status: .ok, headers: [.contentType: prometheusContentType],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
+        if let echo { EchoRoutes.add(to: router, answer: echo) }
         return router
     }
 
@@ -79,10 +87,11 @@ public enum ControlAPI {
         readiness: Readiness,
         metrics: PrometheusCollectorRegistry,
         logger: Logger,
+        echo: EchoAnswerer? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
-            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil)
+            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo)
         let server: HTTPServerBuilder =
             if let tls = configuration.tlsConfiguration {
                 try .tls(.http1(), tlsConfiguration: tls)

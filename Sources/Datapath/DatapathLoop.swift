@@ -277,6 +277,9 @@ public final class DatapathLoop: @unchecked Sendable {
         for w in ending.waiters { w.resume() }
     }
 
+    /// The monotonic clock in milliseconds (the time base of timers and media statistics).
+    public static func monotonicMilliseconds() -> Int64 { Int64(nowNanoseconds() / 1_000_000) }
+
     static func nowNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

@@ -28,6 +28,8 @@ public enum SendOutcome: Sendable {
     case dropped
     /// The kernel refused it (too large, unreachable family): with the `errno`.
     case failed(Int32)
+
+    public var isSent: Bool { if case .sent = self { true } else { false } }
 }
 
 /// A non-blocking UDP socket on a raw descriptor, bound at creation. Reads and writes go

@@ -24,14 +24,15 @@ struct TandemServerTests {
         configuration.turn.seed.relayAddresses = [.ipv4Loopback]
         let logger = Logger(label: "test.serve")
 
-        // Start order with TURN: Store → TURN → HTTPS (services are only built here, not run).
+        // Start order with TURN and media: Store → TURN → media → HTTPS (services are only built here, not run).
         let withTURN = TandemServer(configuration: configuration, metrics: PrometheusCollectorRegistry(), logger: logger)
         let turnContext = try withTURN.prepare()
-        #expect(try withTURN.makeServices(turnContext).map(\.serviceName) == ["store", "turn", "https"])
+        #expect(try withTURN.makeServices(turnContext).map(\.serviceName) == ["store", "turn", "media", "https"])
         try turnContext.store.close()
 
-        // This test runs HTTPS only; TURN has its own tests.
+        // This test runs HTTPS only; TURN and media have their own tests.
         configuration.turn.enabled = false
+        configuration.media.enabled = false
         let server = TandemServer(configuration: configuration, metrics: PrometheusCollectorRegistry(), logger: logger)
         let context = try server.prepare()
         #expect(turnContext.store.initialCredentials?.clientID == "default-client-id")

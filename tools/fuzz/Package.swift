@@ -7,9 +7,20 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "Tandem", path: "../..")],
     targets: [
+        .target(name: "FuzzDriver", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "STUNFuzzer",
-            dependencies: [.product(name: "STUN", package: "Tandem")],
+            dependencies: ["FuzzDriver", .product(name: "STUN", package: "Tandem")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "SDPFuzzer",
+            dependencies: ["FuzzDriver", .product(name: "SDP", package: "Tandem")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "RTPFuzzer",
+            dependencies: ["FuzzDriver", .product(name: "Media", package: "Tandem")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -70,6 +70,18 @@ extension ConfigurationKey {
     static let turnExternalAddresses = Self("turn.external-addresses", default: "", list: true, seed: true, "relayIP=externalIP mappings or plain external IPs behind 1:1 NAT. First start only.")
     static let turnCredentialTTL = Self("turn.credential-ttl", default: "600", seed: true, "Lifetime of issued TURN credentials, seconds. First start only.")
     static let turnSharedSecret = Self("turn.shared-secret", default: "", seed: true, "REST-API shared secret to provision (coturn's static-auth-secret); empty = generate a random one. First start only.")
+    static let mediaEnabled = Self("media.enabled", default: "true", "Whether the WebRTC media engine runs.")
+    static let mediaBindAddress = Self("media.bind-address", default: "0.0.0.0", "Address the media (ICE/DTLS-SRTP) sockets bind.")
+    static let mediaAdvertisedAddresses = Self("media.advertised-addresses", default: "", list: true, "Host candidate addresses put in SDP (a public or 1:1 NAT address); empty = the bind address, or the host's addresses when that is 0.0.0.0.")
+    static let mediaPortMin = Self("media.port-min", default: "40000", "Lowest media UDP port (one port per WebRTC leg).")
+    static let mediaPortMax = Self("media.port-max", default: "49999", "Highest media UDP port.")
+    static let mediaThreads = Self("media.threads", default: "0", "Media datapath threads (0 = one per core).")
+    static let mediaOpusBitrate = Self("media.opus-bitrate", default: "24000", "Opus bitrate toward browsers, bits per second (6000–128000).")
+    static let mediaOpusComplexity = Self("media.opus-complexity", default: "5", "Opus encoder complexity toward browsers (0 cheapest – 10 best).")
+    static let mediaSIPCodec = Self("media.sip-codec", default: "pcmu", "G.711 law on the SIP side when the browser sends Opus: pcmu or pcma.")
+    static let mediaPreferPassThrough = Self("media.prefer-pass-through", default: "false", "Answer browsers that offer PCMU/PCMA with G.711 (no transcoding) even when they prefer Opus.")
+    static let mediaConsentTimeout = Self("media.consent-timeout", default: "30", "Seconds without an ICE consent check before a leg ends (RFC 7675 says 30).")
+    static let mediaEcho = Self("media.echo", default: "false", "Serve the echo test: POST /webkit/echo (SDP offer in, answer out) and /webkit/echo.html.")
 
     /// Every key, in the order of `config/tandem.yaml`.
     public static let all: [ConfigurationKey] = [
@@ -81,5 +93,7 @@ extension ConfigurationKey {
         .turnAllowedPeers, .turnDeniedPeers, .turnRelayPortMin, .turnRelayPortMax, .turnNonceLifetime,
         .turnUserQuota, .turnTotalQuota, .turnMaxRequestsPerSecond, .turnMaxBPS, .turnThreads, .turnBatchWindow, .turnTLSMinVersion,
         .turnRelayAddresses, .turnExternalAddresses, .turnCredentialTTL, .turnSharedSecret,
+        .mediaEnabled, .mediaBindAddress, .mediaAdvertisedAddresses, .mediaPortMin, .mediaPortMax, .mediaThreads,
+        .mediaOpusBitrate, .mediaOpusComplexity, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
     ]
 }

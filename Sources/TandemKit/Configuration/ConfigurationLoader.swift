@@ -141,6 +141,26 @@ extension TandemConfiguration {
         turn.seed.sharedSecret = try parser.sharedSecret(.turnSharedSecret)
         configuration.turn = turn
 
+        var media = TandemConfiguration.Media()
+        media.enabled = try parser.boolean(.mediaEnabled)
+        media.bindAddress = try parser.ipAddress(.mediaBindAddress)
+        media.advertisedAddresses = try parser.list(.mediaAdvertisedAddresses) { text throws(ConfigurationError) in
+            guard let address = IPAddress(text), !address.isUnspecified else { throw .invalidIPAddress(key: "media.advertised-addresses", value: text) }
+            return address
+        }
+        let mediaMin = try parser.port(.mediaPortMin)
+        let mediaMax = try parser.port(.mediaPortMax)
+        guard mediaMin <= mediaMax, mediaMin > 0 else { throw .invalidValue(key: "media.port-min", value: "\(mediaMin)", reason: "must be above 0 and not above media.port-max (\(mediaMax))") }
+        media.portRange = mediaMin...mediaMax
+        media.threads = try parser.integer(.mediaThreads, in: 0...1024)
+        media.opusBitrate = try parser.integer(.mediaOpusBitrate, in: 6000...128_000)
+        media.opusComplexity = try parser.integer(.mediaOpusComplexity, in: 0...10)
+        media.sipCodec = try parser.choice(.mediaSIPCodec, ["pcmu", "pcma"])
+        media.preferPassThrough = try parser.boolean(.mediaPreferPassThrough)
+        media.consentTimeout = try parser.integer(.mediaConsentTimeout, in: 5...300)
+        media.echo = try parser.boolean(.mediaEcho)
+        configuration.media = media
+
         try configuration.validate()
         return configuration
     }

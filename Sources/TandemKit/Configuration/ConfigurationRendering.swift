@@ -36,6 +36,18 @@ extension TandemConfiguration {
         case .turnExternalAddresses: return turn.seed.externalAddresses.map(\.description)
         case .turnCredentialTTL: return one(turn.seed.credentialTTL)
         case .turnSharedSecret: return one(turn.seed.sharedSecret.isEmpty ? "" : "(set)")  // never printed
+        case .mediaEnabled: return one(media.enabled)
+        case .mediaBindAddress: return one(media.bindAddress)
+        case .mediaAdvertisedAddresses: return media.advertisedAddresses.map(\.description)
+        case .mediaPortMin: return one(media.portRange.lowerBound)
+        case .mediaPortMax: return one(media.portRange.upperBound)
+        case .mediaThreads: return one(media.threads)
+        case .mediaOpusBitrate: return one(media.opusBitrate)
+        case .mediaOpusComplexity: return one(media.opusComplexity)
+        case .mediaSIPCodec: return one(media.sipCodec)
+        case .mediaPreferPassThrough: return one(media.preferPassThrough)
+        case .mediaConsentTimeout: return one(media.consentTimeout)
+        case .mediaEcho: return one(media.echo)
         default: preconditionFailure("unknown configuration key \(key.name)")
         }
     }

@@ -16,16 +16,35 @@ public struct TandemConfiguration: Sendable, Equatable {
     public var storage: Storage
     public var log: Log
     public var turn: TURN
+    public var media: Media
 
     /// The built-in defaults (the same values as `config/tandem.yaml`).
     public init(
-        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN()
+        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN(), media: Media = Media()
     ) {
         self.http = http
         self.tls = tls
         self.storage = storage
         self.log = log
         self.turn = turn
+        self.media = media
+    }
+
+    /// The WebRTC media engine (ICE-lite, DTLS-SRTP, transcoding).
+    public struct Media: Sendable, Equatable {
+        public var enabled = true
+        public var bindAddress: IPAddress = .ipv4Any
+        public var advertisedAddresses: [IPAddress] = []
+        public var portRange: ClosedRange<Int> = 40000...49999
+        public var threads = 0
+        public var opusBitrate = 24000
+        public var opusComplexity = 5
+        public var sipCodec = "pcmu"
+        public var preferPassThrough = false
+        public var consentTimeout = 30
+        public var echo = false
+
+        public init() {}
     }
 
     /// The HTTPS listener.

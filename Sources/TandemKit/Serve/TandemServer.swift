@@ -3,7 +3,7 @@
 // What it does: loads and validates the configuration (YAML + `TANDEM_*` environment),
 // bootstraps logging (stdout + rotating file) and metrics (Prometheus), loads or generates
 // the TLS certificate, opens the Store, and runs the services in one ServiceGroup:
-// Store → TURN → HTTPS at start, the reverse on SIGTERM/SIGINT.
+// Store → TURN → media → HTTPS at start, the reverse on SIGTERM/SIGINT.
 //
 // What it does not do: protocol work. The TURN server lives in `turn/TURN`, the HTTPS
 // routes in ControlAPI; this module only builds and orders them.
@@ -12,6 +12,7 @@
 
 import ControlAPI
 import Foundation
+import Gateway
 import Logging
 import Metrics
 import NIOCore
@@ -78,8 +79,23 @@ public struct TandemServer: Sendable {
                 serviceName: "store")
         ]
         services += try makeTURNServices(context)
-        services.append(try makeHTTPSService(context, onServerRunning: onHTTPSRunning))
+        var engine: MediaEngine?
+        if context.configuration.media.enabled {
+            let media = try MediaEngine(configuration: context.configuration.media.engineConfiguration(logger: context.logger), logger: context.logger)
+            engine = media
+            services.append(.init(
+                service: MediaService(engine: media, logger: context.logger),
+                successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup,
+                serviceName: "media"))
+        }
+        services.append(try makeHTTPSService(context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil, onServerRunning: onHTTPSRunning))
         return services
+    }
+
+    /// The echo service's entry: each offer becomes a call whose far end echoes its G.711 back.
+    static func echoAnswerer(_ engine: MediaEngine) -> ControlAPI.EchoAnswerer {
+        { offer in try await engine.answer(offer: offer, farEnd: { EchoFarEnd() }).answer }
     }
 
     /// The TURN relay's services, started after the Store and before HTTPS (none when
@@ -96,6 +112,7 @@ public struct TandemServer: Sendable {
     /// The HTTPS listener (ControlAPI) on `http.listen-address:http.port`.
     public func makeHTTPSService(
         _ context: ServeContext,
+        echo: ControlAPI.EchoAnswerer? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
         let application = try ControlAPI.makeApplication(
@@ -106,6 +123,7 @@ public struct TandemServer: Sendable {
             readiness: context.readiness,
             metrics: context.metrics,
             logger: context.logger,
+            echo: echo,
             onServerRunning: onServerRunning)
         return .init(
             service: application,

@@ -1,0 +1,194 @@
+import Datapath
+import Glibc
+import G711
+import Media
+import SDP
+import WebRTC
+
+/// The calls of one media loop, and the loop's 20 ms tick (DTLS timers, consent, the
+/// jitter buffers' gap release, RTCP reports every 5 s). Lives on its loop.
+final class MediaLoopCore {
+    let loop: DatapathLoop
+    let metrics: MediaMetrics
+    var calls: [String: MediaCall] = [:]
+    private var ticks = 0
+    static let tickMilliseconds = 20
+
+    init(loop: DatapathLoop, metrics: MediaMetrics) {
+        self.loop = loop
+        self.metrics = metrics
+    }
+
+    func startTicking() {
+        loop.schedule(inMilliseconds: Self.tickMilliseconds) { [weak self] in
+            guard let self else { return }
+            self.tick()
+            self.startTicking()
+        }
+    }
+
+    func tick() {
+        ticks += 1
+        let now = DatapathLoop.monotonicMilliseconds()
+        let reports = ticks % (5000 / Self.tickMilliseconds) == 0
+        for call in calls.values {
+            call.tick(now: now, sendReports: reports)
+        }
+    }
+
+    func startCall(id: String, loopIndex: Int, socket: UDPSocket, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
+                   identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onRelease: @escaping () -> Void) throws {
+        var ice = ICELiteAgent(local: localICE, remote: audio.remoteICE)
+        ice.consentTimeout = Int64(configuration.consentTimeoutSeconds) * 1000
+        let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
+        let leg = WebRTCLeg(loop: loop, socket: socket, ice: ice, dtls: dtls)
+        let law: G711.Law
+        let mode: BridgeMode
+        switch audio.codec {
+        case .opus:
+            law = configuration.sipLaw == .pcmu ? .muLaw : .aLaw
+            mode = .transcode
+        case .pcmu:
+            law = .muLaw
+            mode = .passThrough
+        case .pcma:
+            law = .aLaw
+            mode = .passThrough
+        }
+        let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate, ssrc: localSSRC)
+        let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
+        let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: configuration.opus)
+        let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onRelease: onRelease)
+        try leg.start()
+        calls[id] = call
+        metrics.legsStarted.increment()
+        metrics.legs.record(metrics.liveLegs.add(1, ordering: .relaxed).newValue)
+    }
+
+    func remove(_ call: MediaCall, reason: String) {
+        guard calls.removeValue(forKey: call.id) != nil else { return }
+        metrics.released[reason]?.increment()
+        metrics.legs.record(metrics.liveLegs.subtract(1, ordering: .relaxed).newValue)
+    }
+
+    func closeAll(reason: String) {
+        for call in Array(calls.values) { call.end(reason: reason) }
+    }
+}
+
+/// One call of the media engine: the browser's WebRTC leg, the audio bridge, and the far end.
+/// ``end(reason:)`` releases all of it: the leg's socket, DTLS and SRTP contexts, the
+/// codec states, the far end.
+final class MediaCall {
+    let id: String
+    let leg: WebRTCLeg
+    let bridge: AudioBridge
+    let farEnd: any FarEnd
+    let codec: AudioCodec
+    unowned let core: MediaLoopCore
+    private var onRelease: (() -> Void)?
+    private var ended = false
+    private var reported = WebRTCLeg.Counters()
+
+    init(id: String, leg: WebRTCLeg, bridge: AudioBridge, farEnd: any FarEnd, codec: AudioCodec, core: MediaLoopCore, onRelease: @escaping () -> Void) {
+        self.id = id
+        self.leg = leg
+        self.bridge = bridge
+        self.farEnd = farEnd
+        self.codec = codec
+        self.core = core
+        self.onRelease = onRelease
+        leg.onRTP = { [unowned self] packet in self.fromBrowser(UnsafeRawBufferPointer(packet)) }
+        leg.onRTCP = { [unowned self] packet in self.rtcpFromBrowser(packet) }
+        leg.onStateChange = { [unowned self] state in
+            switch state {
+            case .consentExpired: self.end(reason: "consent_expired")
+            case .failed: self.end(reason: "dtls_failed")
+            case .closed: self.end(reason: "peer_closed")
+            case .connecting, .connected: break
+            }
+        }
+    }
+
+    private func fromBrowser(_ packet: UnsafeRawBufferPointer) {
+        let now = DatapathLoop.monotonicMilliseconds()
+        if packet.count >= 12 { lastBrowserSSRC = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        for out in bridge.fromBrowser(packet, now: now) { toFarEnd(out, now: now) }
+    }
+
+    private func toFarEnd(_ packet: [UInt8], now: Int64) {
+        farEnd.receive(packet) { back in
+            back.withUnsafeBytes { b in
+                for toBrowser in bridge.fromSIP(b, now: now) { leg.sendRTP(toBrowser) }
+            }
+        }
+    }
+
+    private func rtcpFromBrowser(_ packet: UnsafeRawBufferPointer) {
+        guard let packets = try? RTCPPacket.parseCompound(packet) else { return }
+        let now = DatapathLoop.monotonicMilliseconds()
+        for p in packets {
+            if case .senderReport(_, let info, _) = p { bridge.browserSenderReport(info, now: now) }
+        }
+    }
+
+    func tick(now: Int64, sendReports: Bool) {
+        leg.tick(now: now)
+        guard !ended else { return }
+        for out in bridge.poll(now: now) { toFarEnd(out, now: now) }
+        if sendReports, leg.maySend { sendReport(now: now) }
+        publishCounters()
+    }
+
+    /// SR about what we sent to the browser, with a report block about what it sent us (RFC 3550 §6.4).
+    private func sendReport(now: Int64) {
+        let sent = bridge.sentToBrowser
+        let block = bridge.reportBlockForBrowser(ssrc: lastBrowserSSRC, now: now)
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let ntp = NTPTime.from(unixNanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+        let report: [RTCPPacket] = [
+            .senderReport(ssrc: bridge.browser.ssrc, sender: SenderInfo(ntpTimestamp: ntp, rtpTimestamp: sent.lastTimestamp, packetCount: sent.packets, octetCount: sent.octets),
+                          reports: bridge.fromBrowserStatistics.packets > 0 ? [block] : []),
+            .sourceDescription([SDESChunk(ssrc: bridge.browser.ssrc, items: [.cname("tandem")])]),
+        ]
+        leg.sendRTCP(RTCPPacket.serializeCompound(report))
+    }
+
+    /// The browser's SSRC, learned from its RTP.
+    var lastBrowserSSRC: UInt32 = 0
+
+    private func publishCounters() {
+        let c = leg.counters
+        if c.rtpIn > reported.rtpIn { core.metrics.rtpIn.increment(by: c.rtpIn - reported.rtpIn) }
+        if c.rtpOut > reported.rtpOut { core.metrics.rtpOut.increment(by: c.rtpOut - reported.rtpOut) }
+        if c.srtpRefused > reported.srtpRefused { core.metrics.srtpRefused.increment(by: c.srtpRefused - reported.srtpRefused) }
+        reported = c
+    }
+
+    var snapshot: CallSnapshot {
+        let stats = bridge.fromBrowserStatistics
+        let stateText: String
+        switch leg.state {
+        case .connecting: stateText = "connecting"
+        case .connected(let p): stateText = "connected (\(p.openSSLName))"
+        case .failed(let why): stateText = "failed: \(why)"
+        case .consentExpired: stateText = "consent expired"
+        case .closed: stateText = "closed"
+        }
+        return CallSnapshot(id: id, codec: codec.rawValue, mode: bridge.mode == .transcode ? "transcode" : "pass-through", state: stateText,
+                            counters: leg.counters, jitterMilliseconds: stats.jitterMilliseconds, lossFraction: stats.lossFraction,
+                            concealedFrames: bridge.concealment.concealed, recoveredFrames: bridge.concealment.recovered)
+    }
+
+    func end(reason: String) {
+        guard !ended else { return }
+        ended = true
+        publishCounters()
+        leg.close()
+        farEnd.close()
+        core.remove(self, reason: reason)
+        onRelease?()
+        onRelease = nil
+    }
+}

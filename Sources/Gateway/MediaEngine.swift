@@ -1,0 +1,239 @@
+import Datapath
+import Glibc
+import Logging
+import Media
+import Metrics
+import Opus
+import SDP
+import STUN
+import Synchronization
+import WebRTC
+
+/// Settings of the media engine (the `media.*` keys).
+public struct MediaConfiguration: Sendable {
+    /// Addresses the media sockets bind to (the first family-matching one is used).
+    public var bindAddress: String = "127.0.0.1"
+    /// Addresses advertised as host candidates and in c= (a public or 1:1 NAT address); empty: the bind address.
+    public var advertisedAddresses: [String] = []
+    public var portRange: ClosedRange<UInt16> = 40000...49999
+    /// Media threads (0: one per core).
+    public var threads: Int = 0
+    public var opus = OpusEncoder.Configuration(bitrate: 24000, complexity: 5)
+    /// The G.711 law used on the SIP side when the browser sends Opus.
+    public var sipLaw: G711Law = .pcmu
+    /// Answer a browser that offers G.711 with G.711 (pass-through) even when it prefers Opus.
+    public var preferPassThrough = false
+    /// Seconds without a valid ICE check before a leg ends (RFC 7675 says 30).
+    public var consentTimeoutSeconds: Int = 30
+
+    public enum G711Law: String, Sendable { case pcmu, pcma }
+
+    public init() {}
+}
+
+/// Why a browser's offer was not taken.
+public struct MediaError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The media engine: datapath threads each running many calls, the DTLS identity whose
+/// fingerprint every answer carries, the port range, and the metrics of legs. A call lives
+/// on one loop for its whole life (no locks on the media path); the engine picks the loop
+/// with the fewest calls. Knows nothing of SIP: a call's far end is given to it.
+public final class MediaEngine: Sendable {
+    public let configuration: MediaConfiguration
+    public let identity: DTLSIdentity
+    let logger: Logger
+    let loops: [DatapathLoop]
+    let cores: [LoopBound<MediaLoopCore>]
+    let load: Mutex<[Int]>
+    let nextPort: Mutex<UInt16>
+    let metrics = MediaMetrics()
+
+    public init(configuration: MediaConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        identity = try DTLSIdentity(commonName: "tandem")
+        let count = configuration.threads > 0 ? configuration.threads : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var loops: [DatapathLoop] = []
+        for i in 0..<max(1, count) {
+            loops.append(try DatapathLoop(name: "media-\(i)"))
+        }
+        self.loops = loops
+        load = Mutex(Array(repeating: 0, count: loops.count))
+        nextPort = Mutex(configuration.portRange.lowerBound)
+        let metrics = self.metrics
+        cores = loops.map { loop in LoopBound(MediaLoopCore(loop: loop, metrics: metrics), loop: loop) }
+    }
+
+    private let started = Mutex(false)
+
+    /// Starts the media threads (once; also done by the first call).
+    public func start() {
+        let first = started.withLock { s in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        for core in cores {
+            core.loop.start()
+            _ = core.loop.execute { core.value.startTicking() }
+        }
+    }
+
+    /// The SHA-256 fingerprint every answer advertises.
+    public var fingerprint: Fingerprint { Fingerprint(hashFunction: "sha-256", bytes: identity.fingerprintSHA256) }
+
+    /// Binds a UDP socket on the next free port of the range.
+    func bindSocket() throws -> UDPSocket {
+        guard let ip = IPAddress(configuration.bindAddress) else { throw MediaError("media.bind-address \(configuration.bindAddress) is not an IP address") }
+        let range = configuration.portRange
+        let span = Int(range.upperBound) - Int(range.lowerBound) + 1
+        for _ in 0..<span {
+            let port = nextPort.withLock { p -> UInt16 in
+                let current = p
+                p = p >= range.upperBound ? range.lowerBound : p + 1
+                return current
+            }
+            let attempt = Result { () throws(SocketError) -> UDPSocket in
+                try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: port)), options: .init(receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20))
+            }
+            switch attempt {
+            case .success(let socket): return socket
+            case .failure(let error): if !error.isAddressInUse { throw error }
+            }
+        }
+        throw MediaError("no free media port in \(range)")
+    }
+
+    /// The loop with the fewest calls, counted as taken.
+    func pickLoop() -> Int {
+        load.withLock { load in
+            let i = load.indices.min { load[$0] < load[$1] } ?? 0
+            load[i] += 1
+            return i
+        }
+    }
+
+    func released(loop index: Int) {
+        load.withLock { $0[index] -= 1 }
+    }
+
+    /// Answers a browser's offer with a call whose far end is `farEnd`, created on a media
+    /// loop; returns the answer SDP and the call's id.
+    public func answer(offer text: String, farEnd: @escaping @Sendable () -> any FarEnd) async throws -> (answer: String, callID: String) {
+        start()
+        let offer: SessionDescription
+        do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
+        let socket = try bindSocket()
+        let local = socket.localAddress
+        var parameters = LocalMediaParameters(ice: .random(), fingerprintSHA256: identity.fingerprintSHA256,
+                                              addresses: configuration.advertisedAddresses.isEmpty ? [configuration.bindAddress] : configuration.advertisedAddresses,
+                                              port: local.port)
+        parameters.preferPassThrough = configuration.preferPassThrough
+        let answer: SessionDescription, audio: NegotiatedAudio
+        do {
+            (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: parameters)
+        } catch {
+            socket.close()
+            throw MediaError("offer: \(error)")
+        }
+        let index = pickLoop()
+        let core = cores[index]
+        let id = CallID.make()
+        let configuration = self.configuration
+        let identity = self.identity
+        let localSSRC = parameters.ssrc
+        let localICE = parameters.ice
+        do {
+            try await core.loop.submit {
+                try core.value.startCall(id: id, loopIndex: index, socket: socket, audio: audio, localICE: localICE, localSSRC: localSSRC,
+                                         identity: identity, configuration: configuration, farEnd: farEnd()) { [weak self] in self?.released(loop: index) }
+            }
+        } catch {
+            released(loop: index)
+            socket.close()
+            throw error
+        }
+        logger.info("media call started", metadata: ["call": "\(id)", "codec": "\(audio.codec.rawValue)", "port": "\(local.port)"])
+        return (answer.serialized, id)
+    }
+
+    /// Ends every call and stops the loops.
+    public func shutdown() async {
+        guard started.withLock({ $0 }) else { return }
+        for core in cores {
+            try? await core.loop.submit { core.value.closeAll(reason: "shutdown") }
+            await core.loop.stop()
+        }
+    }
+
+    /// Calls now, summed over loops.
+    public func activeCalls() async -> Int {
+        var n = 0
+        for core in cores { n += (try? await core.loop.submit { core.value.calls.count }) ?? 0 }
+        return n
+    }
+
+    /// A snapshot of every call, for the API and tests.
+    public func callSnapshots() async -> [CallSnapshot] {
+        var out: [CallSnapshot] = []
+        for core in cores { out += (try? await core.loop.submit { core.value.calls.values.map(\.snapshot) }) ?? [] }
+        return out
+    }
+}
+
+enum CallID {
+    static func make() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(rng.next() as UInt32, radix: 16) }.joined()
+    }
+}
+
+/// What sits at the G.711 end of a call: the SIP leg later; the echo service now.
+public protocol FarEnd: AnyObject {
+    /// A G.711 RTP packet from the bridge; `send` carries RTP packets back into the bridge.
+    func receive(_ packet: [UInt8], send: ([UInt8]) -> Void)
+    func close()
+}
+
+/// The in-process echo far end: every G.711 RTP packet (and telephone-event) goes straight back.
+public final class EchoFarEnd: FarEnd {
+    public private(set) var echoed = 0
+    public init() {}
+    public func receive(_ packet: [UInt8], send: ([UInt8]) -> Void) {
+        echoed += 1
+        send(packet)
+    }
+    public func close() {}
+}
+
+/// A read-only view of one call.
+public struct CallSnapshot: Sendable, Equatable {
+    public var id: String
+    public var codec: String
+    public var mode: String
+    public var state: String
+    public var counters: WebRTCLeg.Counters
+    public var jitterMilliseconds: Double
+    public var lossFraction: Double
+    public var concealedFrames: Int
+    public var recoveredFrames: Int
+}
+
+/// Metrics of the media engine.
+final class MediaMetrics: Sendable {
+    let legs = Gauge(label: "tandem_media_legs")
+    let legsStarted = Counter(label: "tandem_media_legs_started_total")
+    let rtpIn = Counter(label: "tandem_media_rtp_packets_total", dimensions: [("direction", "in")])
+    let rtpOut = Counter(label: "tandem_media_rtp_packets_total", dimensions: [("direction", "out")])
+    let srtpRefused = Counter(label: "tandem_media_srtp_refused_total")
+    let released: [String: Counter]
+    let liveLegs = Atomic<Int>(0)
+    static let releaseReasons = ["consent_expired", "dtls_failed", "closed", "shutdown", "peer_closed"]
+
+    init() {
+        released = Dictionary(uniqueKeysWithValues: Self.releaseReasons.map { ($0, Counter(label: "tandem_media_legs_released_total", dimensions: [("reason", $0)])) })
+    }
+}

@@ -1,0 +1,41 @@
+import Gateway
+import Logging
+import Opus
+import ServiceLifecycle
+
+/// The media engine as a service of `tandem serve`: it runs until graceful shutdown, then
+/// ends every call (releasing sockets, DTLS and SRTP contexts) and stops its threads.
+struct MediaService: Service {
+    let engine: MediaEngine
+    let logger: Logger
+
+    func run() async throws {
+        engine.start()
+        try? await gracefulShutdown()
+        await engine.shutdown()
+        logger.info("media engine stopped")
+    }
+}
+
+extension TandemConfiguration.Media {
+    /// The engine's settings: advertised addresses default to the bind address, or to the
+    /// host's own when binding to every address.
+    func engineConfiguration(logger: Logger?) -> MediaConfiguration {
+        var c = MediaConfiguration()
+        c.bindAddress = bindAddress.description
+        if !advertisedAddresses.isEmpty {
+            c.advertisedAddresses = advertisedAddresses.map(\.description)
+        } else if bindAddress.isUnspecified {
+            c.advertisedAddresses = HostAddresses.relayCandidates(logger: logger).filter { $0.family == bindAddress.family }.map(\.description)
+        } else {
+            c.advertisedAddresses = [bindAddress.description]
+        }
+        c.portRange = UInt16(portRange.lowerBound)...UInt16(portRange.upperBound)
+        c.threads = threads
+        c.opus = OpusEncoder.Configuration(bitrate: Int32(opusBitrate), complexity: Int32(opusComplexity))
+        c.sipLaw = sipCodec == "pcma" ? .pcma : .pcmu
+        c.preferPassThrough = preferPassThrough
+        c.consentTimeoutSeconds = consentTimeout
+        return c
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import G711
+import Media
+import Opus
+import Testing
+
+private func indices(_ items: [JitterBuffer<Int>.Item]) -> [String] {
+    items.map {
+        switch $0 {
+        case .packet(let i, _, _): "\(i)"
+        case .lost(let i): "lost \(i)"
+        }
+    }
+}
+
+@Suite("Jitter buffer")
+struct JitterBufferTests {
+    @Test func inOrderPacketsPassAtOnce() {
+        var jb = JitterBuffer<Int>()
+        for s in 0..<5 { #expect(indices(jb.insert(sequence: UInt16(s), timestamp: 0, payload: s, now: 0)) == ["\(s)"]) }
+        #expect(jb.heldCount == 0)
+    }
+
+    @Test func reorderedPacketsComeOutInOrder() {
+        var jb = JitterBuffer<Int>()
+        _ = jb.insert(sequence: 10, timestamp: 0, payload: 0, now: 0)
+        #expect(indices(jb.insert(sequence: 12, timestamp: 0, payload: 0, now: 1)).isEmpty)
+        #expect(indices(jb.insert(sequence: 11, timestamp: 0, payload: 0, now: 2)) == ["11", "12"])
+        #expect(jb.lost == 0)
+    }
+
+    @Test func aGapIsReleasedAsLossAfterTheHoldTime() {
+        var jb = JitterBuffer<Int>(holdMilliseconds: 40)
+        _ = jb.insert(sequence: 1, timestamp: 0, payload: 0, now: 0)
+        #expect(indices(jb.insert(sequence: 3, timestamp: 0, payload: 0, now: 20)).isEmpty)
+        #expect(jb.poll(now: 59).isEmpty)
+        #expect(indices(jb.poll(now: 60)) == ["lost 2", "3"])
+        // The missing one arriving now is late.
+        #expect(jb.insert(sequence: 2, timestamp: 0, payload: 0, now: 61).isEmpty)
+        #expect(jb.late == 1 && jb.lost == 1)
+    }
+
+    @Test func duplicatesAndWrapAround() {
+        var jb = JitterBuffer<Int>()
+        _ = jb.insert(sequence: 65534, timestamp: 0, payload: 0, now: 0)
+        #expect(indices(jb.insert(sequence: 65535, timestamp: 0, payload: 0, now: 0)) == ["65535"])
+        #expect(indices(jb.insert(sequence: 0, timestamp: 0, payload: 0, now: 0)) == ["65536"])
+        _ = jb.insert(sequence: 2, timestamp: 0, payload: 0, now: 0)
+        #expect(jb.insert(sequence: 2, timestamp: 0, payload: 0, now: 0).isEmpty)
+        #expect(jb.duplicates == 1)
+    }
+
+    @Test func capacityBoundsWhatIsHeld() {
+        var jb = JitterBuffer<Int>(holdMilliseconds: 10_000, capacity: 4)
+        _ = jb.insert(sequence: 0, timestamp: 0, payload: 0, now: 0)
+        var released: [String] = []
+        for s in 2...6 { released += indices(jb.insert(sequence: UInt16(s), timestamp: 0, payload: 0, now: 0)) }
+        #expect(released == ["lost 1", "2", "3", "4", "5", "6"])
+        #expect(jb.heldCount == 0)
+    }
+
+    @Test func aLargeJumpResynchronizes() {
+        var jb = JitterBuffer<Int>()
+        _ = jb.insert(sequence: 0, timestamp: 0, payload: 0, now: 0)
+        #expect(indices(jb.insert(sequence: 30000, timestamp: 0, payload: 0, now: 0)) == ["30000"])
+        #expect(jb.lost == 0)
+    }
+}
+
+private func tone(_ f: Double, samples: Int, rate: Double = 8000, offset: Int = 0) -> [Int16] {
+    (0..<samples).map { Int16(10000 * sin(2 * Double.pi * f * Double($0 + offset) / rate)) }
+}
+
+/// The strongest frequency in `x` (8 kHz), by a direct DFT over 10 Hz bins.
+private func peakFrequency(_ x: [Int16]) -> Double {
+    var best = (0.0, 0.0)
+    for f in stride(from: 100.0, through: 3900.0, by: 10.0) {
+        var re = 0.0, im = 0.0
+        for (i, s) in x.enumerated() {
+            let a = 2 * Double.pi * f * Double(i) / 8000
+            re += Double(s) * cos(a)
+            im -= Double(s) * sin(a)
+        }
+        let p = re * re + im * im
+        if p > best.1 { best = (f, p) }
+    }
+    return best.0
+}
+
+@Suite("Transcoding")
+struct TranscodingTests {
+    /// G.711 in → Opus → back through the browser-side transcoder → G.711: the tone survives
+    /// and timestamps map 8 kHz ↔ 48 kHz.
+    @Test func toneSurvivesBothDirections() throws {
+        let toOpus = try G711ToOpus(law: .muLaw)
+        let toG711 = try OpusToG711(law: .muLaw)
+        var returned: [Int16] = []
+        var seq: UInt16 = 0
+        for frame in 0..<50 {
+            // 30 ms G.711 packets: re-framed to 20 ms Opus frames.
+            let payload = G711.Law.muLaw.encode(tone(1000, samples: 240, offset: frame * 240))
+            for opus in toOpus.receive(payload: payload, timestamp: UInt32(frame * 240), marker: frame == 0) {
+                #expect(opus.timestamp % 960 == 0)
+                for g in toG711.receive(payload: opus.payload, sequence: seq, timestamp: opus.timestamp, now: Int64(seq) * 20) {
+                    #expect(g.payload.count == 160)
+                    #expect(g.timestamp == opus.timestamp / 6)
+                    returned += G711.Law.muLaw.decode(g.payload)
+                }
+                seq &+= 1
+            }
+        }
+        #expect(returned.count == 50 * 240 / 160 * 160)
+        #expect(abs(peakFrequency(Array(returned[2000..<4000])) - 1000) <= 10)
+    }
+
+    /// A lost Opus packet is rebuilt (FEC) or concealed, so the G.711 stream has no hole.
+    @Test func lossKeepsTheStreamContinuous() throws {
+        let encoder = try OpusEncoder(.init(bitrate: 24000, inbandFEC: true, expectedLossPercent: 20))
+        let toG711 = try OpusToG711(law: .aLaw, holdMilliseconds: 40)
+        var frames: [G711Frame] = []
+        for i in 0..<30 where i != 10 && i != 20 && i != 21 {
+            let packet = try encoder.encode(tone(700, samples: 160, offset: i * 160))
+            frames += toG711.receive(payload: packet, sequence: UInt16(i), timestamp: UInt32(i * 960), now: Int64(i * 20))
+            frames += toG711.poll(now: Int64(i * 20))
+        }
+        frames += toG711.poll(now: 10_000)
+        #expect(frames.count == 30)
+        #expect(zip(frames, frames.dropFirst()).allSatisfy { $1.timestamp == $0.timestamp &+ 160 })
+        #expect(toG711.recoveredFrames + toG711.concealedFrames == 3)
+    }
+
+    @Test func telephoneEventsRescaleBetweenClocks() {
+        let e = TelephoneEvent(parsing: [5, 0x8A, 0x07, 0x80])!
+        #expect(e.event == 5 && e.end && e.volume == 10 && e.duration == 1920 && e.digit == "5")
+        #expect(e.rescaled(from: 48000, to: 8000).duration == 320)
+        #expect(e.rescaled(from: 8000, to: 48000).payload == [5, 0x8A, 0x2D, 0x00])
+        #expect(TelephoneEvent(event: 1, end: false, volume: 0, duration: 20000).rescaled(from: 8000, to: 48000).duration == .max)
+        #expect(TelephoneEvent.event(for: "#") == 11 && TelephoneEvent.event(for: "d") == 15)
+        #expect(TelephoneEvent(parsing: [1, 2, 3]) == nil)
+    }
+}
+
+@Suite("Statistics")
+struct StatisticsTests {
+    @Test func lossAndJitterFollowRFC3550() {
+        var s = ReceptionStatistics(clockRate: 8000)
+        for i in 0..<100 where i % 10 != 0 || i == 0 {
+            // Every packet 20 ms apart, arrival jitter alternating ±2 ms.
+            s.record(sequence: UInt16(i), timestamp: UInt32(i * 160), payloadBytes: 160, arrivalMilliseconds: Int64(i * 20 + (i % 2 == 0 ? 2 : -2)))
+        }
+        #expect(s.expected == 100 && s.cumulativeLost == 9)
+        let block = s.reportBlock(ssrc: 1, nowMilliseconds: 0)
+        #expect(block.fractionLost == UInt8(9 * 256 / 100))
+        #expect(block.extendedHighestSequence == 99)
+        // Transit alternates by 4 ms = 32 units; the estimator converges toward 32.
+        #expect(s.jitter > 20 && s.jitter <= 32)
+    }
+
+    @Test func roundTripFromLSRAndDLSR() {
+        let block = ReportBlock(ssrc: 1, fractionLost: 0, cumulativeLost: 0, extendedHighestSequence: 0, jitter: 0, lastSenderReport: 0x0001_0000, delaySinceLastSenderReport: 0x0000_8000)
+        // Arrival at 1.75 s (compact NTP), the SR was sent at 1.0 s and held 0.5 s by the peer: 0.25 s.
+        #expect(NTPTime.roundTripMilliseconds(block: block, arrivalCompactNTP: 0x0001_C000) == 250)
+        #expect(NTPTime.from(unixNanoseconds: 0) >> 32 == 2_208_988_800)
+    }
+}
