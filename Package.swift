@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "tandem", targets: ["Tandem"]),
         .executable(name: "turn-load", targets: ["TURNLoad"]),
+        .executable(name: "media-load", targets: ["MediaLoad"]),
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "TURN", targets: ["TURN"]),
         .library(name: "SDP", targets: ["SDP"]),
@@ -161,6 +162,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
+        // Load generator for tools/bench/media: N simulated browsers against the echo service.
+        .executableTarget(
+            name: "MediaLoad",
+            dependencies: [
+                "WebRTC", "SDP", "STUN", "Datapath", "Media", "Opus", "G711",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/bench/media/MediaLoad",
+            swiftSettings: strict
+        ),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),

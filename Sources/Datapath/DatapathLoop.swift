@@ -280,6 +280,9 @@ public final class DatapathLoop: @unchecked Sendable {
     /// The monotonic clock in milliseconds (the time base of timers and media statistics).
     public static func monotonicMilliseconds() -> Int64 { Int64(nowNanoseconds() / 1_000_000) }
 
+    /// The monotonic clock in nanoseconds.
+    public static func monotonicNanoseconds() -> UInt64 { nowNanoseconds() }
+
     static func nowNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

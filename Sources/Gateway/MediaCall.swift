@@ -13,10 +13,30 @@ final class MediaLoopCore {
     var calls: [String: MediaCall] = [:]
     private var ticks = 0
     static let tickMilliseconds = 20
+    /// Lowers the Opus complexity of this thread's calls when it nears a full core.
+    var governor: ComplexityGovernor
+    private var lastSample: (wall: Int64, cpu: Int64)?
 
-    init(loop: DatapathLoop, metrics: MediaMetrics) {
+    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32) {
         self.loop = loop
         self.metrics = metrics
+        self.governor = ComplexityGovernor(configured: complexity)
+    }
+
+    /// Once a second: this thread's busy share, and the governor's decision.
+    private func govern() {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        let cpu = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        let wall = Int64(DatapathLoop.monotonicNanoseconds())
+        defer { lastSample = (wall, cpu) }
+        guard let last = lastSample, wall > last.wall else { return }
+        let utilization = Double(cpu - last.cpu) / Double(wall - last.wall)
+        metrics.utilization.record(utilization)
+        if let complexity = governor.update(utilization: utilization) {
+            for call in calls.values { call.bridge.encoder?.complexity = complexity }
+            metrics.complexity.record(Int(complexity))
+        }
     }
 
     func startTicking() {
@@ -34,6 +54,7 @@ final class MediaLoopCore {
         for call in calls.values {
             call.tick(now: now, sendReports: reports)
         }
+        if ticks % (1000 / Self.tickMilliseconds) == 0 { govern() }
     }
 
     func startCall(id: String, loopIndex: Int, socket: UDPSocket, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
@@ -57,7 +78,9 @@ final class MediaLoopCore {
         }
         let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate, ssrc: localSSRC)
         let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
-        let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: configuration.opus)
+        var opus = configuration.opus
+        opus.complexity = governor.current  // a new call starts where the governor stands
+        let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: opus)
         let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onRelease: onRelease)
         try leg.start()
         calls[id] = call
@@ -127,8 +150,22 @@ final class MediaCall {
     private func rtcpFromBrowser(_ packet: UnsafeRawBufferPointer) {
         guard let packets = try? RTCPPacket.parseCompound(packet) else { return }
         let now = DatapathLoop.monotonicMilliseconds()
+        let arrival = NTPTime.compact(NTPTime.now())
         for p in packets {
-            if case .senderReport(_, let info, _) = p { bridge.browserSenderReport(info, now: now) }
+            let blocks: [ReportBlock]
+            switch p {
+            case .senderReport(_, let info, let reports):
+                bridge.browserSenderReport(info, now: now)
+                blocks = reports
+            case .receiverReport(_, let reports):
+                blocks = reports
+            default:
+                blocks = []
+            }
+            // The browser's report on our stream gives the round trip (RFC 3550 §6.4.1).
+            for block in blocks where block.ssrc == bridge.browser.ssrc {
+                if let rtt = NTPTime.roundTripMilliseconds(block: block, arrivalCompactNTP: arrival) { roundTripMilliseconds = rtt }
+            }
         }
     }
 
@@ -144,9 +181,7 @@ final class MediaCall {
     private func sendReport(now: Int64) {
         let sent = bridge.sentToBrowser
         let block = bridge.reportBlockForBrowser(ssrc: lastBrowserSSRC, now: now)
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let ntp = NTPTime.from(unixNanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+        let ntp = NTPTime.now()
         let report: [RTCPPacket] = [
             .senderReport(ssrc: bridge.browser.ssrc, sender: SenderInfo(ntpTimestamp: ntp, rtpTimestamp: sent.lastTimestamp, packetCount: sent.packets, octetCount: sent.octets),
                           reports: bridge.fromBrowserStatistics.packets > 0 ? [block] : []),
@@ -157,6 +192,8 @@ final class MediaCall {
 
     /// The browser's SSRC, learned from its RTP.
     var lastBrowserSSRC: UInt32 = 0
+    /// The last round trip to the browser, from its reports on our stream.
+    var roundTripMilliseconds: Double?
 
     private func publishCounters() {
         let c = leg.counters
@@ -178,6 +215,7 @@ final class MediaCall {
         }
         return CallSnapshot(id: id, codec: codec.rawValue, mode: bridge.mode == .transcode ? "transcode" : "pass-through", state: stateText,
                             counters: leg.counters, jitterMilliseconds: stats.jitterMilliseconds, lossFraction: stats.lossFraction,
+                            roundTripMilliseconds: roundTripMilliseconds,
                             concealedFrames: bridge.concealment.concealed, recoveredFrames: bridge.concealment.recovered)
     }
 

@@ -64,7 +64,7 @@ public final class MediaEngine: Sendable {
         load = Mutex(Array(repeating: 0, count: loops.count))
         nextPort = Mutex(configuration.portRange.lowerBound)
         let metrics = self.metrics
-        cores = loops.map { loop in LoopBound(MediaLoopCore(loop: loop, metrics: metrics), loop: loop) }
+        cores = loops.map { loop in LoopBound(MediaLoopCore(loop: loop, metrics: metrics, complexity: configuration.opus.complexity), loop: loop) }
     }
 
     private let started = Mutex(false)
@@ -218,6 +218,8 @@ public struct CallSnapshot: Sendable, Equatable {
     public var counters: WebRTCLeg.Counters
     public var jitterMilliseconds: Double
     public var lossFraction: Double
+    /// From the browser's receiver reports (LSR/DLSR), once it sent one.
+    public var roundTripMilliseconds: Double?
     public var concealedFrames: Int
     public var recoveredFrames: Int
 }
@@ -229,6 +231,10 @@ final class MediaMetrics: Sendable {
     let rtpIn = Counter(label: "tandem_media_rtp_packets_total", dimensions: [("direction", "in")])
     let rtpOut = Counter(label: "tandem_media_rtp_packets_total", dimensions: [("direction", "out")])
     let srtpRefused = Counter(label: "tandem_media_srtp_refused_total")
+    /// Busy share of a media thread over the last second (the governor's input).
+    let utilization = Gauge(label: "tandem_media_thread_utilization")
+    /// The Opus complexity the governor set last.
+    let complexity = Gauge(label: "tandem_media_opus_complexity")
     let released: [String: Counter]
     let liveLegs = Atomic<Int>(0)
     static let releaseReasons = ["consent_expired", "dtls_failed", "closed", "shutdown", "peer_closed"]

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reception statistics of one RTP source (RFC 3550 §6.4.1 and Appendix A.1, A.3, A.8):
 /// packets, loss, interarrival jitter, and what goes into a report block.
 public struct ReceptionStatistics: Sendable {
@@ -68,6 +72,16 @@ public struct ReceptionStatistics: Sendable {
 
 /// NTP time (RFC 5905 format, seconds since 1900 in 32.32 fixed point) for sender reports.
 public enum NTPTime {
+    /// The wall clock now, as NTP time.
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return from(unixNanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+    }
+
+    /// The middle 32 bits of an NTP time (RFC 3550 §6.4.1's "compact" form of LSR).
+    public static func compact(_ ntp: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: ntp >> 16) }
+
     /// From Unix time in nanoseconds.
     public static func from(unixNanoseconds: UInt64) -> UInt64 {
         let seconds = unixNanoseconds / 1_000_000_000 + 2_208_988_800

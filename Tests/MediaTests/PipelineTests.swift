@@ -163,3 +163,63 @@ struct StatisticsTests {
         #expect(NTPTime.from(unixNanoseconds: 0) >> 32 == 2_208_988_800)
     }
 }
+
+@Suite("Audio bridge")
+struct AudioBridgeTests {
+    static let browser = BridgeSide(audioPayloadType: 111, telephoneEventPayloadType: 126, clockRate: 48000, ssrc: 0xB0B0)
+    static let sip = BridgeSide(audioPayloadType: 0, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: 0x5151)
+
+    /// RFC 4733 events cross with timestamp and duration rescaled (48 kHz ↔ 8 kHz) and the other leg's SSRC and payload type.
+    @Test func telephoneEventsCrossBothWays() throws {
+        let bridge = try AudioBridge(mode: .transcode, browser: Self.browser, sip: Self.sip, law: .muLaw)
+        let event = TelephoneEvent(event: 5, end: false, volume: 10, duration: 960)
+        let fromBrowser = RTPHeader(marker: true, payloadType: 126, sequenceNumber: 7, timestamp: 96_000, ssrc: 0xAAAA).packet(payload: event.payload)
+        let toSIP = fromBrowser.withUnsafeBytes { bridge.fromBrowser($0, now: 0) }
+        #expect(toSIP.count == 1)
+        let h = try toSIP[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
+        #expect(h.payloadType == 101 && h.ssrc == 0x5151 && h.timestamp == 16_000 && h.marker)
+        #expect(TelephoneEvent(parsing: Array(toSIP[0][12...]))?.duration == 160)
+
+        let back = toSIP[0].withUnsafeBytes { bridge.fromSIP($0, now: 0) }
+        let b = try back[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
+        #expect(b.payloadType == 126 && b.ssrc == 0xB0B0 && b.timestamp == 96_000)
+        #expect(TelephoneEvent(parsing: Array(back[0][12...])) == event)
+    }
+
+    /// Pass-through keeps the payload and timestamp, rewrites SSRC and sequence numbers, and
+    /// drops payload types nobody negotiated.
+    @Test func passThroughRewritesHeadersOnly() throws {
+        let browser = BridgeSide(audioPayloadType: 0, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: 0xB0B0)
+        let bridge = try AudioBridge(mode: .passThrough, browser: browser, sip: Self.sip, law: .muLaw)
+        let payload = [UInt8](repeating: 0x55, count: 160)
+        var sequences: [UInt16] = []
+        for i in 0..<3 {
+            let p = RTPHeader(payloadType: 0, sequenceNumber: UInt16(100 + i), timestamp: UInt32(160 * i), ssrc: 0xAAAA).packet(payload: payload)
+            let out = p.withUnsafeBytes { bridge.fromBrowser($0, now: Int64(20 * i)) }
+            let h = try out[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
+            #expect(h.ssrc == 0x5151 && h.timestamp == UInt32(160 * i) && Array(out[0][12...]) == payload)
+            sequences.append(h.sequenceNumber)
+        }
+        #expect(sequences[1] == sequences[0] &+ 1 && sequences[2] == sequences[1] &+ 1)
+        let stray = RTPHeader(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 1).packet(payload: [1])
+        #expect(stray.withUnsafeBytes { bridge.fromBrowser($0, now: 0) }.isEmpty)
+        #expect(bridge.unknownPayloadTypes == 1)
+        #expect(bridge.fromBrowserStatistics.packets == 4)
+    }
+}
+
+@Suite("Complexity governor")
+struct GovernorTests {
+    @Test func stepsDownUnderLoadAndBackUpWhenItEases() {
+        var g = ComplexityGovernor(configured: 5)
+        #expect(g.update(utilization: 0.5) == nil)
+        #expect(g.update(utilization: 0.9) == 4)
+        #expect(g.update(utilization: 0.95) == 3)
+        #expect(g.update(utilization: 0.7) == nil)  // between the marks: hold
+        #expect(g.update(utilization: 0.4) == 4)
+        #expect(g.update(utilization: 0.4) == 5)
+        #expect(g.update(utilization: 0.1) == nil)  // never above the configured value
+        for _ in 0..<10 { _ = g.update(utilization: 1.0) }
+        #expect(g.current == 0)
+    }
+}

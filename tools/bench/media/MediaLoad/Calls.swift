@@ -1,0 +1,255 @@
+import Datapath
+import Foundation
+import Media
+import SDP
+import STUN
+import WebRTC
+
+/// One call after its offer was answered: its socket and what the answer negotiated.
+struct CallSetup: @unchecked Sendable {
+    let index: Int
+    let socket: UDPSocket
+    let local: LocalMediaParameters
+    let audio: NegotiatedAudio
+    let remote: DatagramAddress
+    let dtls: DTLSTransport
+
+    static func make(index: Int, bind: String, codec: AudioCodec, identity: DTLSIdentity, url: String) throws -> CallSetup {
+        guard let ip = IPAddress(bind) else { throw SetupError("bad bind address \(bind)") }
+        let socket = try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: 0)), options: .init(receiveBufferSize: 1 << 18, sendBufferSize: 1 << 18))
+        var local = LocalMediaParameters(ice: .random(), fingerprintSHA256: identity.fingerprintSHA256, addresses: [bind], port: socket.localAddress.port)
+        local.codecs = [codec]
+        var offer = WebRTCOfferAnswer.offer(local: local)
+        offer.remove("ice-lite")  // a browser is a full agent
+        let answerText = try post(offer.serialized, to: url)
+        let answer = try SessionDescription(parsing: answerText)
+        let audio = try WebRTCOfferAnswer.apply(answer: answer, to: offer)
+        guard let candidate = audio.remoteCandidates.first, let address = IPAddress(candidate.address) else { throw SetupError("answer has no usable candidate") }
+        let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
+        return CallSetup(index: index, socket: socket, local: local, audio: audio, remote: DatagramAddress(TransportAddress(ip: address, port: candidate.port)), dtls: dtls)
+    }
+
+    /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench).
+    static func post(_ sdp: String, to url: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", "@-", url]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(sdp.utf8))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else { throw SetupError("echo refused the offer: \(text)") }
+        return text
+    }
+}
+
+struct SetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// All calls, on the load tool's loop: ICE as the controlling agent, DTLS client, SRTP,
+/// paced sending, echo matching.
+final class Driver {
+    let loop: DatapathLoop
+    let frames: [[UInt8]]
+    let codec: AudioCodec
+    var calls: [LoadCall] = []
+    private var measuring = false
+    private var sending = true
+    private var tick = 0
+    /// Ticks are due at start + n × 5 ms, so late wake-ups do not slow the pace.
+    private let start = DatapathLoop.monotonicNanoseconds()
+    var latencies: [Double] = []
+    static let tickMilliseconds = 5
+
+    init(loop: DatapathLoop, frames: [[UInt8]], codec: AudioCodec) {
+        self.loop = loop
+        self.frames = frames
+        self.codec = codec
+        schedule()
+    }
+
+    func add(_ setup: CallSetup) {
+        let call = LoadCall(setup: setup, driver: self, phase: calls.count % (20 / Self.tickMilliseconds))
+        calls.append(call)
+        try? loop.register(setup.socket.fd, call)
+        call.sendCheck(nominate: true)
+    }
+
+    var echoingCalls: Int { calls.filter { $0.echoes > 0 }.count }
+
+    private func schedule() {
+        loop.schedule(inMilliseconds: untilNextTick) { [weak self] in
+            guard let self else { return }
+            self.tick += 1
+            let slot = self.tick % (20 / Self.tickMilliseconds)
+            let now = DatapathLoop.monotonicNanoseconds()
+            for call in self.calls {
+                call.timers(nowMilliseconds: Int64(now / 1_000_000))
+                if self.sending, call.phase == slot { call.sendFrame(now: now) }
+            }
+            self.schedule()
+        }
+    }
+
+    /// Milliseconds until the next tick is due (0 when late).
+    private var untilNextTick: Int {
+        let due = start + UInt64(tick + 1) * UInt64(Self.tickMilliseconds) * 1_000_000
+        let now = DatapathLoop.monotonicNanoseconds()
+        return due > now ? Int((due - now + 500_000) / 1_000_000) : 0
+    }
+
+    func startMeasuring() {
+        for c in calls { c.resetCounts() }
+        latencies.removeAll(keepingCapacity: true)
+        measuring = true
+    }
+
+    func stopSending() { sending = false }
+
+    func record(latencyNanoseconds: UInt64) {
+        if measuring { latencies.append(Double(latencyNanoseconds) / 1_000_000) }
+    }
+
+    func report(seconds: Double) -> [String: Any] {
+        measuring = false
+        let sent = calls.reduce(0) { $0 + $1.sentMeasured }
+        let received = calls.reduce(0) { $0 + $1.receivedMeasured }
+        let sorted = latencies.sorted()
+        func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return ["calls": calls.count, "codec": codec.rawValue, "seconds": seconds, "sent": sent, "received": received,
+                "loss": sent > 0 ? max(0, Double(sent - received) / Double(sent)) : 0,
+                "rtt_p50_ms": pct(0.5), "rtt_p99_ms": pct(0.99), "rtt_max_ms": sorted.last ?? 0,
+                "srtp_failures": calls.reduce(0) { $0 + $1.srtpFailures }]
+    }
+
+    func closeAll() {
+        for c in calls { c.close() }
+    }
+}
+
+/// One simulated browser.
+final class LoadCall: ReadableHandler {
+    let setup: CallSetup
+    unowned let driver: Driver
+    let phase: Int
+    private var inbound: SRTPContext?
+    private var outbound: SRTPContext?
+    private var sequence = UInt16.random(in: 0...UInt16.max)
+    private var timestamp: UInt32 = 0
+    private var frameIndex = 0
+    /// Send times by frame number (timestamp ÷ ticks per frame), a ring of 256.
+    private var sendTimes = [UInt64](repeating: 0, count: 256)
+    private var buffer = [UInt8](repeating: 0, count: 2048)
+    private var lastCheck: Int64 = 0
+    private(set) var echoes = 0
+    private(set) var sentMeasured = 0
+    private(set) var receivedMeasured = 0
+    private(set) var srtpFailures = 0
+    private var connected = false
+    private let ticksPerFrame: UInt32
+
+    init(setup: CallSetup, driver: Driver, phase: Int) {
+        self.setup = setup
+        self.driver = driver
+        self.phase = phase
+        ticksPerFrame = setup.audio.codec == .opus ? 960 : 160
+    }
+
+    func resetCounts() {
+        sentMeasured = 0
+        receivedMeasured = 0
+    }
+
+    /// A Binding request as the controlling agent (RFC 8445 §7.2.2), nominating on the first.
+    func sendCheck(nominate: Bool) {
+        var m = STUNMessage(type: STUNMessageType(method: .binding, messageClass: .request))
+        m.attributes = [.text(.username, "\(setup.audio.remoteICE.usernameFragment):\(setup.local.ice.usernameFragment)"),
+                        .uint32(.priority, 1_853_824_767), .uint64(.iceControlling, 42)]
+        if nominate { m.attributes.append(.flag(.useCandidate)) }
+        _ = setup.socket.send(m.encode(integrity: .sha1(key: Array(setup.audio.remoteICE.password.utf8)), fingerprint: true), to: setup.remote)
+    }
+
+    func timers(nowMilliseconds now: Int64) {
+        if now - lastCheck >= 2000 {  // consent (RFC 7675 asks every ~5 s); also retries the first check
+            lastCheck = now
+            sendCheck(nominate: !connected)
+        }
+        if let t = setup.dtls.timeoutMilliseconds, t == 0 {
+            setup.dtls.handleTimeout()
+            flushDTLS()
+        }
+    }
+
+    private func flushDTLS() {
+        for d in setup.dtls.takeOutgoing() { _ = setup.socket.send(d, to: setup.remote) }
+    }
+
+    func readable() {
+        for _ in 0..<16 {
+            let got = buffer.withUnsafeMutableBytes { setup.socket.receive(into: $0) }
+            guard let (n, _, _) = got else { return }
+            let first = buffer[0]
+            if first < 4 {
+                // A Binding response: ICE is up; the DTLS client starts.
+                if !connected, setup.dtls.role == .client, case .handshaking = setup.dtls.state, setup.dtls.timeoutMilliseconds == nil {
+                    setup.dtls.start()
+                    flushDTLS()
+                }
+            } else if (20...63).contains(first) {
+                buffer.withUnsafeBytes { _ = setup.dtls.receive(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                flushDTLS()
+                if case .connected(let keys) = setup.dtls.state, !connected {
+                    inbound = try? SRTPContext(profile: keys.profile, keyAndSalt: keys.remote, direction: .inbound)
+                    outbound = try? SRTPContext(profile: keys.profile, keyAndSalt: keys.local, direction: .outbound)
+                    connected = true
+                }
+            } else if first >= 128, let inbound {
+                let now = DatapathLoop.monotonicNanoseconds()
+                if buffer[1] >= 192, buffer[1] <= 223 { continue }  // RTCP
+                let length = buffer.withUnsafeMutableBytes { try? inbound.unprotectRTP(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), length: n) }
+                guard let length, length >= 12 else { srtpFailures += 1; continue }
+                let ts = buffer.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) }
+                let frame = Int((ts / ticksPerFrame) % 256)
+                let sent = sendTimes[frame]
+                echoes += 1
+                if sent > 0, now >= sent {
+                    sendTimes[frame] = 0
+                    receivedMeasured += 1
+                    driver.record(latencyNanoseconds: now - sent)
+                }
+            }
+        }
+    }
+
+    func sendFrame(now: UInt64) {
+        guard connected, let outbound else { return }
+        let payload = driver.frames[frameIndex % driver.frames.count]
+        frameIndex += 1
+        sequence &+= 1
+        timestamp &+= ticksPerFrame
+        let header = RTPHeader(marker: frameIndex == 1, payloadType: setup.audio.payloadType, sequenceNumber: sequence, timestamp: timestamp, ssrc: setup.local.ssrc)
+        let packet = header.packet(payload: payload)
+        let n: Int? = buffer.withUnsafeMutableBytes { b in
+            packet.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: b[0..<packet.count]).copyMemory(from: $0) }
+            return try? outbound.protectRTP(b, length: packet.count)
+        }
+        guard let n else { return }
+        sendTimes[Int((timestamp / ticksPerFrame) % 256)] = now
+        sentMeasured += 1
+        _ = buffer.withUnsafeBytes { setup.socket.send(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: setup.remote) }
+    }
+
+    func close() {
+        setup.dtls.close()
+        flushDTLS()
+        driver.loop.deregister(setup.socket.fd)
+        setup.socket.close()
+    }
+}
