@@ -75,10 +75,8 @@ public final class AudioBridge {
         let payload = header.payload(in: packet)
         fromBrowserStatistics.record(sequence: header.sequenceNumber, timestamp: header.timestamp, payloadBytes: payload.count, arrivalMilliseconds: now)
         if header.payloadType == browser.telephoneEventPayloadType {
-            guard let sipEvent = sip.telephoneEventPayloadType, let event = TelephoneEvent(parsing: Array(payload)) else { return [] }
-            let scaled = event.rescaled(from: browser.clockRate, to: sip.clockRate)
-            let ts = UInt32(UInt64(header.timestamp) * UInt64(sip.clockRate) / UInt64(browser.clockRate))
-            return [sipPacket(payloadType: sipEvent, timestamp: ts, marker: header.marker, payload: scaled.payload)]
+            guard let e = Self.translateEvent(header, payload, from: browser, to: sip) else { return [] }
+            return [sipPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: e.payload)]
         }
         guard header.payloadType == browser.audioPayloadType else {
             unknownPayloadTypes += 1
@@ -107,10 +105,8 @@ public final class AudioBridge {
         let payload = header.payload(in: packet)
         fromSIPStatistics.record(sequence: header.sequenceNumber, timestamp: header.timestamp, payloadBytes: payload.count, arrivalMilliseconds: now)
         if header.payloadType == sip.telephoneEventPayloadType {
-            guard let browserEvent = browser.telephoneEventPayloadType, let event = TelephoneEvent(parsing: Array(payload)) else { return [] }
-            let scaled = event.rescaled(from: sip.clockRate, to: browser.clockRate)
-            let ts = UInt32(truncatingIfNeeded: UInt64(header.timestamp) * UInt64(browser.clockRate) / UInt64(sip.clockRate))
-            return [browserPacket(payloadType: browserEvent, timestamp: ts, marker: header.marker, payload: scaled.payload)]
+            guard let e = Self.translateEvent(header, payload, from: sip, to: browser) else { return [] }
+            return [browserPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: e.payload)]
         }
         guard header.payloadType == sip.audioPayloadType else {
             unknownPayloadTypes += 1
@@ -125,6 +121,14 @@ public final class AudioBridge {
                 browserPacket(payloadType: browser.audioPayloadType, timestamp: $0.timestamp, marker: $0.marker, payload: $0.payload)
             }
         }
+    }
+
+    /// An RFC 4733 event for the other side: its payload type there, and timestamp and
+    /// duration in that side's clock (nil when that side has no telephone-event).
+    private static func translateEvent(_ header: RTPHeader, _ payload: UnsafeRawBufferPointer, from: BridgeSide, to: BridgeSide) -> (payloadType: UInt8, timestamp: UInt32, payload: [UInt8])? {
+        guard let payloadType = to.telephoneEventPayloadType, let event = TelephoneEvent(parsing: Array(payload)) else { return nil }
+        let timestamp = UInt32(truncatingIfNeeded: UInt64(header.timestamp) * UInt64(to.clockRate) / UInt64(from.clockRate))
+        return (payloadType, timestamp, event.rescaled(from: from.clockRate, to: to.clockRate).payload)
     }
 
     private func sipPacket(payloadType: UInt8, timestamp: UInt32, marker: Bool, payload: [UInt8]) -> [UInt8] {

@@ -33,47 +33,11 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
+from common import cpu_seconds, cpu_split, free_port, rss_kib, stop_group  # noqa: E402
 SECRET = "bench-secret-0123456789"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
-
-
-def cpu_split(pid):
-    """(user, system) CPU-seconds of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
-
-
-def cpu_seconds(pid):
-    return sum(cpu_split(pid))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def free_port():
-    for _ in range(200):
-        import random
-        p = random.randint(20000, 39000)
-        ok = True
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            s = socket.socket(socket.AF_INET, kind)
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return p
-    raise RuntimeError("no free port")
 
 
 def wait_udp_stun(port, timeout=20):
@@ -142,13 +106,7 @@ class Server:
         time.sleep(0.5)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, timeout=15)
 
 
 def parse_uclient(text):

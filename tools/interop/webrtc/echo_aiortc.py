@@ -9,10 +9,8 @@ import argparse
 import asyncio
 import fractions
 import json
-import ssl
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import aioice.ice
@@ -20,6 +18,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 import av
+
+from tandem_http import post_sdp
 
 # aioice skips loopback addresses on purpose; the test runs in a lo-only namespace.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
@@ -53,15 +53,6 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
-def post_offer(url, sdp):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # Tandem's self-signed certificate in a throwaway namespace
-    request = urllib.request.Request(url, data=sdp.encode(), method="POST", headers={"Content-Type": "application/sdp"})
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        return response.read().decode()
-
-
 async def run(url, codec, seconds, hz):
     pc = RTCPeerConnection()
     transceiver = pc.addTransceiver(ToneTrack(hz), direction="sendrecv")
@@ -76,7 +67,7 @@ async def run(url, codec, seconds, hz):
             got_track.set_result(track)
 
     await pc.setLocalDescription(await pc.createOffer())
-    answer = await asyncio.get_event_loop().run_in_executor(None, post_offer, url, pc.localDescription.sdp)
+    answer = await asyncio.get_event_loop().run_in_executor(None, post_sdp, url, pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     track = await asyncio.wait_for(got_track, 10)
     deadline = time.monotonic() + seconds

@@ -13,17 +13,17 @@ import math
 import os
 import re
 import signal
-import ssl
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import wave
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from tandem_http import get
 
 
 def write_tone(path, hz, seconds=30, rate=48000):
@@ -35,11 +35,7 @@ def write_tone(path, hz, seconds=30, rate=48000):
 
 
 def metrics(base):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # Tandem's self-signed certificate in a throwaway namespace
-    with urllib.request.urlopen(base + "/metrics", context=context, timeout=5) as r:
-        return r.read().decode()
+    return get(base + "/metrics")
 
 
 def metric(text, name, labels=""):

@@ -12,13 +12,14 @@ network namespace that has only `lo` (see shared/TESTING.md):
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+from common import stop_group  # noqa: E402
 SCENARIOS = ["aiortc-opus", "aiortc-pcmu", "chromium-opus", "chromium-pcmu", "chromium-consent"]
 
 
@@ -68,9 +69,8 @@ class Tandem:
         self.proc = subprocess.Popen(self.ns.command(self.binary, "serve"), env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            probe = subprocess.run(self.ns.command("python3", "-c",
-                "import ssl,urllib.request;c=ssl.create_default_context();c.check_hostname=False;c.verify_mode=ssl.CERT_NONE;"
-                f"urllib.request.urlopen('https://127.0.0.1:{self.port}/healthz',context=c,timeout=1)"), stderr=subprocess.DEVNULL)
+            probe = subprocess.run(self.ns.command("python3", "-c", f"import sys; sys.path.insert(0, {HERE!r}); import tandem_http; "
+                f"tandem_http.get('https://127.0.0.1:{self.port}/healthz', timeout=1)"), stderr=subprocess.DEVNULL)
             if probe.returncode == 0:
                 return self
             if self.proc.poll() is not None:
@@ -83,13 +83,7 @@ class Tandem:
         self.stop()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
 
 
 def run_scenario(name, tandem_binary, python, index):
