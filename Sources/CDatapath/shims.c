@@ -38,6 +38,15 @@ int tandem_epoll_wait(int epfd, int *fds, int max, int timeout_ms) {
     return n;
 }
 
+int tandem_epoll_wait_ns(int epfd, int *fds, int max, long long timeout_ns) {
+    struct epoll_event events[256];
+    if (max > 256) max = 256;
+    struct timespec t = { .tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL };
+    int n = epoll_pwait2(epfd, events, max, timeout_ns < 0 ? NULL : &t, NULL);
+    for (int i = 0; i < n; i++) fds[i] = events[i].data.fd;
+    return n;
+}
+
 int tandem_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 int tandem_eventfd_signal(int fd) {

@@ -114,13 +114,14 @@ enum EchoPage {
       const binHz = context.sampleRate / analyser.fftSize;
       for (let i = 2; i < sum.length; i++) { total += sum[i]; if (Math.abs(i * binHz - hz) <= 40) near += sum[i]; }
       const stats = await pc.getStats();
-      let dtlsState = null, pair = null, codecName = null, packetsReceived = 0;
+      let dtlsState = null, pair = null, codecName = null, packetsReceived = 0, srtpCipher = null;
       stats.forEach(s => {
-        if (s.type === "transport") { dtlsState = s.dtlsState; if (s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); }
+        if (s.type === "transport") { dtlsState = s.dtlsState; srtpCipher = s.srtpCipher || null; if (s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); }
         if (s.type === "inbound-rtp" && s.kind === "audio") { packetsReceived = s.packetsReceived; codecName = s.codecId && stats.get(s.codecId) ? stats.get(s.codecId).mimeType : null; }
       });
-      const report = { peakHz: hz, peakShare: total > 0 ? near / total : 0, frames, connectedMs: connected, dtlsState,
-        selectedPair: pair ? { state: pair.state, nominated: pair.nominated, localCandidateId: pair.localCandidateId, remoteCandidateId: pair.remoteCandidateId } : null,
+      const report = { peakHz: hz, peakShare: total > 0 ? near / total : 0, frames, connectedMs: connected, dtlsState, srtpCipher,
+        selectedPair: pair ? { state: pair.state, nominated: pair.nominated, localCandidateId: pair.localCandidateId, remoteCandidateId: pair.remoteCandidateId,
+                               remotePort: stats.get(pair.remoteCandidateId) ? stats.get(pair.remoteCandidateId).port : null } : null,
         codec: codecName, packetsReceived };
       status(JSON.stringify(report, null, 2));
       window.tandemEchoConnection = pc;

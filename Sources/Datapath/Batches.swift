@@ -80,6 +80,12 @@ public final class ReceiveBatch {
         UnsafeRawBufferPointer(start: slots.bytes + i * slots.slotSize, count: Int(slots.headers[i].msg_len))
     }
 
+    /// The bytes of datagram `i`, writable in place (SRTP decrypts where it was received).
+    @inline(__always)
+    public func mutablePayload(_ i: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: slots.bytes + i * slots.slotSize, count: Int(slots.headers[i].msg_len))
+    }
+
     /// The source of datagram `i`; nil for an address family other than IPv4/IPv6.
     @inline(__always)
     public func source(_ i: Int) -> DatagramAddress? {

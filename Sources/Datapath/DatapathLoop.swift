@@ -165,8 +165,14 @@ public final class DatapathLoop: @unchecked Sendable {
 
     /// Runs `body` once, `milliseconds` from now.
     public func schedule(inMilliseconds milliseconds: Int, _ body: @escaping () -> Void) {
+        schedule(atNanoseconds: Self.nowNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000, body)
+    }
+
+    /// Runs `body` once at `deadline` on the monotonic clock (``monotonicNanoseconds()``);
+    /// the wait is in nanoseconds (`epoll_pwait2`), so timers keep sub-millisecond deadlines
+    /// (within the thread's timer slack).
+    public func schedule(atNanoseconds deadline: UInt64, _ body: @escaping () -> Void) {
         nextTimerID += 1
-        let deadline = Self.nowNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
         timers.append(Timer(id: nextTimerID, deadline: deadline, body: body))
         nextDeadline = min(nextDeadline, deadline)
     }
@@ -193,7 +199,7 @@ public final class DatapathLoop: @unchecked Sendable {
             // (queued from this thread, e.g. by a hook, which signals no eventfd).
             let (stop, pendingTasks) = state.withLock { ($0.stopRequested, !$0.inbox.isEmpty) }
             if stop { break }
-            let n = tandem_epoll_wait(epollFD, ready, 256, pendingTasks ? 0 : timeoutMilliseconds())
+            let n = tandem_epoll_wait_ns(epollFD, ready, 256, pendingTasks ? 0 : timeoutNanoseconds())
             let woke = window > 0 ? Self.nowNanoseconds() : 0
             if n > 0 {
                 for i in 0..<Int(n) {
@@ -250,11 +256,11 @@ public final class DatapathLoop: @unchecked Sendable {
         nextDeadline = timers.reduce(UInt64.max) { min($0, $1.deadline) }
     }
 
-    private func timeoutMilliseconds() -> Int32 {
+    private func timeoutNanoseconds() -> Int64 {
         guard nextDeadline != .max else { return -1 }
         let now = Self.nowNanoseconds()
         if nextDeadline <= now { return 0 }
-        return Int32(min(60_000, (nextDeadline - now + 999_999) / 1_000_000))
+        return Int64(min(60_000_000_000, nextDeadline - now))
     }
 
     private func finish() {

@@ -16,11 +16,16 @@ final class MediaLoopCore {
     /// Lowers the Opus complexity of this thread's calls when it nears a full core.
     var governor: ComplexityGovernor
     private var lastSample: (wall: Int64, cpu: Int64)?
+    /// The loop's port for every leg, when the engine runs in shared-port mode.
+    let sharedPort: SharedUDPPort?
+    /// Where legs with sockets of their own receive (one thread, so one batch serves them all).
+    let receiveBatch = ReceiveBatch(capacity: 8, maximumDatagramSize: SharedUDPPort.maximumDatagramSize)
 
-    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32) {
+    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32, sharedPort: SharedUDPPort?) {
         self.loop = loop
         self.metrics = metrics
         self.governor = ComplexityGovernor(configured: complexity)
+        self.sharedPort = sharedPort
     }
 
     /// Once a second: this thread's busy share, and the governor's decision.
@@ -33,23 +38,45 @@ final class MediaLoopCore {
         guard let last = lastSample, wall > last.wall else { return }
         let utilization = Double(cpu - last.cpu) / Double(wall - last.wall)
         metrics.utilization.record(utilization)
-        if let complexity = governor.update(utilization: utilization) {
-            for call in calls.values { call.bridge.encoder?.complexity = complexity }
-            metrics.complexity.record(Int(complexity))
-        }
+        if let complexity = governor.update(utilization: utilization) { apply(complexity) }
     }
+
+    private func apply(_ complexity: Int32) {
+        for call in calls.values { call.bridge.encoder?.complexity = complexity }
+        metrics.complexity.record(Int(complexity))
+    }
+
+    /// When the next tick is due (monotonic ns).
+    private var nextTick: UInt64 = 0
+    /// When the governor last acted on a late tick (ms).
+    private var lastBehind: Int64 = 0
 
     func startTicking() {
-        loop.schedule(inMilliseconds: Self.tickMilliseconds) { [weak self] in
+        nextTick = DatapathLoop.monotonicNanoseconds() + UInt64(Self.tickMilliseconds) * 1_000_000
+        scheduleTick()
+    }
+
+    private func scheduleTick() {
+        loop.schedule(atNanoseconds: nextTick) { [weak self] in
             guard let self else { return }
-            self.tick()
-            self.startTicking()
+            let late = DatapathLoop.monotonicNanoseconds() - self.nextTick
+            self.tick(lateNanoseconds: late)
+            self.nextTick += UInt64(Self.tickMilliseconds) * 1_000_000
+            // Behind by more than a tick: skip ahead rather than fire a burst of catch-up ticks.
+            if late > UInt64(Self.tickMilliseconds) * 1_000_000 { self.nextTick = DatapathLoop.monotonicNanoseconds() + UInt64(Self.tickMilliseconds) * 1_000_000 }
+            self.scheduleTick()
         }
     }
 
-    func tick() {
+    func tick(lateNanoseconds late: UInt64 = 0) {
         ticks += 1
         let now = DatapathLoop.monotonicMilliseconds()
+        // A tick half a frame late means packets are waiting: shed encoder work now (at most
+        // every 200 ms, so one step can take effect before the next).
+        if late > UInt64(Self.tickMilliseconds) * 500_000, now - lastBehind >= 200, let complexity = governor.behind() {
+            lastBehind = now
+            apply(complexity)
+        }
         let reports = ticks % (5000 / Self.tickMilliseconds) == 0
         for call in calls.values {
             call.tick(now: now, sendReports: reports)
@@ -57,12 +84,20 @@ final class MediaLoopCore {
         if ticks % (1000 / Self.tickMilliseconds) == 0 { govern() }
     }
 
-    func startCall(id: String, loopIndex: Int, socket: UDPSocket, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
+    func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
                    identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onRelease: @escaping () -> Void) throws {
         var ice = ICELiteAgent(local: localICE, remote: audio.remoteICE)
         ice.consentTimeout = Int64(configuration.consentTimeoutSeconds) * 1000
         let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
-        let leg = WebRTCLeg(loop: loop, socket: socket, ice: ice, dtls: dtls)
+        let transport: WebRTCLeg.Transport
+        if let socket {
+            transport = .socket(socket, receiveBatch)
+        } else if let sharedPort {
+            transport = .shared(sharedPort)
+        } else {
+            throw MediaError("no socket and no shared port for the leg")
+        }
+        let leg = WebRTCLeg(loop: loop, transport: transport, ice: ice, dtls: dtls)
         let law: G711.Law
         let mode: BridgeMode
         switch audio.codec {
@@ -76,7 +111,8 @@ final class MediaLoopCore {
             law = .aLaw
             mode = .passThrough
         }
-        let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate, ssrc: localSSRC)
+        let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate,
+                                     telephoneEventClockRate: audio.telephoneEventClockRate, ssrc: localSSRC)
         let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
         var opus = configuration.opus
         opus.complexity = governor.current  // a new call starts where the governor stands
@@ -165,6 +201,7 @@ final class MediaCall {
             // The browser's report on our stream gives the round trip (RFC 3550 §6.4.1).
             for block in blocks where block.ssrc == bridge.browser.ssrc {
                 if let rtt = NTPTime.roundTripMilliseconds(block: block, arrivalCompactNTP: arrival) { roundTripMilliseconds = rtt }
+                bridge.browserReportedLoss(fractionLost: block.fractionLost)
             }
         }
     }

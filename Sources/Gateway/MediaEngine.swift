@@ -16,9 +16,14 @@ public struct MediaConfiguration: Sendable {
     /// Addresses advertised as host candidates and in c= (a public or 1:1 NAT address); empty: the bind address.
     public var advertisedAddresses: [String] = []
     public var portRange: ClosedRange<UInt16> = 40000...49999
+    /// One UDP port for every leg of a media thread (thread i serves `sharedPort + i`)
+    /// instead of a port per leg from ``portRange``; 0: a port per leg.
+    public var sharedPort: UInt16 = 0
     /// Media threads (0: one per core).
     public var threads: Int = 0
-    public var opus = OpusEncoder.Configuration(bitrate: 24000, complexity: 5)
+    /// Receive moderation of the media threads (``DatapathLoop/batchWindowMicroseconds``); 0: off.
+    public var batchWindowMicroseconds: Int = 0
+    public var opus = OpusEncoder.Configuration(bitrate: 24000, complexity: 5, expectedLossPercent: 0)
     /// The G.711 law used on the SIP side when the browser sends Opus.
     public var sipLaw: G711Law = .pcmu
     /// Answer a browser that offers G.711 with G.711 (pass-through) even when it prefers Opus.
@@ -58,13 +63,32 @@ public final class MediaEngine: Sendable {
         let count = configuration.threads > 0 ? configuration.threads : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var loops: [DatapathLoop] = []
         for i in 0..<max(1, count) {
-            loops.append(try DatapathLoop(name: "media-\(i)"))
+            loops.append(try DatapathLoop(name: "media-\(i)", batchWindowMicroseconds: configuration.batchWindowMicroseconds))
         }
         self.loops = loops
         load = Mutex(Array(repeating: 0, count: loops.count))
         nextPort = Mutex(configuration.portRange.lowerBound)
         let metrics = self.metrics
-        cores = loops.map { loop in LoopBound(MediaLoopCore(loop: loop, metrics: metrics, complexity: configuration.opus.complexity), loop: loop) }
+        // The shared ports are bound and registered before the loops' threads start.
+        var shared: [SharedUDPPort?] = Array(repeating: nil, count: loops.count)
+        if configuration.sharedPort > 0 {
+            guard let ip = IPAddress(configuration.bindAddress) else { throw MediaError("media.bind-address \(configuration.bindAddress) is not an IP address") }
+            guard Int(configuration.sharedPort) + loops.count - 1 <= Int(UInt16.max) else {
+                throw MediaError("media.shared-port \(configuration.sharedPort) + \(loops.count) threads passes port 65535")
+            }
+            for (i, loop) in loops.enumerated() {
+                let port = configuration.sharedPort + UInt16(i)
+                do {
+                    shared[i] = try SharedUDPPort(loop: loop, address: DatagramAddress(TransportAddress(ip: ip, port: port)))
+                } catch {
+                    throw MediaError("media.shared-port: cannot bind \(configuration.bindAddress):\(port): \(error)")
+                }
+            }
+        }
+        metrics.complexity.record(Int(configuration.opus.complexity))
+        cores = loops.indices.map { i in
+            LoopBound(MediaLoopCore(loop: loops[i], metrics: metrics, complexity: configuration.opus.complexity, sharedPort: shared[i]), loop: loops[i])
+        }
     }
 
     private let started = Mutex(false)
@@ -85,6 +109,10 @@ public final class MediaEngine: Sendable {
     /// The SHA-256 fingerprint every answer advertises.
     public var fingerprint: Fingerprint { Fingerprint(hashFunction: "sha-256", bytes: identity.fingerprintSHA256) }
 
+    /// Socket buffer of a leg's own port: about a second of audio and video bursts (the kernel
+    /// doubles it); a deeper queue only turns an overload into seconds of delay.
+    static let legSocketBuffer = 128 << 10
+
     /// Binds a UDP socket on the next free port of the range.
     func bindSocket() throws -> UDPSocket {
         guard let ip = IPAddress(configuration.bindAddress) else { throw MediaError("media.bind-address \(configuration.bindAddress) is not an IP address") }
@@ -97,7 +125,7 @@ public final class MediaEngine: Sendable {
                 return current
             }
             let attempt = Result { () throws(SocketError) -> UDPSocket in
-                try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: port)), options: .init(receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20))
+                try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: port)), options: .init(receiveBufferSize: Self.legSocketBuffer, sendBufferSize: Self.legSocketBuffer))
             }
             switch attempt {
             case .success(let socket): return socket
@@ -126,21 +154,36 @@ public final class MediaEngine: Sendable {
         start()
         let offer: SessionDescription
         do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
-        let socket = try bindSocket()
-        let local = socket.localAddress
+        let index = pickLoop()
+        let core = cores[index]
+        // A socket of the leg's own, unless the loop serves every leg on its shared port.
+        let socket: UDPSocket?
+        let port: UInt16
+        if configuration.sharedPort > 0 {
+            socket = nil
+            port = configuration.sharedPort + UInt16(index)
+        } else {
+            do {
+                let s = try bindSocket()
+                socket = s
+                port = s.localAddress.port
+            } catch {
+                released(loop: index)
+                throw error
+            }
+        }
         var parameters = LocalMediaParameters(ice: .random(), fingerprintSHA256: identity.fingerprintSHA256,
                                               addresses: configuration.advertisedAddresses.isEmpty ? [configuration.bindAddress] : configuration.advertisedAddresses,
-                                              port: local.port)
+                                              port: port)
         parameters.preferPassThrough = configuration.preferPassThrough
         let answer: SessionDescription, audio: NegotiatedAudio
         do {
             (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: parameters)
         } catch {
-            socket.close()
+            socket?.close()
+            released(loop: index)
             throw MediaError("offer: \(error)")
         }
-        let index = pickLoop()
-        let core = cores[index]
         let id = CallID.make()
         let configuration = self.configuration
         let identity = self.identity
@@ -153,10 +196,10 @@ public final class MediaEngine: Sendable {
             }
         } catch {
             released(loop: index)
-            socket.close()
+            socket?.close()
             throw error
         }
-        logger.info("media call started", metadata: ["call": "\(id)", "codec": "\(audio.codec.rawValue)", "port": "\(local.port)"])
+        logger.info("media call started", metadata: ["call": "\(id)", "codec": "\(audio.codec.rawValue)", "port": "\(port)"])
         return (answer.serialized, id)
     }
 

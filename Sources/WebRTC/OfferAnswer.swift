@@ -30,8 +30,12 @@ public struct NegotiatedAudio: Sendable, Equatable {
     public var mid: String?
     public var codec: AudioCodec
     public var payloadType: UInt8
-    /// RFC 4733 telephone-event at the codec's clock rate, when both sides have it.
+    /// RFC 4733 telephone-event, when both sides have it: at the codec's clock rate where
+    /// offered, else at the rate the peer has (Firefox offers only telephone-event/8000 beside
+    /// Opus at 48 kHz).
     public var telephoneEventPayloadType: UInt8?
+    /// The clock of the telephone-event payload type (RFC 4733 §2.1).
+    public var telephoneEventClockRate: UInt32
     /// Our direction toward the peer.
     public var direction: Direction
     /// The peer's ICE credentials.
@@ -117,6 +121,17 @@ public struct LocalMediaParameters: Sendable {
 /// answerer and offerer, RFC 3264): one audio section is used; every other section is
 /// rejected with port 0 and kept in place, never dropped.
 public enum WebRTCOfferAnswer {
+    /// The telephone-event payload type of a section and its clock: the one at the codec's
+    /// rate when there is one, else the first offered (RFC 4733 §7.1.1 lets the rate differ).
+    static func telephoneEvent(in section: MediaDescription, codecClockRate: UInt32) -> (UInt8?, UInt32) {
+        let events = section.payloadTypes.compactMap { pt -> (UInt8, UInt32)? in
+            guard let map = section.rtpMap(of: pt), map.encodingName.lowercased() == "telephone-event" else { return nil }
+            return (pt, map.clockRate)
+        }
+        guard let chosen = events.first(where: { $0.1 == codecClockRate }) ?? events.first else { return (nil, codecClockRate) }
+        return chosen
+    }
+
     /// Answers a browser's offer.
     public static func answer(_ offer: SessionDescription, local: LocalMediaParameters) throws(OfferAnswerError) -> (answer: SessionDescription, audio: NegotiatedAudio) {
         guard let index = offer.media.firstIndex(where: { $0.media == "audio" && $0.port != 0 }) else { throw .noAudio }
@@ -135,7 +150,7 @@ public enum WebRTCOfferAnswer {
         }
         if local.preferPassThrough, let g711 = choices.first(where: { $0.0 != .opus }) { choices.insert(g711, at: 0) }
         guard let (codec, payloadType) = choices.first else { throw .noCommonCodec }
-        let telephoneEvent = offered.payloadTypes.first { offered.rtpMap(of: $0)?.matches("telephone-event", clockRate: codec.clockRate) == true }
+        let (telephoneEvent, eventClock) = Self.telephoneEvent(in: offered, codecClockRate: codec.clockRate)
 
         let remoteSetup = offered.setup ?? offer.setup ?? .actpass
         // An ICE-lite gateway takes the passive side when it may: the browser starts DTLS once ICE is up.
@@ -160,7 +175,7 @@ public enum WebRTCOfferAnswer {
                 section.append("rtpmap", RTPMap(payloadType: payloadType, encodingName: codec.encodingName, clockRate: codec.clockRate, channels: codec.channels).value)
                 if codec == .opus { section.append("fmtp", FormatParameters(payloadType: payloadType, text: local.opusParameters).value) }
                 if let telephoneEvent {
-                    section.append("rtpmap", RTPMap(payloadType: telephoneEvent, encodingName: "telephone-event", clockRate: codec.clockRate).value)
+                    section.append("rtpmap", RTPMap(payloadType: telephoneEvent, encodingName: "telephone-event", clockRate: eventClock).value)
                     section.append("fmtp", "\(telephoneEvent) 0-16")
                 }
                 if direction.sends {
@@ -177,7 +192,8 @@ public enum WebRTCOfferAnswer {
             answer.attributes.insert(Attribute("group", Group(semantics: "BUNDLE", mids: bundled).value), at: 0)
         }
         answer.attributes.append(Attribute("msid-semantic", " WMS tandem"))
-        let audio = NegotiatedAudio(mid: offered.mid, codec: codec, payloadType: payloadType, telephoneEventPayloadType: telephoneEvent, direction: direction,
+        let audio = NegotiatedAudio(mid: offered.mid, codec: codec, payloadType: payloadType, telephoneEventPayloadType: telephoneEvent,
+                                    telephoneEventClockRate: eventClock, direction: direction,
                                     remoteICE: ICECredentials(usernameFragment: credentials.usernameFragment, password: credentials.password),
                                     remoteFingerprints: fingerprints, dtlsRole: role, remoteSSRCs: offered.ssrcs, remoteCandidates: offered.candidates)
         return (answer, audio)
@@ -230,7 +246,7 @@ public enum WebRTCOfferAnswer {
             return !map.matches("telephone-event", clockRate: map.clockRate) && offered.payloadTypes.contains(pt)
         }), let map = answered.rtpMap(of: payloadType), let codec = AudioCodec.allCases.first(where: { map.matches($0.encodingName, clockRate: $0.clockRate) })
         else { throw .noCommonCodec }
-        let telephoneEvent = answered.payloadTypes.first { answered.rtpMap(of: $0)?.matches("telephone-event", clockRate: codec.clockRate) == true }
+        let (telephoneEvent, eventClock) = Self.telephoneEvent(in: answered, codecClockRate: codec.clockRate)
         let setup = answered.setup ?? answer.setup
         let role: DTLSTransport.Role
         switch setup {
@@ -239,7 +255,8 @@ public enum WebRTCOfferAnswer {
         default: throw .answerDoesNotMatchOffer("a=setup must be active or passive in an answer")
         }
         let direction = answer.direction(of: answered).answer()
-        return NegotiatedAudio(mid: answered.mid, codec: codec, payloadType: payloadType, telephoneEventPayloadType: telephoneEvent, direction: direction,
+        return NegotiatedAudio(mid: answered.mid, codec: codec, payloadType: payloadType, telephoneEventPayloadType: telephoneEvent,
+                               telephoneEventClockRate: eventClock, direction: direction,
                                remoteICE: ICECredentials(usernameFragment: credentials.usernameFragment, password: credentials.password),
                                remoteFingerprints: fingerprints, dtlsRole: role, remoteSSRCs: answered.ssrcs, remoteCandidates: answered.candidates)
     }

@@ -33,25 +33,39 @@ public struct SRTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var isAuthenticationFailure: Bool { status == 7 }
 }
 
-/// One direction of an SRTP/SRTCP session (RFC 3711) keyed with a master key and salt,
-/// through libsrtp2. An inbound context accepts any SSRC (the first packet of a new one
-/// creates its stream); an outbound context protects whatever SSRCs it is given.
+/// One direction of an SRTP/SRTCP session (RFC 3711) keyed with a master key and salt. An
+/// inbound context accepts any SSRC (the first packet of a new one creates its stream); an
+/// outbound context protects whatever SSRCs it is given. AEAD_AES_128_GCM runs on OpenSSL
+/// (``AESGCMSRTPSession``, RFC 7714), AES_CM_128_HMAC_SHA1_80 through libsrtp2.
 /// Confined to the loop of the leg that owns it.
 public final class SRTPContext {
     public enum Direction: Sendable { case inbound, outbound }
+
+    /// Who does the cryptography.
+    public enum Implementation: Sendable {
+        /// OpenSSL's AES-GCM for AEAD_AES_128_GCM, libsrtp2 for the rest.
+        case preferred
+        /// libsrtp2 for every profile (the reference the native path is tested against).
+        case libsrtp
+    }
 
     /// Replay window in packets (RFC 3711 §3.3.2). libsrtp2's default is 128; a wide window
     /// keeps reordered or retransmitted packets after a long hold or a burst from being refused.
     public static let replayWindow = 1024
 
     private var session: srtp_t?
+    private var native: AESGCMSRTPSession?
     public let profile: SRTPProfile
 
     /// - Parameter keyAndSalt: the master key followed by the master salt.
-    public init(profile: SRTPProfile, keyAndSalt: [UInt8], direction: Direction) throws(SRTPError) {
+    public init(profile: SRTPProfile, keyAndSalt: [UInt8], direction: Direction, implementation: Implementation = .preferred) throws(SRTPError) {
         guard keyAndSalt.count == profile.keyLength + profile.saltLength else { throw SRTPError(status: 2) }
-        SRTPLibrary.initialize()
         self.profile = profile
+        if profile == .aeadAES128GCM, implementation == .preferred {
+            native = try AESGCMSRTPSession(keyAndSalt: keyAndSalt, sealing: direction == .outbound, windowSize: Self.replayWindow)
+            return
+        }
+        SRTPLibrary.initialize()
         var policy = srtp_policy_t()
         switch profile {
         case .aes128CMHMACSHA1_80:
@@ -80,23 +94,27 @@ public final class SRTPContext {
     /// buffer needs `profile.rtpOverhead` spare bytes. Returns the protected length.
     @inline(__always)
     public func protectRTP(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try apply(srtp_protect, buffer, length, overhead: profile.rtpOverhead)
+        if let native { return try native.protectRTP(buffer, length: length) }
+        return try apply(srtp_protect, buffer, length, overhead: profile.rtpOverhead)
     }
 
     /// Verifies and decrypts the SRTP packet of `length` bytes in place; returns the RTP length.
     @inline(__always)
     public func unprotectRTP(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try apply(srtp_unprotect, buffer, length, overhead: 0)
+        if let native { return try native.unprotectRTP(buffer, length: length) }
+        return try apply(srtp_unprotect, buffer, length, overhead: 0)
     }
 
     /// Protects a compound RTCP packet in place (adds the E-bit/index word and the tag).
     public func protectRTCP(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try apply(srtp_protect_rtcp, buffer, length, overhead: profile.rtpOverhead + 4)
+        if let native { return try native.protectRTCP(buffer, length: length) }
+        return try apply(srtp_protect_rtcp, buffer, length, overhead: profile.rtpOverhead + 4)
     }
 
     /// Verifies and decrypts an SRTCP packet in place.
     public func unprotectRTCP(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try apply(srtp_unprotect_rtcp, buffer, length, overhead: 0)
+        if let native { return try native.unprotectRTCP(buffer, length: length) }
+        return try apply(srtp_unprotect_rtcp, buffer, length, overhead: 0)
     }
 
     @inline(__always)

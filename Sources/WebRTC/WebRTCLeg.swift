@@ -8,10 +8,22 @@ import STUN
 /// and RTCP out; everything is protected and sent here, only to the selected address and
 /// only while consent is fresh (RFC 7675).
 ///
+/// The leg's datagrams use either a socket of its own (a port from the media range) or the
+/// loop's ``SharedUDPPort``, which hands it the datagrams of its ufrag and its validated
+/// addresses and batches its sends.
+///
 /// Lives on one ``DatapathLoop``: its socket is registered there and every method runs on
-/// that loop's thread. ``close()`` releases the socket, the DTLS association and the SRTP
-/// contexts.
+/// that loop's thread. ``close()`` releases the socket (or its place on the shared port),
+/// the DTLS association and the SRTP contexts.
 public final class WebRTCLeg: ReadableHandler {
+    /// Where the leg's datagrams come from and go to.
+    public enum Transport {
+        /// A socket of its own, read with `recvmmsg` into the loop's shared ``ReceiveBatch``.
+        case socket(UDPSocket, ReceiveBatch)
+        /// The loop's shared port.
+        case shared(SharedUDPPort)
+    }
+
     public enum State: Sendable, Equatable {
         case connecting
         case connected(SRTPProfile)
@@ -34,7 +46,7 @@ public final class WebRTCLeg: ReadableHandler {
     }
 
     public let loop: DatapathLoop
-    public let socket: UDPSocket
+    public let transport: Transport
     public private(set) var ice: ICELiteAgent
     public let dtls: DTLSTransport
     public private(set) var state: State = .connecting
@@ -51,35 +63,73 @@ public final class WebRTCLeg: ReadableHandler {
     /// Where DTLS goes: the address the peer's DTLS came from, else the selected one.
     private var dtlsPeer: DatagramAddress?
     private var dtlsStarted = false
-    private var receiveBuffer = [UInt8](repeating: 0, count: 2048)
     private var sendBuffer = [UInt8](repeating: 0, count: 2048)
+    /// Addresses bound to this leg on the shared port (those ICE validated), oldest first.
+    private var boundAddresses: [DatagramAddress] = []
+    /// Addresses kept bound at most: as many as the ICE agent remembers.
+    static let maximumBoundAddresses = 16
 
-    public init(loop: DatapathLoop, socket: UDPSocket, ice: ICELiteAgent, dtls: DTLSTransport) {
+    public init(loop: DatapathLoop, transport: Transport, ice: ICELiteAgent, dtls: DTLSTransport) {
         self.loop = loop
-        self.socket = socket
+        self.transport = transport
         self.ice = ice
         self.dtls = dtls
     }
 
-    /// Registers the socket with the loop. Call on the loop.
+    /// Registers the socket with the loop, or the leg's ufrag with the shared port. Call on the loop.
     public func start() throws(SocketError) {
-        try loop.register(socket.fd, self)
+        switch transport {
+        case .socket(let socket, _): try loop.register(socket.fd, self)
+        case .shared(let port): port.attach(self, usernameFragment: ice.local.usernameFragment)
+        }
+    }
+
+    /// The local port the leg's candidate advertises.
+    public var localPort: UInt16 {
+        switch transport {
+        case .socket(let socket, _): socket.localAddress.port
+        case .shared(let port): port.port
+        }
     }
 
     /// The remote address media goes to, once ICE selected one.
     public var selectedAddress: DatagramAddress? { selected }
 
+    /// The leg's own socket is readable: one `recvmmsg` takes what is waiting (a leg gets
+    /// 50–100 packets a second, so mostly one; a short batch means the socket is empty).
     public func readable() {
-        for _ in 0..<64 {
-            guard state != .closed else { return }
-            let received = receiveBuffer.withUnsafeMutableBytes { socket.receive(into: $0) }
-            guard let (length, source, truncated) = received else { return }
-            if truncated { counters.unexpected += 1; continue }
-            receiveBuffer.withUnsafeMutableBytes { handle(UnsafeMutableRawBufferPointer(rebasing: $0[0..<length]), from: source) }
+        guard case .socket(let socket, let batch) = transport else { return }
+        for _ in 0..<8 {
+            let n = batch.receive(from: socket)
+            for i in 0..<n {
+                guard state != .closed else { return }
+                guard !batch.isTruncated(i), let source = batch.source(i) else { counters.unexpected += 1; continue }
+                handle(batch.mutablePayload(i), from: source)
+            }
+            if n < batch.capacity { return }
         }
     }
 
-    private func handle(_ datagram: UnsafeMutableRawBufferPointer, from source: DatagramAddress) {
+    /// Sends one datagram from the leg's port.
+    @inline(__always)
+    @discardableResult
+    private func transmit(_ bytes: UnsafeRawBufferPointer, to destination: DatagramAddress) -> Bool {
+        switch transport {
+        case .socket(let socket, _):
+            return socket.send(bytes, to: destination).isSent
+        case .shared(let port):
+            port.send(bytes, to: destination)
+            return true
+        }
+    }
+
+    private func transmit(_ bytes: [UInt8], to destination: DatagramAddress) {
+        bytes.withUnsafeBytes { transmit($0, to: destination) }
+    }
+
+    /// A datagram that arrived for this leg (from its socket, or routed by the shared port).
+    func handle(_ datagram: UnsafeMutableRawBufferPointer, from source: DatagramAddress) {
+        guard state != .closed else { return }
         guard let first = datagram.first else { return }
         switch first {
         case 0...3:
@@ -87,11 +137,12 @@ public final class WebRTCLeg: ReadableHandler {
             let now = DatapathLoop.monotonicMilliseconds()
             switch ice.receive(UnsafeRawBufferPointer(datagram), from: TransportAddress(source), now: now) {
             case .respond(let response, let newlySelected):
-                _ = socket.send(response, to: source)
+                transmit(response, to: source)
+                bindOnSharedPort(source)
                 if let newlySelected { select(DatagramAddress(newlySelected)) }
                 if dtls.role == .client, !dtlsStarted { startDTLS(to: source) }
             case .reject(let response, _):
-                _ = socket.send(response, to: source)
+                transmit(response, to: source)
             case .ignore:
                 break
             }
@@ -119,6 +170,17 @@ public final class WebRTCLeg: ReadableHandler {
         }
     }
 
+    /// A check from `address` passed: on the shared port, its other datagrams now reach this leg.
+    private func bindOnSharedPort(_ address: DatagramAddress) {
+        guard case .shared(let port) = transport, !boundAddresses.contains(address) else { return }
+        if boundAddresses.count >= Self.maximumBoundAddresses {
+            let oldest = boundAddresses.removeFirst()
+            if oldest != selected { port.unbind(oldest, from: self) } else { boundAddresses.append(oldest) }
+        }
+        boundAddresses.append(address)
+        port.bind(address, to: self)
+    }
+
     private func isValidated(_ source: DatagramAddress) -> Bool {
         source == selected || ice.validatedAddresses.contains(TransportAddress(source))
     }
@@ -137,7 +199,7 @@ public final class WebRTCLeg: ReadableHandler {
 
     private func flushDTLS() {
         guard let to = dtlsPeer ?? selected else { return }
-        for datagram in dtls.takeOutgoing() { _ = socket.send(datagram, to: to) }
+        for datagram in dtls.takeOutgoing() { transmit(datagram, to: to) }
     }
 
     private func dtlsAdvanced() {
@@ -175,7 +237,7 @@ public final class WebRTCLeg: ReadableHandler {
         guard maySend, let outbound, let selected, let n = try? outbound.protectRTP(buffer, length: length) else { return false }
         counters.rtpOut += 1
         counters.bytesOut += length
-        return socket.send(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: selected).isSent
+        return transmit(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: selected)
     }
 
     /// Sends an RTP packet held in an array.
@@ -196,7 +258,7 @@ public final class WebRTCLeg: ReadableHandler {
             packet.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: b[0..<packet.count]).copyMemory(from: $0) }
             guard let n = try? outbound.protectRTCP(b, length: packet.count) else { return false }
             counters.rtcpOut += 1
-            return socket.send(UnsafeRawBufferPointer(rebasing: b[0..<n]), to: selected).isSent
+            return transmit(UnsafeRawBufferPointer(rebasing: b[0..<n]), to: selected)
         }
     }
 
@@ -213,7 +275,9 @@ public final class WebRTCLeg: ReadableHandler {
 
     /// ICE restart with new credentials (a re-offer carrying a new ufrag/pwd).
     public func restartICE(local: ICECredentials, remote: ICECredentials?) {
+        let old = ice.local.usernameFragment
         ice.restart(local: local, remote: remote)
+        if case .shared(let port) = transport { port.rename(self, from: old, to: local.usernameFragment) }
     }
 
     /// Ends the leg: close_notify to the peer, then socket and contexts released.
@@ -222,8 +286,14 @@ public final class WebRTCLeg: ReadableHandler {
         dtls.close()
         flushDTLS()
         ice.close()
-        loop.deregister(socket.fd)
-        socket.close()
+        switch transport {
+        case .socket(let socket, _):
+            loop.deregister(socket.fd)
+            socket.close()
+        case .shared(let port):
+            port.detach(self, usernameFragment: ice.local.usernameFragment, addresses: boundAddresses)
+            boundAddresses = []
+        }
         inbound = nil
         outbound = nil
         state = .closed

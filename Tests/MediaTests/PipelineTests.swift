@@ -129,6 +129,29 @@ struct TranscodingTests {
         #expect(toG711.recoveredFrames + toG711.concealedFrames == 3)
     }
 
+    /// The encoder toward the browser plans FEC for the loss the browser reports, and
+    /// stops spending on it when reports come back clean.
+    @Test func fecFollowsTheBrowsersReports() throws {
+        let bridge = try AudioBridge(mode: .transcode, browser: BridgeSide(audioPayloadType: 111, telephoneEventPayloadType: nil, clockRate: 48000, ssrc: 1),
+                                     sip: BridgeSide(audioPayloadType: 0, telephoneEventPayloadType: nil, clockRate: 8000, ssrc: 2), law: .muLaw,
+                                     opus: .init(expectedLossPercent: 0))
+        let encoder = try #require(bridge.encoder)
+        #expect(encoder.expectedLossPercent == 0)
+        bridge.browserReportedLoss(fractionLost: 26)  // 10.2 %
+        #expect(encoder.expectedLossPercent == 11)
+        bridge.browserReportedLoss(fractionLost: 0)
+        #expect(encoder.expectedLossPercent == 8)  // 0.7 × 10.2 % = 7.1 %, rounded up
+        for _ in 0..<20 { bridge.browserReportedLoss(fractionLost: 0) }
+        #expect(encoder.expectedLossPercent == 0)
+        bridge.browserReportedLoss(fractionLost: 255)
+        #expect(encoder.expectedLossPercent == 25)  // capped
+        // A pass-through bridge has no encoder: reports change nothing.
+        let plain = try AudioBridge(mode: .passThrough, browser: BridgeSide(audioPayloadType: 0, telephoneEventPayloadType: nil, clockRate: 8000, ssrc: 1),
+                                    sip: BridgeSide(audioPayloadType: 0, telephoneEventPayloadType: nil, clockRate: 8000, ssrc: 2), law: .muLaw)
+        plain.browserReportedLoss(fractionLost: 128)
+        #expect(plain.encoder == nil && plain.lossEstimate == 0)
+    }
+
     @Test func telephoneEventsRescaleBetweenClocks() {
         let e = TelephoneEvent(parsing: [5, 0x8A, 0x07, 0x80])!
         #expect(e.event == 5 && e.end && e.volume == 10 && e.duration == 1920 && e.digit == "5")
@@ -210,16 +233,43 @@ struct AudioBridgeTests {
 
 @Suite("Complexity governor")
 struct GovernorTests {
-    @Test func stepsDownUnderLoadAndBackUpWhenItEases() {
+    @Test func stepsDownTheLadderUnderLoadAndBackUpWhenItEases() {
         var g = ComplexityGovernor(configured: 5)
         #expect(g.update(utilization: 0.5) == nil)
-        #expect(g.update(utilization: 0.9) == 4)
-        #expect(g.update(utilization: 0.95) == 3)
-        #expect(g.update(utilization: 0.7) == nil)  // between the marks: hold
-        #expect(g.update(utilization: 0.4) == 4)
-        #expect(g.update(utilization: 0.4) == 5)
+        #expect(g.update(utilization: 0.9) == 3)  // 4 costs more than 5 with libopus 1.3: skipped
+        #expect(g.update(utilization: 0.9) == 2)
+        #expect(g.update(utilization: 0.8) == nil)  // at 3 it would be ~0.88: hold
+        #expect(g.update(utilization: 0.6) == 3)  // predicted ~0.66
+        #expect(g.update(utilization: 0.72) == nil)  // at 5 it would be ~0.87: hold
+        #expect(g.update(utilization: 0.6) == 5)
         #expect(g.update(utilization: 0.1) == nil)  // never above the configured value
+        #expect(g.update(utilization: 0.99) == 2)  // past the critical mark: two rungs at once
         for _ in 0..<10 { _ = g.update(utilization: 1.0) }
         #expect(g.current == 0)
+        #expect(g.update(utilization: 1.0) == nil)
+        #expect(g.behind() == nil)
+    }
+
+    @Test func fallingBehindStepsDownAtOnce() {
+        var g = ComplexityGovernor(configured: 10)
+        #expect(g.behind() == 9)
+        #expect(g.behind() == 7)
+        #expect(g.predictedUtilization(0.5, at: 9) > 0.5)
+        #expect(abs(g.predictedUtilization(0.5, at: 7) - 0.5) < 1e-9)
+    }
+
+    @Test func aConfiguredValueOffTheLadderIsReturnedTo() {
+        var g = ComplexityGovernor(configured: 4)
+        #expect(g.update(utilization: 0.9) == 3)
+        #expect(g.update(utilization: 0.1) == 4)
+        var top = ComplexityGovernor(configured: 10)
+        #expect(top.update(utilization: 0.9) == 9)
+        #expect(top.update(utilization: 0.97) == 5)
+        #expect(top.update(utilization: 0.2) == 7)
+    }
+
+    @Test func theLadderOnlyGetsCheaper() {
+        #expect(ComplexityGovernor.ladder == ComplexityGovernor.ladder.sorted(by: >))
+        #expect(ComplexityGovernor.ladder.first == 10 && ComplexityGovernor.ladder.last == 0)
     }
 }

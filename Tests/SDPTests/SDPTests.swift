@@ -31,8 +31,30 @@ struct SDPTests {
         #expect(!audio.ssrcs.isEmpty || audio.mediaStreamID != nil)
     }
 
+    /// Firefox puts the fingerprint and direction at session level, writes candidates in upper
+    /// case without extensions, adds RTCP (component 2) and ::1 candidates and end-of-candidates.
+    @Test func firefoxOfferParses() throws {
+        let offer = try SessionDescription(parsing: try fixture("firefox-offer.sdp"))
+        #expect(offer.origin.username.hasPrefix("mozilla"))
+        let audio = try #require(offer.media.first { $0.media == "audio" })
+        #expect(audio.proto == "UDP/TLS/RTP/SAVPF" && audio.isRTCPMultiplexed && audio.setup == .actpass)
+        #expect(audio.mid == "0" && offer.groups.first?.mids == ["0"])
+        #expect(offer.iceCredentials(of: audio) != nil)
+        #expect(offer.fingerprints(of: audio).first?.bytes.count == 32)  // from the session level
+        #expect(offer.direction(of: audio) == .sendrecv)
+        let opus = try #require(audio.rtpMaps.first { $0.matches("opus", clockRate: 48000) })
+        #expect(opus.payloadType == 109 && opus.channels == 2)
+        #expect(audio.formatParameters(of: 109)?.parameters["useinbandfec"] == "1")
+        #expect(audio.rtpMap(of: 101)?.matches("telephone-event", clockRate: 8000) == true)
+        #expect(audio.candidates.count == 8)
+        #expect(audio.candidates.contains { $0.component == 2 && $0.address == "127.0.0.1" })
+        #expect(audio.candidates.contains { $0.address == "::1" })
+        #expect(audio.candidates.contains { $0.transport.lowercased() == "tcp" })
+        #expect(audio.extensionMaps.count == 4)
+    }
+
     /// Every fixture serializes back to the same lines, and parses again to the same value.
-    @Test(arguments: ["chromium-offer.sdp", "chromium-video-offer.sdp", "aiortc-offer.sdp"])
+    @Test(arguments: ["chromium-offer.sdp", "chromium-video-offer.sdp", "aiortc-offer.sdp", "firefox-offer.sdp"])
     func fixturesRoundTrip(name: String) throws {
         let text = try fixture(name)
         let parsed = try SessionDescription(parsing: text)

@@ -53,6 +53,23 @@ struct OfferAnswerTests {
         #expect(pcmu.codec == .pcmu && pcmu.payloadType == 0)
     }
 
+    /// Firefox (ESR 153): session-level fingerprint, Opus at 109, telephone-event/8000,
+    /// RTCP candidates and ::1 besides 127.0.0.1.
+    @Test func firefoxOfferIsAnswered() throws {
+        let offer = try SessionDescription(parsing: try fixture("firefox-offer.sdp"))
+        let (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: local())
+        #expect(audio.codec == .opus && audio.payloadType == 109)
+        #expect(audio.telephoneEventPayloadType == 101 && audio.telephoneEventClockRate == 8000)  // its only telephone-event
+        #expect(audio.dtlsRole == .server)
+        #expect(audio.remoteFingerprints.first?.count == 32)
+        #expect(audio.remoteCandidates.contains { $0.address == "127.0.0.1" })
+        let a = answer.media[0]
+        #expect(a.port == 40000 && a.setup == .passive && a.isRTCPMultiplexed && a.mid == "0")
+        #expect(a.rtpMap(of: 109)?.matches("opus", clockRate: 48000) == true)
+        #expect(a.rtpMap(of: 101)?.matches("telephone-event", clockRate: 8000) == true)
+        #expect(try SessionDescription(parsing: answer.serialized) == answer)
+    }
+
     @Test func aiortcOfferIsAnswered() throws {
         let offer = try SessionDescription(parsing: try fixture("aiortc-offer.sdp"))
         let (_, audio) = try WebRTCOfferAnswer.answer(offer, local: local())

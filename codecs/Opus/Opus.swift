@@ -89,6 +89,17 @@ public final class OpusEncoder {
         set { _ = tandem_opus_encoder_set_complexity(state, max(0, min(10, newValue))) }
     }
 
+    /// The packet loss, in percent, the encoder plans in-band FEC for (OPUS_SET_PACKET_LOSS_PERC):
+    /// at 0 it sends no LBRR data, above 0 it spends bits on FEC in proportion (RFC 6716 §2.1.7).
+    public var expectedLossPercent: Int32 {
+        get {
+            var value: Int32 = 0
+            _ = tandem_opus_encoder_get_packet_loss_percent(state, &value)
+            return value
+        }
+        set { _ = tandem_opus_encoder_set_packet_loss_percent(state, max(0, min(100, newValue))) }
+    }
+
     /// Samples per channel of look-ahead the encoder adds to the delay.
     public var lookahead: Int {
         var value: Int32 = 0

@@ -49,3 +49,18 @@ int tandem_dtls_export_srtp_keying_material(tandem_dtls *dtls, uint8_t *out, siz
 int tandem_dtls_peer_fingerprint_sha256(tandem_dtls *dtls, uint8_t *out32);
 /// The last OpenSSL error as text (empty when none).
 void tandem_dtls_last_error(tandem_dtls *dtls, char *out, size_t length);
+
+// AES-128-GCM for SRTP/SRTCP (RFC 7714) and AES-128 counter mode for the SRTP key
+// derivation (RFC 3711 §4.3.3), on OpenSSL's EVP: one context per key and direction,
+// reused for every packet (only the IV changes), in place, no allocation per packet.
+typedef struct tandem_aes_gcm tandem_aes_gcm;
+
+/// A context for `key` (16 bytes) that seals (encrypt = 1) or opens (encrypt = 0). NULL on failure.
+tandem_aes_gcm *tandem_aes_gcm_new(const uint8_t *key16, int encrypt);
+void tandem_aes_gcm_free(tandem_aes_gcm *gcm);
+/// Encrypts `length` bytes at `data` in place, authenticating `aad` too; writes the 16-byte tag. 0 ok, -1 failed.
+int tandem_aes_gcm_seal(tandem_aes_gcm *gcm, const uint8_t *iv12, const uint8_t *aad, size_t aad_length, uint8_t *data, size_t length, uint8_t *tag16);
+/// Verifies the 16-byte tag over `aad` and the `length` bytes at `data` and decrypts them in place. 0 ok, -1 not authentic.
+int tandem_aes_gcm_open(tandem_aes_gcm *gcm, const uint8_t *iv12, const uint8_t *aad, size_t aad_length, uint8_t *data, size_t length, const uint8_t *tag16);
+/// The first `length` bytes of the AES-128 counter-mode keystream from `iv16` under `key16`. 0 ok, -1 failed.
+int tandem_aes_cm_keystream(const uint8_t *key16, const uint8_t *iv16, uint8_t *out, size_t length);

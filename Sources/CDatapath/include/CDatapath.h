@@ -21,6 +21,8 @@ int tandem_epoll_add_readable(int epfd, int fd);
 int tandem_epoll_remove(int epfd, int fd);
 /// Waits up to `timeout_ms` (-1: forever) and writes the ready descriptors to `fds`.
 int tandem_epoll_wait(int epfd, int *fds, int max, int timeout_ms);
+/* The same with a timeout in nanoseconds (epoll_pwait2, Linux 5.11); negative waits forever. */
+int tandem_epoll_wait_ns(int epfd, int *fds, int max, long long timeout_ns);
 
 int tandem_eventfd(void);
 int tandem_eventfd_signal(int fd);

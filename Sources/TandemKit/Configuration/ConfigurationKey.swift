@@ -75,7 +75,9 @@ extension ConfigurationKey {
     static let mediaAdvertisedAddresses = Self("media.advertised-addresses", default: "", list: true, "Host candidate addresses put in SDP (a public or 1:1 NAT address); empty = the bind address, or the host's addresses when that is 0.0.0.0.")
     static let mediaPortMin = Self("media.port-min", default: "40000", "Lowest media UDP port (one port per WebRTC leg).")
     static let mediaPortMax = Self("media.port-max", default: "49999", "Highest media UDP port.")
+    static let mediaSharedPort = Self("media.shared-port", default: "0", "One UDP port for every WebRTC leg of a media thread (thread i serves this port + i; one firewall rule instead of a range, and one recvmmsg reads many calls), instead of a port per leg; 0 = a port per leg from media.port-min–media.port-max.")
     static let mediaThreads = Self("media.threads", default: "0", "Media datapath threads (0 = one per core).")
+    static let mediaBatchWindow = Self("media.batch-window-us", default: "0", "Receive moderation of the media threads, as turn.batch-window-us: under load, microseconds a thread pauses after each wake-up so that one wake-up serves more packets (0 = off, at most 10000).")
     static let mediaOpusBitrate = Self("media.opus-bitrate", default: "24000", "Opus bitrate toward browsers, bits per second (6000–128000).")
     static let mediaOpusComplexity = Self("media.opus-complexity", default: "5", "Opus encoder complexity toward browsers (0 cheapest – 10 best).")
     static let mediaSIPCodec = Self("media.sip-codec", default: "pcmu", "G.711 law on the SIP side when the browser sends Opus: pcmu or pcma.")
@@ -93,7 +95,7 @@ extension ConfigurationKey {
         .turnAllowedPeers, .turnDeniedPeers, .turnRelayPortMin, .turnRelayPortMax, .turnNonceLifetime,
         .turnUserQuota, .turnTotalQuota, .turnMaxRequestsPerSecond, .turnMaxBPS, .turnThreads, .turnBatchWindow, .turnTLSMinVersion,
         .turnRelayAddresses, .turnExternalAddresses, .turnCredentialTTL, .turnSharedSecret,
-        .mediaEnabled, .mediaBindAddress, .mediaAdvertisedAddresses, .mediaPortMin, .mediaPortMax, .mediaThreads,
+        .mediaEnabled, .mediaBindAddress, .mediaAdvertisedAddresses, .mediaPortMin, .mediaPortMax, .mediaSharedPort, .mediaThreads, .mediaBatchWindow,
         .mediaOpusBitrate, .mediaOpusComplexity, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
     ]
 }

@@ -152,7 +152,9 @@ extension TandemConfiguration {
         let mediaMax = try parser.port(.mediaPortMax)
         guard mediaMin <= mediaMax, mediaMin > 0 else { throw .invalidValue(key: "media.port-min", value: "\(mediaMin)", reason: "must be above 0 and not above media.port-max (\(mediaMax))") }
         media.portRange = mediaMin...mediaMax
+        media.sharedPort = try parser.integer(.mediaSharedPort, in: 0...65535)
         media.threads = try parser.integer(.mediaThreads, in: 0...1024)
+        media.batchWindowMicroseconds = try parser.integer(.mediaBatchWindow, in: 0...10_000)
         media.opusBitrate = try parser.integer(.mediaOpusBitrate, in: 6000...128_000)
         media.opusComplexity = try parser.integer(.mediaOpusComplexity, in: 0...10)
         media.sipCodec = try parser.choice(.mediaSIPCodec, ["pcmu", "pcma"])

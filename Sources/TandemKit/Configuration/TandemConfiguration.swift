@@ -36,7 +36,10 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var bindAddress: IPAddress = .ipv4Any
         public var advertisedAddresses: [IPAddress] = []
         public var portRange: ClosedRange<Int> = 40000...49999
+        /// 0: a port per leg from `portRange`; else media thread i serves every leg on this port + i.
+        public var sharedPort = 0
         public var threads = 0
+        public var batchWindowMicroseconds = 0
         public var opusBitrate = 24000
         public var opusComplexity = 5
         public var sipCodec = "pcmu"

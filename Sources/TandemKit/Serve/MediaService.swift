@@ -31,8 +31,11 @@ extension TandemConfiguration.Media {
             c.advertisedAddresses = [bindAddress.description]
         }
         c.portRange = UInt16(portRange.lowerBound)...UInt16(portRange.upperBound)
+        c.sharedPort = UInt16(sharedPort)
         c.threads = threads
-        c.opus = OpusEncoder.Configuration(bitrate: Int32(opusBitrate), complexity: Int32(opusComplexity))
+        c.batchWindowMicroseconds = batchWindowMicroseconds
+        // FEC stays available; the loss it is planned for starts at 0 and follows the browser's reports.
+        c.opus = OpusEncoder.Configuration(bitrate: Int32(opusBitrate), complexity: Int32(opusComplexity), expectedLossPercent: 0)
         c.sipLaw = sipCodec == "pcma" ? .pcma : .pcmu
         c.preferPassThrough = preferPassThrough
         c.consentTimeoutSeconds = consentTimeout

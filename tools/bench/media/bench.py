@@ -8,11 +8,16 @@ call echoes, then sends 20 ms packets in real time for --seconds while the gatew
   transcode     Opus from the browser (narrowband, as Tandem's fmtp asks) → G.711 → echo → G.711
                 → Opus at media.opus-complexity (default 5) back to the browser
   pass-through  PCMU both ways: SRTP ↔ RTP only
+Each runs with the gateway's two port modes: a UDP port per leg (media.port-min–port-max) and
+one shared port for every leg (media.shared-port), where one recvmmsg/sendmmsg serves many
+calls.
 Per step: CPU-seconds per call-second, packet loss, the round trip of every packet through the
 gateway (browser → gateway → echo → gateway → browser: two passes, no framing delay), RSS per
-call. Reports the largest N with < 0.1 % loss and p99 < 1 ms.
+call, the lowest Opus complexity the governor set during the step, and the load tool's own CPU
+(a step where the load tool is near a full core measures the tool, and is marked so).
+Reports the largest N with < 0.1 % loss, p99 < 1 ms and the gateway under 95 % of its core.
 
-  python3 tools/bench/media/bench.py [--quick] [--seconds S] [--json docs/benchmarks-media.json] [--no-build]
+  python3 tools/bench/media/bench.py [--quick] [--seconds S] [--modes per-leg,shared] [--json docs/benchmarks-media.json] [--no-build]
 """
 import argparse
 import json
@@ -20,18 +25,26 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+import ssl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SERVER_CORE, LOAD_CORE = "0", "1"
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
 from common import cpu_seconds, free_port, rss_kib, stop_group  # noqa: E402
 
+SHARED_PORT = 50000
+
+
 class Gateway:
-    def __init__(self, workdir, complexity):
+    def __init__(self, workdir, complexity, mode, batch_window):
         self.workdir = workdir
         self.port = free_port()
         self.complexity = complexity
+        self.mode = mode
+        self.batch_window = batch_window
         self.proc = None
 
     def start(self):
@@ -47,8 +60,10 @@ class Gateway:
             "TANDEM_MEDIA_ECHO": "true",
             "TANDEM_MEDIA_BIND_ADDRESS": "127.0.0.1",
             "TANDEM_MEDIA_THREADS": "1",
-            "TANDEM_MEDIA_PORT_MIN": "20000",
-            "TANDEM_MEDIA_PORT_MAX": "29999",
+            "TANDEM_MEDIA_PORT_MIN": "40000",
+            "TANDEM_MEDIA_PORT_MAX": "49999",
+            "TANDEM_MEDIA_SHARED_PORT": str(SHARED_PORT) if self.mode == "shared" else "0",
+            "TANDEM_MEDIA_BATCH_WINDOW_US": str(self.batch_window),
             "TANDEM_MEDIA_OPUS_COMPLEXITY": str(self.complexity),
         })
         log = open(os.path.join(self.workdir, "tandem.out"), "w")
@@ -63,6 +78,36 @@ class Gateway:
     def stop(self):
         stop_group(self.proc)
 
+    def metric(self, name):
+        """The value of an unlabelled gauge in /metrics, or None."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/metrics", context=context, timeout=2) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " "):
+                        return float(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+
+class ComplexityWatch(threading.Thread):
+    """Polls the governor's complexity gauge once a second during a step; keeps the lowest."""
+
+    def __init__(self, gateway):
+        super().__init__(daemon=True)
+        self.gateway = gateway
+        self.lowest = None
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.wait(1.0):
+            v = self.gateway.metric("tandem_media_opus_complexity")
+            if v is not None:
+                self.lowest = v if self.lowest is None else min(self.lowest, v)
+
 
 def step(gateway, calls, codec, seconds):
     tool = os.path.join(ROOT, ".build", "release", "media-load")
@@ -76,7 +121,10 @@ def step(gateway, calls, codec, seconds):
         p.kill()
         return {"calls": calls, "error": (line + " " + p.stderr.read())[-500:]}
     cpu0 = cpu_seconds(pid)
+    load0 = cpu_seconds(p.pid)
     t0 = time.monotonic()
+    watch = ComplexityWatch(gateway)
+    watch.start()
     rss_during = 0
     while True:
         line = p.stdout.readline().strip()
@@ -84,7 +132,9 @@ def step(gateway, calls, codec, seconds):
         if line == "done" or not line:
             break
     cpu1 = cpu_seconds(pid)
+    load1 = cpu_seconds(p.pid)
     wall = time.monotonic() - t0
+    watch.stopping.set()
     out, err = p.communicate(timeout=60)
     result = json.loads(out.strip().splitlines()[-1])
     result["gateway_cpu_seconds"] = cpu1 - cpu0
@@ -92,6 +142,8 @@ def step(gateway, calls, codec, seconds):
     result["cpu_per_call_second"] = (cpu1 - cpu0) / (calls * wall)
     result["gateway_core_load"] = (cpu1 - cpu0) / wall
     result["rss_kib_per_call"] = (rss_during - rss_before) / calls
+    result["load_tool_core_load"] = (load1 - load0) / wall
+    result["lowest_complexity"] = watch.lowest
     time.sleep(1.5)  # the calls' close_notify ends their legs
     return result
 
@@ -110,10 +162,22 @@ def ramp(gateway, codec, steps, seconds, label):
             break
         print(f"  {label:12} N={n:5}: {r['cpu_per_call_second'] * 1000:7.3f} ms CPU per call-second, core {r['gateway_core_load'] * 100:5.1f} %, "
               f"loss {r['loss'] * 100:.3f} %, round trip p50 {r['rtt_p50_ms']:.3f} ms p99 {r['rtt_p99_ms']:.3f} ms, "
-              f"{r['rss_kib_per_call']:.1f} KiB/call {'ok' if ok(r) else 'OVER'}", flush=True)
-        if not ok(r):
-            break
+              f"{r['rss_kib_per_call']:.1f} KiB/call, complexity ≥ {complexity_text(r)}, load tool {r['load_tool_core_load'] * 100:.0f} % "
+              f"{'ok' if ok(r) else 'OVER'}", flush=True)
+        if r["loss"] >= 0.001 or r["gateway_core_load"] >= 0.97:
+            break  # past capacity; a step over the latency mark alone still lets the ramp go on
     return results
+
+
+def codec_cost(complexity):
+    """The C libraries' cost of one transcoded call-frame on the server core now (media-load --codec-cost)."""
+    tool = os.path.join(ROOT, ".build", "release", "media-load")
+    out = subprocess.run(["taskset", "-c", SERVER_CORE, tool, "--codec-cost", str(complexity)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def complexity_text(r, configured=None):
+    return "set" if r.get("lowest_complexity") is None else f"{r['lowest_complexity']:.0f}"
 
 
 def main():
@@ -123,41 +187,56 @@ def main():
     ap.add_argument("--complexity", type=int, default=5)
     ap.add_argument("--json")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--modes", default="per-leg,shared", help="per-leg, shared, or both (comma-separated)")
+    ap.add_argument("--batch-window-us", type=int, default=0, help="media.batch-window-us of the gateway")
     a = ap.parse_args()
     if not a.no_build:
         for product in ["tandem", "media-load"]:
             subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
-    transcode_steps = [10, 20] if a.quick else [50, 100, 150, 200, 250, 300, 350]
-    pass_steps = [20, 50] if a.quick else [250, 500, 750, 1000, 1250]
+    transcode_steps = [10, 20] if a.quick else [100, 150, 200, 225, 250, 275, 300]
+    pass_steps = [20, 50] if a.quick else [250, 500, 750, 1000, 1250, 1500, 1750, 2000]
     seconds = 3 if a.quick else a.seconds
-    work = tempfile.mkdtemp(prefix="tandem-media-bench-")
-    gateway = Gateway(work, a.complexity)
-    gateway.start()
-    try:
-        transcode = ramp(gateway, "opus", transcode_steps, seconds, "transcode")
-        passthrough = ramp(gateway, "pcmu", pass_steps, seconds, "pass-through")
-    finally:
-        gateway.stop()
+    runs = {}
+    for mode in a.modes.split(","):
+        work = tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-")
+        gateway = Gateway(work, a.complexity, mode, a.batch_window_us)
+        gateway.start()
+        try:
+            print(f"{mode}:", flush=True)
+            before = codec_cost(a.complexity)
+            transcode = ramp(gateway, "opus", transcode_steps, seconds, "transcode")
+            after = codec_cost(a.complexity)
+            print(f"  codec alone on the server core (before / after the ramp): encode {before['encode_us']:.1f} / {after['encode_us']:.1f} µs, "
+                  f"decode {before['decode_us']:.1f} / {after['decode_us']:.1f} µs per frame → at most "
+                  f"{before['calls_per_core']:.0f} / {after['calls_per_core']:.0f} transcoded calls per core", flush=True)
+            runs[mode] = {
+                "codec_alone": [before, after],
+                "transcode": transcode,
+                "pass_through": ramp(gateway, "pcmu", pass_steps, seconds, "pass-through"),
+            }
+        finally:
+            gateway.stop()
 
     def best(results):
         good = [r for r in results if ok(r)]
         return good[-1] if good else None
 
-    bt, bp = best(transcode), best(passthrough)
     print()
-    print("| configuration | largest N (< 0.1 % loss, p99 < 1 ms) | CPU-seconds per call-second | round trip p50 / p99, ms | KiB RSS per call |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, b in [(f"transcode Opus ↔ PCMU, complexity {a.complexity}", bt), ("pass-through PCMU (SRTP ↔ RTP)", bp)]:
-        if b:
-            print(f"| {name} | {b['calls']} | {b['cpu_per_call_second']:.5f} | {b['rtt_p50_ms']:.3f} / {b['rtt_p99_ms']:.3f} | {b['rss_kib_per_call']:.1f} |")
-        else:
-            print(f"| {name} | none | | | |")
-    for name, b in [("transcode", bt), ("pass-through", bp)]:
-        if b:
-            print(f"{name}: ≈ {1 / b['cpu_per_call_second']:.0f} calls per core by CPU-seconds per call-second")
+    print("| port mode | configuration | largest N (< 0.1 % loss, p99 < 1 ms) | CPU-seconds per call-second | calls per core by CPU | share of the codec-alone limit | round trip p50 / p99, ms | KiB RSS per call | lowest complexity |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for mode, run in runs.items():
+        limit = sum(c["calls_per_core"] for c in run["codec_alone"]) / len(run["codec_alone"])
+        for name, key in [(f"transcode Opus ↔ PCMU, complexity {a.complexity}", "transcode"), ("pass-through PCMU (SRTP ↔ RTP)", "pass_through")]:
+            b = best(run[key])
+            if b:
+                share = f"{(1 / b['cpu_per_call_second']) / limit * 100:.0f} %" if key == "transcode" else ""
+                print(f"| {mode} | {name} | {b['calls']} | {b['cpu_per_call_second']:.5f} | {1 / b['cpu_per_call_second']:.0f} | {share} | "
+                      f"{b['rtt_p50_ms']:.3f} / {b['rtt_p99_ms']:.3f} | {b['rss_kib_per_call']:.1f} | {complexity_text(b)} |")
+            else:
+                print(f"| {mode} | {name} | none | | | | | | |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"complexity": a.complexity, "seconds": seconds, "transcode": transcode, "pass_through": passthrough}, f, indent=2)
+            json.dump({"complexity": a.complexity, "seconds": seconds, "batch_window_us": a.batch_window_us, "runs": runs}, f, indent=2)
         print(f"JSON: {a.json}")
 
 

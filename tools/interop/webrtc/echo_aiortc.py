@@ -69,6 +69,7 @@ async def run(url, codec, seconds, hz):
     await pc.setLocalDescription(await pc.createOffer())
     answer = await asyncio.get_event_loop().run_in_executor(None, post_sdp, url, pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    answer_port = int(next(l for l in answer.splitlines() if l.startswith("m=audio")).split()[1])
     track = await asyncio.wait_for(got_track, 10)
     deadline = time.monotonic() + seconds
     rate = None
@@ -89,7 +90,7 @@ async def run(url, codec, seconds, hz):
     near = spectrum[np.abs(freqs - peak) <= 20].sum()
     share = float(near / spectrum[1:].sum())
     rms = float(np.sqrt(np.mean(audio ** 2)))
-    return {"codec": codec, "peak_hz": peak, "peak_share": share, "rms": rms, "seconds": len(audio) / rate, "state": state}
+    return {"codec": codec, "peak_hz": peak, "peak_share": share, "rms": rms, "seconds": len(audio) / rate, "state": state, "answer_port": answer_port}
 
 
 def main():
@@ -98,9 +99,11 @@ def main():
     p.add_argument("--codec", choices=["opus", "pcmu"], default="opus")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--hz", type=float, default=1000.0)
+    p.add_argument("--expect-port", type=int, help="the port Tandem's answer must give (its shared port)")
     a = p.parse_args()
     result = asyncio.run(run(a.url, a.codec, a.seconds + 1, a.hz))
     ok = abs(result["peak_hz"] - a.hz) <= 10 and result["peak_share"] > 0.5 and result["rms"] > 100
+    ok = ok and (a.expect_port is None or result["answer_port"] == a.expect_port)
     result["ok"] = ok
     print(json.dumps(result))
     sys.exit(0 if ok else 1)

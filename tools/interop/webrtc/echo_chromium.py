@@ -51,6 +51,7 @@ def main():
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--hz", type=float, default=1000.0)
     p.add_argument("--kill", action="store_true", help="kill the browser after the call and wait for consent expiry")
+    p.add_argument("--expect-port", type=int, help="the port Tandem's selected candidate must have (its shared port)")
     a = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="tandem-chromium-")
@@ -80,7 +81,10 @@ def main():
         want = "audio/opus" if a.codec == "opus" else "audio/PCMU"
         ok = ("error" not in report and abs(report["peakHz"] - a.hz) <= 10 and report["peakShare"] > 0.5
               and report["dtlsState"] == "connected" and report["selectedPair"] is not None
-              and report["selectedPair"]["state"] == "succeeded" and report["codec"] == want)
+              and report["selectedPair"]["state"] == "succeeded" and report["codec"] == want
+              and (a.expect_port is None or report["selectedPair"].get("remotePort") == a.expect_port)
+              # Tandem prefers AEAD_AES_128_GCM (its own RFC 7714 path); Chromium offers it.
+              and report.get("srtpCipher") == "SRTP_AEAD_AES_128_GCM")
         if a.kill and ok:
             before = metrics(a.base)
             result["legs_before_kill"] = metric(before, "tandem_media_legs")

@@ -6,6 +6,8 @@ network namespace that has only `lo` (see shared/TESTING.md):
   chromium-opus, chromium-pcmu      headless Chromium does the same from Tandem's echo page
   chromium-consent                  ... then the browser is killed: the leg must end by consent
                                     expiry within 30 s and /metrics must show it released
+  chromium-opus-shared, aiortc-pcmu-shared
+                                    the same with every leg on one shared UDP port (media.shared-port)
 
   run.py --tandem .build/debug/tandem --python .build-venv/bin/python [SCENARIO ...]
 """
@@ -20,7 +22,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 from common import stop_group  # noqa: E402
-SCENARIOS = ["aiortc-opus", "aiortc-pcmu", "chromium-opus", "chromium-pcmu", "chromium-consent"]
+SCENARIOS = ["aiortc-opus", "aiortc-pcmu", "chromium-opus", "chromium-pcmu", "chromium-consent", "chromium-opus-shared", "aiortc-pcmu-shared"]
+SHARED_PORT = 50000
 
 
 def sh(*args, **kw):
@@ -47,8 +50,9 @@ class Namespace:
 class Tandem:
     """`tandem serve` inside the namespace with the echo service on, TURN off."""
 
-    def __init__(self, ns, binary, workdir):
+    def __init__(self, ns, binary, workdir, shared_port=0):
         self.ns, self.binary, self.workdir = ns, binary, workdir
+        self.shared_port = shared_port
         self.port = 7443
         self.proc = None
 
@@ -64,6 +68,7 @@ class Tandem:
             "TANDEM_MEDIA_ECHO": "true",
             "TANDEM_MEDIA_BIND_ADDRESS": "127.0.0.1",
             "TANDEM_MEDIA_THREADS": "1",
+            "TANDEM_MEDIA_SHARED_PORT": str(self.shared_port),
         })
         self.log = open(os.path.join(self.workdir, "tandem.out"), "w")
         self.proc = subprocess.Popen(self.ns.command(self.binary, "serve"), env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -88,13 +93,16 @@ class Tandem:
 
 def run_scenario(name, tandem_binary, python, index):
     workdir = tempfile.mkdtemp(prefix=f"tandem-e2e-{name}-")
-    with Namespace(f"tandem-e2e-{os.getpid()}-{index}") as ns, Tandem(ns, tandem_binary, workdir) as tandem:
+    shared = name.endswith("-shared")
+    with Namespace(f"tandem-e2e-{os.getpid()}-{index}") as ns, Tandem(ns, tandem_binary, workdir, SHARED_PORT if shared else 0) as tandem:
         base = f"https://127.0.0.1:{tandem.port}"
         if name.startswith("aiortc"):
             cmd = [python, os.path.join(HERE, "echo_aiortc.py"), "--url", base + "/webkit/echo", "--codec", name.split("-")[1]]
         else:
             codec = "opus" if name == "chromium-consent" else name.split("-")[1]
             cmd = [python, os.path.join(HERE, "echo_chromium.py"), "--base", base, "--codec", codec] + (["--kill"] if name == "chromium-consent" else [])
+        if shared:
+            cmd += ["--expect-port", str(SHARED_PORT)]
         started = time.monotonic()
         out = subprocess.run(ns.command(*cmd), capture_output=True, text=True, timeout=180)
         elapsed = time.monotonic() - started

@@ -31,8 +31,15 @@ struct MediaLoad: ParsableCommand {
     @Option(help: "Seconds of measured media, after every call is up.") var seconds = 20.0
     @Option(help: "opus (transcoded by the gateway) or pcmu (pass-through).") var codec = "opus"
     @Option(help: "Local address of the calls' sockets.") var bind = "127.0.0.1"
+    @Option(help: "Seconds every call streams after the last one is up, before measuring (set-up work settles).") var settle = 3.0
+    @Option(help: "Instead of calls: time the codec work of one transcoded call-frame at this Opus complexity (µs, JSON) and exit.")
+    var codecCost: Int32?
 
     func run() throws {
+        if let complexity = codecCost {
+            say(try CodecCost.measure(complexity: complexity))
+            return
+        }
         guard calls > 0, calls <= 5000, seconds > 0, seconds <= 600 else { throw ValidationError("calls 1–5000, seconds up to 600") }
         let audioCodec: AudioCodec = codec == "pcmu" ? .pcmu : .opus
         let frames = try Recording.frames(codec: audioCodec)
@@ -72,6 +79,7 @@ struct MediaLoad: ParsableCommand {
         }
         let ready = try syncOnLoop(loop) { driver.value.echoingCalls }
         guard ready == calls else { throw ValidationError("only \(ready) of \(calls) calls echo after 30 s") }
+        Thread.sleep(forTimeInterval: max(0, min(settle, 60)))
         try syncOnLoop(loop) { driver.value.startMeasuring() }
         say("steady")
         Thread.sleep(forTimeInterval: seconds)
@@ -149,5 +157,44 @@ enum Recording {
         case .pcmu, .pcma:
             return stride(from: 0, to: pcm.count, by: 160).map { G711.Law.muLaw.encode(Array(pcm[$0..<($0 + 160)])) }
         }
+    }
+}
+
+/// The C libraries' own cost per 20 ms frame of one transcoded call, on this core now: what
+/// the gateway can at best reach (the bench runs it beside each ramp, as the host's speed
+/// moves from run to run).
+enum CodecCost {
+    static func measure(complexity: Int32) throws -> String {
+        let pcm = Recording.signal()
+        let browserFrames = try Recording.frames(codec: .opus)
+        // The gateway's encoder toward the browser: 8 kHz in, 24 kbit/s, FEC idle until loss is reported.
+        let encoder = try OpusEncoder(.init(sampleRate: 8000, bitrate: 24000, complexity: complexity, inbandFEC: true, expectedLossPercent: 0))
+        let decoder = try OpusDecoder(sampleRate: 8000, channels: 1)
+        var packet = [UInt8](repeating: 0, count: 1500)
+        var out = [Int16](repeating: 0, count: 960)
+        func best(_ body: () throws -> Void) rethrows -> Double {
+            var fastest = Double.infinity
+            for _ in 0..<3 {
+                let t0 = DatapathLoop.monotonicNanoseconds()
+                try body()
+                fastest = min(fastest, Double(DatapathLoop.monotonicNanoseconds() - t0) / 1000 / Double(browserFrames.count))
+            }
+            return fastest
+        }
+        let encode = try best {
+            for i in 0..<browserFrames.count {
+                _ = try pcm.withUnsafeBufferPointer { p in
+                    try packet.withUnsafeMutableBytes { try encoder.encode(UnsafeBufferPointer(rebasing: p[(i * 160)..<(i * 160 + 160)]), into: $0) }
+                }
+            }
+        }
+        let decode = try best {
+            for frame in browserFrames {
+                _ = try frame.withUnsafeBytes { f in try out.withUnsafeMutableBufferPointer { try decoder.decode(f, into: $0) } }
+            }
+        }
+        let object: [String: Any] = ["complexity": Int(complexity), "encode_us": encode, "decode_us": decode,
+                                     "calls_per_core": 1_000_000 / (50 * (encode + decode))]
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 }
