@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "TURN", targets: ["TURN"]),
         .library(name: "SDP", targets: ["SDP"]),
         .library(name: "Media", targets: ["Media"]),
+        .library(name: "WebRTC", targets: ["WebRTC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

@@ -77,11 +77,30 @@ final class MediaLoopCore {
             lastBehind = now
             apply(complexity)
         }
-        let reports = ticks % (5000 / Self.tickMilliseconds) == 0
+        // Each call reports every 5 s in its own tick of the period, so reports do not pile
+        // into one tick; counters reach the shared metrics once per tick, summed.
+        let slot = ticks % Self.reportTicks
         for call in calls.values {
-            call.tick(now: now, sendReports: reports)
+            call.tick(now: now, sendReports: call.reportSlot == slot)
+            pending.add(call.takeCounterDeltas())
         }
-        if ticks % (1000 / Self.tickMilliseconds) == 0 { govern() }
+        if ticks % (1000 / Self.tickMilliseconds) == 0 {
+            flushCounters()
+            govern()
+        }
+    }
+
+    /// Ticks in the RTCP report interval (RFC 3550 §6.2; 5 s).
+    static let reportTicks = 5000 / tickMilliseconds
+    /// Counter increments gathered since the metrics were last updated.
+    fileprivate(set) var pending = WebRTCLeg.Counters()
+
+    /// Hands the gathered counts to the shared metrics (once a second, and when a call ends).
+    func flushCounters() {
+        if pending.rtpIn > 0 { metrics.rtpIn.increment(by: pending.rtpIn) }
+        if pending.rtpOut > 0 { metrics.rtpOut.increment(by: pending.rtpOut) }
+        if pending.srtpRefused > 0 { metrics.srtpRefused.increment(by: pending.srtpRefused) }
+        pending = WebRTCLeg.Counters()
     }
 
     func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
@@ -211,7 +230,6 @@ final class MediaCall {
         guard !ended else { return }
         for out in bridge.poll(now: now) { toFarEnd(out, now: now) }
         if sendReports, leg.maySend { sendReport(now: now) }
-        publishCounters()
     }
 
     /// SR about what we sent to the browser, with a report block about what it sent us (RFC 3550 §6.4).
@@ -232,12 +250,18 @@ final class MediaCall {
     /// The last round trip to the browser, from its reports on our stream.
     var roundTripMilliseconds: Double?
 
-    private func publishCounters() {
+    /// The tick of the report period in which this call sends its RTCP report.
+    let reportSlot = Int.random(in: 0..<MediaLoopCore.reportTicks)
+
+    /// What the leg counted since the last call (RTP in and out, refused SRTP).
+    func takeCounterDeltas() -> WebRTCLeg.Counters {
         let c = leg.counters
-        if c.rtpIn > reported.rtpIn { core.metrics.rtpIn.increment(by: c.rtpIn - reported.rtpIn) }
-        if c.rtpOut > reported.rtpOut { core.metrics.rtpOut.increment(by: c.rtpOut - reported.rtpOut) }
-        if c.srtpRefused > reported.srtpRefused { core.metrics.srtpRefused.increment(by: c.srtpRefused - reported.srtpRefused) }
+        var d = WebRTCLeg.Counters()
+        d.rtpIn = c.rtpIn - reported.rtpIn
+        d.rtpOut = c.rtpOut - reported.rtpOut
+        d.srtpRefused = c.srtpRefused - reported.srtpRefused
         reported = c
+        return d
     }
 
     var snapshot: CallSnapshot {
@@ -259,11 +283,21 @@ final class MediaCall {
     func end(reason: String) {
         guard !ended else { return }
         ended = true
-        publishCounters()
+        core.pending.add(takeCounterDeltas())
+        core.flushCounters()
         leg.close()
         farEnd.close()
         core.remove(self, reason: reason)
         onRelease?()
         onRelease = nil
+    }
+}
+
+extension WebRTCLeg.Counters {
+    /// Adds the media counts of `other` (RTP in and out, refused SRTP).
+    mutating func add(_ other: WebRTCLeg.Counters) {
+        rtpIn += other.rtpIn
+        rtpOut += other.rtpOut
+        srtpRefused += other.srtpRefused
     }
 }

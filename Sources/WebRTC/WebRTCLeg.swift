@@ -124,7 +124,7 @@ public final class WebRTCLeg: ReadableHandler {
     }
 
     private func transmit(_ bytes: [UInt8], to destination: DatagramAddress) {
-        bytes.withUnsafeBytes { transmit($0, to: destination) }
+        _ = bytes.withUnsafeBytes { transmit($0, to: destination) }
     }
 
     /// A datagram that arrived for this leg (from its socket, or routed by the shared port).

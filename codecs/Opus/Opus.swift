@@ -79,33 +79,28 @@ public final class OpusEncoder {
 
     deinit { opus_encoder_destroy(state) }
 
+    /// The value an OPUS_GET_… request reports.
+    private func read(_ request: (OpaquePointer, UnsafeMutablePointer<Int32>) -> Int32) -> Int32 {
+        var value: Int32 = 0
+        _ = request(state, &value)
+        return value
+    }
+
     /// The encoder complexity (0–10); setting it takes effect with the next frame.
     public var complexity: Int32 {
-        get {
-            var value: Int32 = 0
-            _ = tandem_opus_encoder_get_complexity(state, &value)
-            return value
-        }
+        get { read(tandem_opus_encoder_get_complexity) }
         set { _ = tandem_opus_encoder_set_complexity(state, max(0, min(10, newValue))) }
     }
 
     /// The packet loss, in percent, the encoder plans in-band FEC for (OPUS_SET_PACKET_LOSS_PERC):
     /// at 0 it sends no LBRR data, above 0 it spends bits on FEC in proportion (RFC 6716 §2.1.7).
     public var expectedLossPercent: Int32 {
-        get {
-            var value: Int32 = 0
-            _ = tandem_opus_encoder_get_packet_loss_percent(state, &value)
-            return value
-        }
+        get { read(tandem_opus_encoder_get_packet_loss_percent) }
         set { _ = tandem_opus_encoder_set_packet_loss_percent(state, max(0, min(100, newValue))) }
     }
 
     /// Samples per channel of look-ahead the encoder adds to the delay.
-    public var lookahead: Int {
-        var value: Int32 = 0
-        _ = tandem_opus_encoder_get_lookahead(state, &value)
-        return Int(value)
-    }
+    public var lookahead: Int { Int(read(tandem_opus_encoder_get_lookahead)) }
 
     /// Encodes one frame (2.5–60 ms of interleaved samples) into `packet`; returns the packet's length.
     public func encode(_ pcm: UnsafeBufferPointer<Int16>, into packet: UnsafeMutableRawBufferPointer) throws(OpusError) -> Int {

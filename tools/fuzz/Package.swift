@@ -23,5 +23,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "Media", package: "Tandem")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "SRTPFuzzer",
+            dependencies: ["FuzzDriver", .product(name: "WebRTC", package: "Tandem")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -29,18 +29,25 @@ struct CallSetup: @unchecked Sendable {
         return CallSetup(index: index, socket: socket, local: local, audio: audio, remote: DatagramAddress(TransportAddress(ip: address, port: candidate.port)), dtls: dtls)
     }
 
-    /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench).
+    /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench). The offer
+    /// goes as an argument and the answer is read with the throwing API, which a signal
+    /// (SIGCHLD of an earlier curl) interrupting the read cannot crash.
     static func post(_ sdp: String, to url: String) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", "@-", url]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
+        process.arguments = ["-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", sdp, url]
+        let output = Pipe()
         process.standardOutput = output
         try process.run()
-        input.fileHandleForWriting.write(Data(sdp.utf8))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        var data = Data()
+        while true {
+            do {
+                data = try output.fileHandleForReading.readToEnd() ?? Data()
+                break
+            } catch let error as NSError where error.domain == NSCocoaErrorDomain && (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.code == Int(EINTR) {
+                continue
+            }
+        }
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else { throw SetupError("echo refused the offer: \(text)") }

@@ -97,9 +97,15 @@ struct MediaLoad: ParsableCommand {
     }
 }
 
-/// A line on standard output, written at once (the bench reads it while the tool runs).
+/// A line on standard output, written at once (the bench reads it while the tool runs);
+/// a write interrupted by a signal is retried.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    var bytes = Array((line + "\n").utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+        if n > 0 { offset += n } else if n < 0, errno == EINTR { continue } else { return }
+    }
 }
 
 /// Runs `body` on the loop and waits for it.
