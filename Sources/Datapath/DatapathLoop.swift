@@ -199,7 +199,12 @@ public final class DatapathLoop: @unchecked Sendable {
             // (queued from this thread, e.g. by a hook, which signals no eventfd).
             let (stop, pendingTasks) = state.withLock { ($0.stopRequested, !$0.inbox.isEmpty) }
             if stop { break }
-            let n = tandem_epoll_wait_ns(epollFD, ready, 256, pendingTasks ? 0 : timeoutNanoseconds())
+            let timeout = pendingTasks ? 0 : timeoutNanoseconds()
+            // Millisecond waits (epoll_wait, rounded up) unless a deadline is closer than 2 ms,
+            // which waits to the nanosecond (epoll_pwait2).
+            let n = timeout < 0 || timeout >= 2_000_000
+                ? tandem_epoll_wait(epollFD, ready, 256, timeout < 0 ? -1 : Int32((timeout + 999_999) / 1_000_000))
+                : tandem_epoll_wait_ns(epollFD, ready, 256, timeout)
             let woke = window > 0 ? Self.nowNanoseconds() : 0
             if n > 0 {
                 for i in 0..<Int(n) {
