@@ -91,7 +91,24 @@ extension SessionDescription {
         session.origin = origin
         session.sessionName = sessionName
         session.timing = timing
+        // Lines that came out of the RFC 8866 §5 order are kept in the order `serialized`
+        // writes them, so that parsing what it wrote gives this value again.
+        session.otherLines = Self.inWrittenOrder(session.otherLines, groups: Self.sessionLineGroups)
+        for i in session.media.indices {
+            session.media[i].otherLines = Self.inWrittenOrder(session.media[i].otherLines, groups: Self.mediaLineGroups)
+        }
         self = session
+    }
+
+    /// The session's other lines in the groups `serialized` writes: i, u, e, p before c=,
+    /// b after it, then t (repeated), r, z, k after the first t= (RFC 8866 §5).
+    static let sessionLineGroups: [Set<Character>] = [["i"], ["u"], ["e"], ["p"], ["b"], ["t", "r", "z", "k"]]
+    /// A media section's: i before its c=, b and k after it.
+    static let mediaLineGroups: [Set<Character>] = [["i"], ["b", "k"]]
+
+    /// `lines` group by group; lines of one group keep their order.
+    static func inWrittenOrder(_ lines: [Line], groups: [Set<Character>]) -> [Line] {
+        groups.flatMap { group in lines.filter { group.contains($0.type) } }
     }
 
     static func parseOrigin(_ value: String, line: Int) throws(SDPError) -> Origin {
@@ -134,19 +151,20 @@ extension SessionDescription {
         var out = "v=\(version)\r\n"
         out += "o=\(origin.username) \(origin.sessionID) \(origin.sessionVersion) \(origin.networkType) \(origin.addressType) \(origin.address)\r\n"
         out += "s=\(sessionName)\r\n"
-        let order: [Character] = ["i", "u", "e", "p"]
-        for type in order { for l in otherLines where l.type == type { out += "\(type)=\(l.value)\r\n" } }
+        let groups = Self.sessionLineGroups
+        func write(_ group: Set<Character>, of lines: [Line]) { for l in lines where group.contains(l.type) { out += "\(l.type)=\(l.value)\r\n" } }
+        for group in groups[0..<4] { write(group, of: otherLines) }
         if let c = connection { out += "c=\(c.networkType) \(c.addressType) \(c.address)\r\n" }
-        for l in otherLines where l.type == "b" { out += "b=\(l.value)\r\n" }
+        write(groups[4], of: otherLines)
         out += "t=\(timing.start) \(timing.stop)\r\n"
-        for l in otherLines where ["t", "r", "z", "k"].contains(l.type) { out += "\(l.type)=\(l.value)\r\n" }
+        write(groups[5], of: otherLines)
         for a in attributes { out += a.serialized }
         for m in media {
             let ports = m.numberOfPorts.map { "\(m.port)/\($0)" } ?? "\(m.port)"
             out += "m=\(m.media) \(ports) \(m.proto)\(m.formats.isEmpty ? "" : " " + m.formats.joined(separator: " "))\r\n"
-            for l in m.otherLines where l.type == "i" { out += "i=\(l.value)\r\n" }
+            write(Self.mediaLineGroups[0], of: m.otherLines)
             if let c = m.connection { out += "c=\(c.networkType) \(c.addressType) \(c.address)\r\n" }
-            for l in m.otherLines where l.type != "i" { out += "\(l.type)=\(l.value)\r\n" }
+            write(Self.mediaLineGroups[1], of: m.otherLines)
             for a in m.attributes { out += a.serialized }
         }
         return out

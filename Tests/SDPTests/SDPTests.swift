@@ -129,3 +129,25 @@ struct SDPTests {
         #expect(d.serialized.contains("m=audio 49170/2 RTP/AVP 0 8\r\n"))
     }
 }
+
+@Suite("SDP fuzz regressions")
+struct SDPFuzzRegressionTests {
+    /// Inputs the SDP fuzzer found (Fixtures/fuzz): whatever parses serializes to text that
+    /// parses to the same value.
+    @Test(arguments: ["roundtrip-1.bin"])
+    func parsedInputsRoundTrip(name: String) throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz").appendingPathComponent(name)
+        let bytes = try [UInt8](Data(contentsOf: url))
+        guard let parsed = try? bytes.withUnsafeBufferPointer({ try SessionDescription(parsing: $0) }) else { return }
+        let again = try SessionDescription(parsing: parsed.serialized)
+        #expect(again.attributes == parsed.attributes)
+        #expect(again.otherLines == parsed.otherLines)
+        #expect(again.media.count == parsed.media.count)
+        for (a, b) in zip(again.media, parsed.media) {
+            #expect(a.attributes == b.attributes)
+            #expect(a.otherLines == b.otherLines)
+            #expect(a.formats == b.formats && a.port == b.port && a.proto == b.proto && a.connection == b.connection)
+        }
+        #expect(again == parsed)
+    }
+}
