@@ -66,6 +66,8 @@ public struct ICELiteAgent: Sendable {
     public var consentTimeout: Int64 = 30_000
     /// Remote addresses that sent valid checks (peer-reflexive and signalled ones alike), bounded.
     public private(set) var validatedAddresses: [TransportAddress] = []
+    /// How many validated addresses are remembered (the oldest goes first).
+    public static let maximumValidatedAddresses = 16
     public var software: String? = "Tandem"
 
     public init(local: ICECredentials = .random(), remote: ICECredentials? = nil) {
@@ -117,7 +119,7 @@ public struct ICELiteAgent: Sendable {
         if request.has(.iceControlled) { return reject(request, 487, "Role Conflict") }
 
         if !validatedAddresses.contains(source) {
-            if validatedAddresses.count >= 16 { validatedAddresses.removeFirst() }
+            if validatedAddresses.count >= Self.maximumValidatedAddresses { validatedAddresses.removeFirst() }
             validatedAddresses.append(source)
         }
         var changed: TransportAddress?

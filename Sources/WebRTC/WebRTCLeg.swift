@@ -66,8 +66,6 @@ public final class WebRTCLeg: ReadableHandler {
     private var sendBuffer = [UInt8](repeating: 0, count: 2048)
     /// Addresses bound to this leg on the shared port (those ICE validated), oldest first.
     private var boundAddresses: [DatagramAddress] = []
-    /// Addresses kept bound at most: as many as the ICE agent remembers.
-    static let maximumBoundAddresses = 16
 
     public init(loop: DatapathLoop, transport: Transport, ice: ICELiteAgent, dtls: DTLSTransport) {
         self.loop = loop
@@ -81,14 +79,6 @@ public final class WebRTCLeg: ReadableHandler {
         switch transport {
         case .socket(let socket, _): try loop.register(socket.fd, self)
         case .shared(let port): port.attach(self, usernameFragment: ice.local.usernameFragment)
-        }
-    }
-
-    /// The local port the leg's candidate advertises.
-    public var localPort: UInt16 {
-        switch transport {
-        case .socket(let socket, _): socket.localAddress.port
-        case .shared(let port): port.port
         }
     }
 
@@ -173,7 +163,7 @@ public final class WebRTCLeg: ReadableHandler {
     /// A check from `address` passed: on the shared port, its other datagrams now reach this leg.
     private func bindOnSharedPort(_ address: DatagramAddress) {
         guard case .shared(let port) = transport, !boundAddresses.contains(address) else { return }
-        if boundAddresses.count >= Self.maximumBoundAddresses {
+        if boundAddresses.count >= ICELiteAgent.maximumValidatedAddresses {
             let oldest = boundAddresses.removeFirst()
             if oldest != selected { port.unbind(oldest, from: self) } else { boundAddresses.append(oldest) }
         }

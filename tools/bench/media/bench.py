@@ -181,7 +181,7 @@ def codec_cost(complexity):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def complexity_text(r, configured=None):
+def complexity_text(r):
     return "set" if r.get("lowest_complexity") is None else f"{r['lowest_complexity']:.0f}"
 
 
