@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CDatapath.h"
 #include <errno.h>
+#include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -14,6 +16,18 @@ int tandem_recvmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags) {
 
 int tandem_sendmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)vec, vlen, flags);
+}
+
+long long tandem_receive_timestamp_ns(struct msghdr *message) {
+    if (message->msg_control == NULL) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c != NULL; c = CMSG_NXTHDR(message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        }
+    }
+    return -1;
 }
 
 int tandem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }

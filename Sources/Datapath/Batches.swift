@@ -49,15 +49,23 @@ final class DatagramSlots {
 /// socket arrive together; one system call reads them all).
 public final class ReceiveBatch {
     let slots: DatagramSlots
+    /// Ancillary data of each datagram (the kernel's receive timestamp), when asked for.
+    private let control: UnsafeMutableRawPointer?
+    private static let controlSize = 64
     /// Datagrams read by the last ``receive(from:)``.
     public private(set) var received = 0
 
     /// - Parameters:
     ///   - capacity: datagrams per system call.
     ///   - maximumDatagramSize: the largest datagram kept whole (65,536 keeps any UDP datagram).
-    public init(capacity: Int, maximumDatagramSize: Int = 65_536) {
+    ///   - receiveTimestamps: keep each datagram's kernel arrival time (``arrivalNanoseconds(_:)``;
+    ///     the socket needs `Options.receiveTimestamps`).
+    public init(capacity: Int, maximumDatagramSize: Int = 65_536, receiveTimestamps: Bool = false) {
         slots = DatagramSlots(count: capacity, slotSize: maximumDatagramSize)
+        control = receiveTimestamps ? UnsafeMutableRawPointer.allocate(byteCount: capacity * Self.controlSize, alignment: 16) : nil
     }
+
+    deinit { control?.deallocate() }
 
     public var capacity: Int { slots.count }
 
@@ -68,6 +76,10 @@ public final class ReceiveBatch {
             slots.headers[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
             slots.headers[i].msg_hdr.msg_flags = 0
             slots.iovecs[i].iov_len = slots.slotSize
+            if let control {
+                slots.headers[i].msg_hdr.msg_control = control + i * Self.controlSize
+                slots.headers[i].msg_hdr.msg_controllen = Self.controlSize
+            }
         }
         let n = tandem_recvmmsg(socket.fd, slots.headers, UInt32(slots.count), Int32(MSG_DONTWAIT))
         received = max(0, Int(n))
@@ -90,6 +102,14 @@ public final class ReceiveBatch {
     @inline(__always)
     public func source(_ i: Int) -> DatagramAddress? {
         DatagramAddress(UnsafeRawPointer(slots.addresses + i))
+    }
+
+    /// When the kernel received datagram `i` (CLOCK_REALTIME, ns; SO_TIMESTAMPNS), or nil
+    /// when the batch or the socket keeps no timestamps.
+    public func arrivalNanoseconds(_ i: Int) -> Int64? {
+        guard control != nil else { return nil }
+        let t = tandem_receive_timestamp_ns(&slots.headers[i].msg_hdr)
+        return t >= 0 ? t : nil
     }
 
     /// Whether datagram `i` was larger than the slot (and so cut short).

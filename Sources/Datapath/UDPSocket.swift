@@ -51,12 +51,16 @@ public final class UDPSocket: Sendable {
         public var sendBufferSize: Int?
         /// IPv4 only: IP_PMTUDISC_DO, so datagrams leave with DF set (RFC 8656 §14.8 DONT-FRAGMENT).
         public var dontFragment = false
+        /// SO_TIMESTAMPNS: the kernel stamps each datagram with its arrival time (read it
+        /// through a ``ReceiveBatch`` made with `receiveTimestamps`).
+        public var receiveTimestamps = false
 
-        public init(reusePort: Bool = false, receiveBufferSize: Int? = nil, sendBufferSize: Int? = nil, dontFragment: Bool = false) {
+        public init(reusePort: Bool = false, receiveBufferSize: Int? = nil, sendBufferSize: Int? = nil, dontFragment: Bool = false, receiveTimestamps: Bool = false) {
             self.reusePort = reusePort
             self.receiveBufferSize = receiveBufferSize
             self.sendBufferSize = sendBufferSize
             self.dontFragment = dontFragment
+            self.receiveTimestamps = receiveTimestamps
         }
     }
 
@@ -80,6 +84,7 @@ public final class UDPSocket: Sendable {
         }
         if let size = options.receiveBufferSize { try set(SOL_SOCKET, SO_RCVBUF, Int32(clamping: size)) }
         if let size = options.sendBufferSize { try set(SOL_SOCKET, SO_SNDBUF, Int32(clamping: size)) }
+        if options.receiveTimestamps { try set(SOL_SOCKET, SO_TIMESTAMPNS, 1) }
         if address.isIPv6 { try set(Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
         if options.dontFragment, !address.isIPv6 { try set(Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DO) }
         let bound = address.withSockaddr { Glibc.bind(fd, $0, $1) }

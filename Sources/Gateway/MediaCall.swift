@@ -191,14 +191,14 @@ final class MediaCall {
     private func fromBrowser(_ packet: UnsafeRawBufferPointer) {
         let now = DatapathLoop.monotonicMilliseconds()
         if packet.count >= 12 { lastBrowserSSRC = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-        for out in bridge.fromBrowser(packet, now: now) { toFarEnd(out, now: now) }
+        bridge.fromBrowser(packet, now: now) { toFarEnd($0, now: now) }
     }
 
-    private func toFarEnd(_ packet: [UInt8], now: Int64) {
+    /// A packet for the far end; what it sends back crosses to the browser in the same pass
+    /// (the bridge's buffer is protected in place and queued), with no copy in between.
+    private func toFarEnd(_ packet: UnsafeRawBufferPointer, now: Int64) {
         farEnd.receive(packet) { back in
-            back.withUnsafeBytes { b in
-                for toBrowser in bridge.fromSIP(b, now: now) { leg.sendRTP(toBrowser) }
-            }
+            bridge.fromSIP(back, now: now) { buffer, length in leg.sendRTP(buffer, length: length) }
         }
     }
 
@@ -228,7 +228,7 @@ final class MediaCall {
     func tick(now: Int64, sendReports: Bool) {
         leg.tick(now: now)
         guard !ended else { return }
-        for out in bridge.poll(now: now) { toFarEnd(out, now: now) }
+        bridge.poll(now: now) { toFarEnd($0, now: now) }
         if sendReports, leg.maySend { sendReport(now: now) }
     }
 

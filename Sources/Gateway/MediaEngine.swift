@@ -236,8 +236,9 @@ enum CallID {
 
 /// What sits at the G.711 end of a call: the SIP leg later; the echo service now.
 public protocol FarEnd: AnyObject {
-    /// A G.711 RTP packet from the bridge; `send` carries RTP packets back into the bridge.
-    func receive(_ packet: [UInt8], send: ([UInt8]) -> Void)
+    /// A G.711 RTP packet from the bridge (valid during the call only); `send` carries RTP
+    /// packets back into the bridge.
+    func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void)
     func close()
 }
 
@@ -245,7 +246,7 @@ public protocol FarEnd: AnyObject {
 public final class EchoFarEnd: FarEnd {
     public private(set) var echoed = 0
     public init() {}
-    public func receive(_ packet: [UInt8], send: ([UInt8]) -> Void) {
+    public func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void) {
         echoed += 1
         send(packet)
     }

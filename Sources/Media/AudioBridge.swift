@@ -45,6 +45,10 @@ public struct BridgeSide: Sendable, Equatable {
 /// back, with SSRC, sequence numbers and timestamps rewritten for each leg, RFC 4733
 /// telephone-events carried across with their clock rescaled, and reception statistics of
 /// both incoming streams. Pure: packets in, packets out; the legs do the I/O.
+///
+/// Packets out are written into one buffer per direction that the bridge owns and handed to
+/// a closure while they are valid, so a packet crossing the bridge allocates nothing (an
+/// Opus packet is copied once, into the jitter buffer).
 public final class AudioBridge {
     public let mode: BridgeMode
     public let browser: BridgeSide
@@ -54,14 +58,24 @@ public final class AudioBridge {
     private let toOpus: G711ToOpus?
     private var sipSequence = UInt16.random(in: 0...UInt16.max)
     private var browserSequence = UInt16.random(in: 0...UInt16.max)
+    /// Where the packets for each side are built.
+    private let sipBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AudioBridge.bufferSize, alignment: 16)
+    private let browserBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AudioBridge.bufferSize, alignment: 16)
     /// Statistics of what the browser sends and what the SIP side sends.
     public private(set) var fromBrowserStatistics: ReceptionStatistics
     public private(set) var fromSIPStatistics: ReceptionStatistics
     /// Packets of payload types neither side negotiated.
     public private(set) var unknownPayloadTypes = 0
+    /// Packets whose payload would not fit a datagram of ``bufferSize`` (dropped).
+    public private(set) var oversized = 0
     /// Packets and octets sent toward each side, for sender reports.
     public private(set) var sentToBrowser: (packets: UInt32, octets: UInt32, lastTimestamp: UInt32) = (0, 0, 0)
     public private(set) var sentToSIP: (packets: UInt32, octets: UInt32, lastTimestamp: UInt32) = (0, 0, 0)
+
+    /// Size of the buffer a packet out is built in; ``spareBytes`` of it stay free after the
+    /// packet, for the SRTP tag the browser leg appends in place.
+    public static let bufferSize = 2048
+    public static let spareBytes = 64
 
     /// - Parameters:
     ///   - browser: the browser side (Opus at 48 kHz, or PCMU/PCMA at 8 kHz for pass-through).
@@ -82,59 +96,68 @@ public final class AudioBridge {
         fromSIPStatistics = ReceptionStatistics(clockRate: sip.clockRate)
     }
 
+    deinit {
+        sipBuffer.deallocate()
+        browserBuffer.deallocate()
+    }
+
     /// The Opus encoder, for the load governor to lower its complexity.
     public var encoder: OpusEncoder? { toOpus?.encoder }
 
-    /// A plain RTP packet from the browser; returns RTP packets for the SIP side.
-    public func fromBrowser(_ packet: UnsafeRawBufferPointer, now: Int64) -> [[UInt8]] {
-        guard let header = try? RTPHeader(parsing: packet) else { return [] }
+    /// A plain RTP packet from the browser; the RTP packets it makes for the SIP side go to
+    /// `emit` (each valid during that call only).
+    public func fromBrowser(_ packet: UnsafeRawBufferPointer, now: Int64, emit: (UnsafeRawBufferPointer) -> Void) {
+        guard let header = try? RTPHeader(parsing: packet) else { return }
         let payload = header.payload(in: packet)
         fromBrowserStatistics.record(sequence: header.sequenceNumber, timestamp: header.timestamp, payloadBytes: payload.count, arrivalMilliseconds: now)
         if header.payloadType == browser.telephoneEventPayloadType {
-            guard let e = Self.translateEvent(header, payload, from: browser, to: sip) else { return [] }
-            return [sipPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: e.payload)]
+            guard let e = Self.translateEvent(header, payload, from: browser, to: sip) else { return }
+            e.payload.withUnsafeBytes { sipPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: $0, emit) }
+            return
         }
         guard header.payloadType == browser.audioPayloadType else {
             unknownPayloadTypes += 1
-            return []
+            return
         }
         switch mode {
         case .passThrough:
-            return [sipPacket(payloadType: sip.audioPayloadType, timestamp: header.timestamp, marker: header.marker, payload: Array(payload))]
+            sipPacket(payloadType: sip.audioPayloadType, timestamp: header.timestamp, marker: header.marker, payload: payload, emit)
         case .transcode:
-            guard let toG711 else { return [] }
-            return toG711.receive(payload: Array(payload), sequence: header.sequenceNumber, timestamp: header.timestamp, now: now).map {
-                sipPacket(payloadType: sip.audioPayloadType, timestamp: $0.timestamp, marker: $0.marker, payload: $0.payload)
+            toG711?.receive(payload: payload, sequence: header.sequenceNumber, timestamp: header.timestamp, now: now) { frame, timestamp, marker in
+                sipPacket(payloadType: sip.audioPayloadType, timestamp: timestamp, marker: marker, payload: frame, emit)
             }
         }
     }
 
     /// Frames the browser-side jitter buffer releases after waiting for a gap (call every 10–20 ms).
-    public func poll(now: Int64) -> [[UInt8]] {
-        guard let toG711 else { return [] }
-        return toG711.poll(now: now).map { sipPacket(payloadType: sip.audioPayloadType, timestamp: $0.timestamp, marker: $0.marker, payload: $0.payload) }
+    public func poll(now: Int64, emit: (UnsafeRawBufferPointer) -> Void) {
+        toG711?.poll(now: now) { frame, timestamp, marker in
+            sipPacket(payloadType: sip.audioPayloadType, timestamp: timestamp, marker: marker, payload: frame, emit)
+        }
     }
 
-    /// A plain RTP packet from the SIP side; returns RTP packets for the browser.
-    public func fromSIP(_ packet: UnsafeRawBufferPointer, now: Int64) -> [[UInt8]] {
-        guard let header = try? RTPHeader(parsing: packet) else { return [] }
+    /// A plain RTP packet from the SIP side; the RTP packets it makes for the browser go to
+    /// `emit` as a buffer and the packet's length, with ``spareBytes`` free after it (each
+    /// valid, and the buffer writable, during that call only).
+    public func fromSIP(_ packet: UnsafeRawBufferPointer, now: Int64, emit: (UnsafeMutableRawBufferPointer, Int) -> Void) {
+        guard let header = try? RTPHeader(parsing: packet) else { return }
         let payload = header.payload(in: packet)
         fromSIPStatistics.record(sequence: header.sequenceNumber, timestamp: header.timestamp, payloadBytes: payload.count, arrivalMilliseconds: now)
         if header.payloadType == sip.telephoneEventPayloadType {
-            guard let e = Self.translateEvent(header, payload, from: sip, to: browser) else { return [] }
-            return [browserPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: e.payload)]
+            guard let e = Self.translateEvent(header, payload, from: sip, to: browser) else { return }
+            e.payload.withUnsafeBytes { browserPacket(payloadType: e.payloadType, timestamp: e.timestamp, marker: header.marker, payload: $0, emit) }
+            return
         }
         guard header.payloadType == sip.audioPayloadType else {
             unknownPayloadTypes += 1
-            return []
+            return
         }
         switch mode {
         case .passThrough:
-            return [browserPacket(payloadType: browser.audioPayloadType, timestamp: header.timestamp, marker: header.marker, payload: Array(payload))]
+            browserPacket(payloadType: browser.audioPayloadType, timestamp: header.timestamp, marker: header.marker, payload: payload, emit)
         case .transcode:
-            guard let toOpus else { return [] }
-            return toOpus.receive(payload: Array(payload), timestamp: header.timestamp, marker: header.marker).map {
-                browserPacket(payloadType: browser.audioPayloadType, timestamp: $0.timestamp, marker: $0.marker, payload: $0.payload)
+            toOpus?.receive(payload: payload, timestamp: header.timestamp, marker: header.marker) { frame, timestamp, marker in
+                browserPacket(payloadType: browser.audioPayloadType, timestamp: timestamp, marker: marker, payload: frame, emit)
             }
         }
     }
@@ -148,16 +171,30 @@ public final class AudioBridge {
         return (payloadType, timestamp, event.rescaled(from: fromRate, to: toRate).payload)
     }
 
-    private func sipPacket(payloadType: UInt8, timestamp: UInt32, marker: Bool, payload: [UInt8]) -> [UInt8] {
-        sipSequence &+= 1
-        sentToSIP = (sentToSIP.packets &+ 1, sentToSIP.octets &+ UInt32(payload.count), timestamp)
-        return RTPHeader(marker: marker, payloadType: payloadType, sequenceNumber: sipSequence, timestamp: timestamp, ssrc: sip.ssrc).packet(payload: payload)
+    /// Writes the fixed header and `payload` into `buffer`; the packet's length, or nil when it does not fit.
+    private func build(in buffer: UnsafeMutableRawBufferPointer, _ header: RTPHeader, payload: UnsafeRawBufferPointer) -> Int? {
+        let length = RTPHeader.fixedLength + payload.count
+        guard length + Self.spareBytes <= buffer.count else {
+            oversized += 1
+            return nil
+        }
+        header.writeFixedHeader(into: buffer)
+        if !payload.isEmpty { UnsafeMutableRawBufferPointer(rebasing: buffer[RTPHeader.fixedLength..<length]).copyMemory(from: payload) }
+        return length
     }
 
-    private func browserPacket(payloadType: UInt8, timestamp: UInt32, marker: Bool, payload: [UInt8]) -> [UInt8] {
+    private func sipPacket(payloadType: UInt8, timestamp: UInt32, marker: Bool, payload: UnsafeRawBufferPointer, _ emit: (UnsafeRawBufferPointer) -> Void) {
+        guard let length = build(in: sipBuffer, RTPHeader(marker: marker, payloadType: payloadType, sequenceNumber: sipSequence &+ 1, timestamp: timestamp, ssrc: sip.ssrc), payload: payload) else { return }
+        sipSequence &+= 1
+        sentToSIP = (sentToSIP.packets &+ 1, sentToSIP.octets &+ UInt32(payload.count), timestamp)
+        emit(UnsafeRawBufferPointer(rebasing: sipBuffer[0..<length]))
+    }
+
+    private func browserPacket(payloadType: UInt8, timestamp: UInt32, marker: Bool, payload: UnsafeRawBufferPointer, _ emit: (UnsafeMutableRawBufferPointer, Int) -> Void) {
+        guard let length = build(in: browserBuffer, RTPHeader(marker: marker, payloadType: payloadType, sequenceNumber: browserSequence &+ 1, timestamp: timestamp, ssrc: browser.ssrc), payload: payload) else { return }
         browserSequence &+= 1
         sentToBrowser = (sentToBrowser.packets &+ 1, sentToBrowser.octets &+ UInt32(payload.count), timestamp)
-        return RTPHeader(marker: marker, payloadType: payloadType, sequenceNumber: browserSequence, timestamp: timestamp, ssrc: browser.ssrc).packet(payload: payload)
+        emit(browserBuffer, length)
     }
 
     /// Drops the jitter-buffer statistics interval and returns the report block about the browser's stream.

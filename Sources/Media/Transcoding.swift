@@ -1,20 +1,10 @@
 import G711
 import Opus
 
-/// One frame of G.711 audio for the SIP leg: its payload and RTP timestamp at 8 kHz.
-public struct G711Frame: Sendable, Equatable {
-    public var payload: [UInt8]
-    public var timestamp: UInt32
-    /// First frame after silence or a discontinuity (RTP marker, RFC 3551 §4.1).
-    public var marker: Bool
-}
-
-/// One Opus frame for the browser leg: its payload and RTP timestamp at 48 kHz (RFC 7587 §4.1).
-public struct OpusFrame: Sendable, Equatable {
-    public var payload: [UInt8]
-    public var timestamp: UInt32
-    public var marker: Bool
-}
+/// Where a transcoder hands each frame it completes: the payload (valid only during the
+/// call), its RTP timestamp in the output's clock, and whether it starts a talk spurt
+/// (RTP marker, RFC 3551 §4.1). Frames go out as they are made, without an array per packet.
+public typealias FrameSink = (_ payload: UnsafeRawBufferPointer, _ timestamp: UInt32, _ marker: Bool) -> Void
 
 /// Browser → SIP: Opus RTP payloads to G.711 frames of 20 ms. Packets pass a low-delay
 /// ``JitterBuffer`` (reordering, loss detection); a lost frame is rebuilt from the next
@@ -25,7 +15,9 @@ public final class OpusToG711 {
     public let law: G711.Law
     private let decoder: OpusDecoder
     private var jitter: JitterBuffer<[UInt8]>
-    private var pcm = [Int16](repeating: 0, count: Opus.maximumSamples(sampleRate: 8000))
+    /// Decoded samples of one packet (up to 120 ms at 8 kHz), and one G.711 frame.
+    private let pcm = UnsafeMutableBufferPointer<Int16>.allocate(capacity: Opus.maximumSamples(sampleRate: 8000))
+    private let g711 = UnsafeMutableRawBufferPointer.allocate(byteCount: 160, alignment: 8)
     /// Samples (at 8 kHz) of the last decoded frame: the size assumed for a lost one.
     private var lastFrameSamples = 160
     /// The 8 kHz timestamp the next frame starts at.
@@ -40,29 +32,34 @@ public final class OpusToG711 {
         self.jitter = JitterBuffer(holdMilliseconds: holdMilliseconds)
     }
 
-    /// An Opus RTP packet's payload with its sequence number and 48 kHz timestamp, at `now` ms.
-    public func receive(payload: [UInt8], sequence: UInt16, timestamp: UInt32, now: Int64) -> [G711Frame] {
-        process(jitter.insert(sequence: sequence, timestamp: timestamp, payload: payload, now: now))
+    deinit {
+        pcm.deallocate()
+        g711.deallocate()
+    }
+
+    /// An Opus RTP packet's payload with its sequence number and 48 kHz timestamp, at `now`
+    /// ms; the G.711 frames it completes (8 kHz timestamps) go to `emit`.
+    public func receive(payload: UnsafeRawBufferPointer, sequence: UInt16, timestamp: UInt32, now: Int64, emit: FrameSink) {
+        process(jitter.insert(sequence: sequence, timestamp: timestamp, payload: Array(payload), now: now), emit)
     }
 
     /// Releases frames held for a gap that has waited long enough (call every 10–20 ms).
-    public func poll(now: Int64) -> [G711Frame] { process(jitter.poll(now: now)) }
+    public func poll(now: Int64, emit: FrameSink) { process(jitter.poll(now: now), emit) }
 
     public var jitterBuffer: JitterBuffer<[UInt8]> { jitter }
 
-    private func process(_ items: [JitterBuffer<[UInt8]>.Item]) -> [G711Frame] {
-        var out: [G711Frame] = []
+    private func process(_ items: [JitterBuffer<[UInt8]>.Item], _ emit: FrameSink) {
         for (i, item) in items.enumerated() {
             switch item {
             case .lost:
                 // The frame right before a packet comes back from that packet's FEC data (RFC 6716 §2.1.7).
                 if i + 1 < items.count, case .packet(_, _, let next) = items[i + 1] {
                     let n = decode(next, fec: true)
-                    if n > 0 { recoveredFrames += 1; emit(n, marker: false, into: &out); continue }
+                    if n > 0 { recoveredFrames += 1; frame(n, marker: false, emit); continue }
                 }
-                let n = conceal()
+                let n = (try? decoder.concealLoss(into: UnsafeMutableBufferPointer(rebasing: pcm[0..<lastFrameSamples]))) ?? 0
                 concealedFrames += 1
-                emit(n, marker: false, into: &out)
+                frame(n, marker: false, emit)
             case .packet(_, let timestamp, let payload):
                 let start = timestamp / 6
                 let marker = nextTimestamp.map { $0 != start } ?? true
@@ -73,34 +70,25 @@ public final class OpusToG711 {
                     continue
                 }
                 lastFrameSamples = n
-                emit(n, marker: marker, into: &out)
+                frame(n, marker: marker, emit)
             }
         }
-        return out
     }
 
     private func decode(_ payload: [UInt8], fec: Bool) -> Int {
-        let frame = fec ? lastFrameSamples : pcm.count
-        return (try? payload.withUnsafeBytes { p in try pcm.withUnsafeMutableBufferPointer { try decoder.decode(p, into: UnsafeMutableBufferPointer(rebasing: $0[0..<frame]), fec: fec) } }) ?? 0
+        let capacity = fec ? lastFrameSamples : pcm.count
+        return (try? payload.withUnsafeBytes { try decoder.decode($0, into: UnsafeMutableBufferPointer(rebasing: pcm[0..<capacity]), fec: fec) }) ?? 0
     }
 
-    private func conceal() -> Int {
-        let frame = lastFrameSamples
-        return (try? pcm.withUnsafeMutableBufferPointer { try decoder.concealLoss(into: UnsafeMutableBufferPointer(rebasing: $0[0..<frame])) }) ?? 0
-    }
-
-    /// Encodes `samples` decoded samples as 20 ms G.711 frames.
-    private func emit(_ samples: Int, marker: Bool, into out: inout [G711Frame]) {
+    /// Hands `samples` decoded samples on as 20 ms G.711 frames.
+    private func frame(_ samples: Int, marker: Bool, _ emit: FrameSink) {
         var timestamp = nextTimestamp ?? 0
         var offset = 0
         var first = marker
         while offset < samples {
             let n = min(160, samples - offset)
-            let payload = [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
-                pcm.withUnsafeBufferPointer { law.encode(UnsafeBufferPointer(rebasing: $0[offset..<(offset + n)]), into: UnsafeMutableRawBufferPointer(buffer)) }
-                count = n
-            }
-            out.append(G711Frame(payload: payload, timestamp: timestamp, marker: first))
+            law.encode(UnsafeBufferPointer(rebasing: pcm[offset..<(offset + n)]), into: g711)
+            emit(UnsafeRawBufferPointer(rebasing: g711[0..<n]), timestamp, first)
             first = false
             timestamp &+= UInt32(n)
             offset += n
@@ -110,50 +98,57 @@ public final class OpusToG711 {
 }
 
 /// SIP → browser: G.711 payloads (any ptime) to 20 ms Opus frames encoded from 8 kHz.
-/// Samples are re-framed through a small FIFO; a timestamp jump (silence suppression, a
+/// Samples are re-framed through a one-frame FIFO; a timestamp jump (silence suppression, a
 /// new talk spurt) restarts the framing at the new time with the marker bit set.
 public final class G711ToOpus {
     public let law: G711.Law
     public let encoder: OpusEncoder
-    private var fifo: [Int16] = []
+    public static let frameSamples = 160
+    /// The samples of the frame being filled, and the encoded packet.
+    private let fifo = UnsafeMutableBufferPointer<Int16>.allocate(capacity: frameSamples)
+    private var fifoCount = 0
+    private let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 8)
     /// The 8 kHz timestamp of fifo[0].
     private var fifoTimestamp: UInt32 = 0
     /// The 8 kHz timestamp the next payload should start at.
     private var expected: UInt32?
     private var markNext = true
-    private var packet = [UInt8](repeating: 0, count: 1500)
-    public static let frameSamples = 160
 
     public init(law: G711.Law, configuration: OpusEncoder.Configuration = .init()) throws(OpusError) {
         self.law = law
         self.encoder = try OpusEncoder(configuration)
-        fifo.reserveCapacity(4 * Self.frameSamples)
     }
 
-    /// A G.711 RTP payload with its 8 kHz timestamp; returns the Opus frames now complete.
-    public func receive(payload: [UInt8], timestamp: UInt32, marker: Bool) -> [OpusFrame] {
-        guard !payload.isEmpty, payload.count <= 8000 else { return [] }
+    deinit {
+        fifo.deallocate()
+        packet.deallocate()
+    }
+
+    /// A G.711 RTP payload with its 8 kHz timestamp; the Opus frames it completes (48 kHz
+    /// timestamps) go to `emit`.
+    public func receive(payload: UnsafeRawBufferPointer, timestamp: UInt32, marker: Bool, emit: FrameSink) {
+        guard !payload.isEmpty, payload.count <= 8000 else { return }
         if expected != timestamp || marker {
             // Discontinuity: drop the partial frame and start again at this time.
-            fifo.removeAll(keepingCapacity: true)
+            fifoCount = 0
             fifoTimestamp = timestamp
             markNext = true
         }
         expected = timestamp &+ UInt32(payload.count)
-        fifo += law.decode(payload)
-        var out: [OpusFrame] = []
-        while fifo.count >= Self.frameSamples {
-            let n = (try? fifo.withUnsafeBufferPointer { pcm in
-                try packet.withUnsafeMutableBytes { try encoder.encode(UnsafeBufferPointer(rebasing: pcm[0..<Self.frameSamples]), into: $0) }
-            }) ?? 0
-            if n > 0 {
-                out.append(OpusFrame(payload: Array(packet[0..<n]), timestamp: fifoTimestamp &* 6, marker: markNext))
+        var offset = 0
+        while offset < payload.count {
+            let n = min(Self.frameSamples - fifoCount, payload.count - offset)
+            law.decode(UnsafeRawBufferPointer(rebasing: payload[offset..<(offset + n)]), into: UnsafeMutableBufferPointer(rebasing: fifo[fifoCount..<(fifoCount + n)]))
+            fifoCount += n
+            offset += n
+            guard fifoCount == Self.frameSamples else { break }
+            if let size = try? encoder.encode(UnsafeBufferPointer(fifo), into: packet), size > 0 {
+                emit(UnsafeRawBufferPointer(rebasing: packet[0..<size]), fifoTimestamp &* 6, markNext)
                 markNext = false
             }
-            fifo.removeFirst(Self.frameSamples)
+            fifoCount = 0
             fifoTimestamp &+= UInt32(Self.frameSamples)
         }
-        return out
     }
 }
 

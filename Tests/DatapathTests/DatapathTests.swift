@@ -97,6 +97,34 @@ struct SocketTests {
         }
     }
 
+    /// With SO_TIMESTAMPNS on the socket and a batch that keeps ancillary data, each datagram
+    /// carries the wall-clock time the kernel received it; without either, there is none.
+    @Test func receiveTimestampsComeFromTheKernel() throws {
+        let stamped = try UDPSocket(binding: loopback, options: .init(receiveTimestamps: true))
+        let plain = try UDPSocket(binding: loopback)
+        let sender = try UDPSocket(binding: loopback)
+        let before = Int64(Date().timeIntervalSince1970 * 1e9)
+        _ = sender.send([1, 2, 3], to: stamped.localAddress)
+        _ = sender.send([4], to: plain.localAddress)
+        let batch = ReceiveBatch(capacity: 4, maximumDatagramSize: 256, receiveTimestamps: true)
+        var n = 0
+        for _ in 0..<200 where n == 0 { n = batch.receive(from: stamped); if n == 0 { usleep(1000) } }
+        let after = Int64(Date().timeIntervalSince1970 * 1e9)
+        #expect(n == 1 && Array(batch.payload(0)) == [1, 2, 3])
+        let arrival = try #require(batch.arrivalNanoseconds(0))
+        // The clocks' resolutions differ (Date is µs): allow a millisecond either side.
+        #expect(arrival >= before - 1_000_000 && arrival <= after + 1_000_000)
+
+        n = 0
+        for _ in 0..<200 where n == 0 { n = batch.receive(from: plain); if n == 0 { usleep(1000) } }
+        #expect(n == 1 && batch.arrivalNanoseconds(0) == nil)
+        _ = sender.send([5], to: stamped.localAddress)
+        let unstamped = ReceiveBatch(capacity: 4, maximumDatagramSize: 256)
+        n = 0
+        for _ in 0..<200 where n == 0 { n = unstamped.receive(from: stamped); if n == 0 { usleep(1000) } }
+        #expect(n == 1 && unstamped.arrivalNanoseconds(0) == nil)
+    }
+
     @Test func aRefusedDatagramDoesNotHoldBackTheRest() throws {
         let server = try UDPSocket(binding: loopback)
         let client = try UDPSocket(binding: loopback)

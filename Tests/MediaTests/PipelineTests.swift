@@ -99,14 +99,16 @@ struct TranscodingTests {
         for frame in 0..<50 {
             // 30 ms G.711 packets: re-framed to 20 ms Opus frames.
             let payload = G711.Law.muLaw.encode(tone(1000, samples: 240, offset: frame * 240))
-            for opus in toOpus.receive(payload: payload, timestamp: UInt32(frame * 240), marker: frame == 0) {
-                #expect(opus.timestamp % 960 == 0)
-                for g in toG711.receive(payload: opus.payload, sequence: seq, timestamp: opus.timestamp, now: Int64(seq) * 20) {
-                    #expect(g.payload.count == 160)
-                    #expect(g.timestamp == opus.timestamp / 6)
-                    returned += G711.Law.muLaw.decode(g.payload)
+            payload.withUnsafeBytes { payload in
+                toOpus.receive(payload: payload, timestamp: UInt32(frame * 240), marker: frame == 0) { opus, opusTimestamp, _ in
+                    #expect(opusTimestamp % 960 == 0)
+                    toG711.receive(payload: opus, sequence: seq, timestamp: opusTimestamp, now: Int64(seq) * 20) { g, timestamp, _ in
+                        #expect(g.count == 160)
+                        #expect(timestamp == opusTimestamp / 6)
+                        returned += G711.Law.muLaw.decode(Array(g))
+                    }
+                    seq &+= 1
                 }
-                seq &+= 1
             }
         }
         #expect(returned.count == 50 * 240 / 160 * 160)
@@ -117,15 +119,19 @@ struct TranscodingTests {
     @Test func lossKeepsTheStreamContinuous() throws {
         let encoder = try OpusEncoder(.init(bitrate: 24000, inbandFEC: true, expectedLossPercent: 20))
         let toG711 = try OpusToG711(law: .aLaw, holdMilliseconds: 40)
-        var frames: [G711Frame] = []
+        var timestamps: [UInt32] = []
+        let collect: FrameSink = { payload, timestamp, _ in
+            #expect(payload.count == 160)
+            timestamps.append(timestamp)
+        }
         for i in 0..<30 where i != 10 && i != 20 && i != 21 {
             let packet = try encoder.encode(tone(700, samples: 160, offset: i * 160))
-            frames += toG711.receive(payload: packet, sequence: UInt16(i), timestamp: UInt32(i * 960), now: Int64(i * 20))
-            frames += toG711.poll(now: Int64(i * 20))
+            packet.withUnsafeBytes { toG711.receive(payload: $0, sequence: UInt16(i), timestamp: UInt32(i * 960), now: Int64(i * 20), emit: collect) }
+            toG711.poll(now: Int64(i * 20), emit: collect)
         }
-        frames += toG711.poll(now: 10_000)
-        #expect(frames.count == 30)
-        #expect(zip(frames, frames.dropFirst()).allSatisfy { $1.timestamp == $0.timestamp &+ 160 })
+        toG711.poll(now: 10_000, emit: collect)
+        #expect(timestamps.count == 30)
+        #expect(zip(timestamps, timestamps.dropFirst()).allSatisfy { $1 == $0 &+ 160 })
         #expect(toG711.recoveredFrames + toG711.concealedFrames == 3)
     }
 
@@ -197,13 +203,13 @@ struct AudioBridgeTests {
         let bridge = try AudioBridge(mode: .transcode, browser: Self.browser, sip: Self.sip, law: .muLaw)
         let event = TelephoneEvent(event: 5, end: false, volume: 10, duration: 960)
         let fromBrowser = RTPHeader(marker: true, payloadType: 126, sequenceNumber: 7, timestamp: 96_000, ssrc: 0xAAAA).packet(payload: event.payload)
-        let toSIP = fromBrowser.withUnsafeBytes { bridge.fromBrowser($0, now: 0) }
+        let toSIP = fromBrowser.withUnsafeBytes { bridge.packets(fromBrowser: $0, now: 0) }
         #expect(toSIP.count == 1)
         let h = try toSIP[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
         #expect(h.payloadType == 101 && h.ssrc == 0x5151 && h.timestamp == 16_000 && h.marker)
         #expect(TelephoneEvent(parsing: Array(toSIP[0][12...]))?.duration == 160)
 
-        let back = toSIP[0].withUnsafeBytes { bridge.fromSIP($0, now: 0) }
+        let back = toSIP[0].withUnsafeBytes { bridge.packets(fromSIP: $0, now: 0) }
         let b = try back[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
         #expect(b.payloadType == 126 && b.ssrc == 0xB0B0 && b.timestamp == 96_000)
         #expect(TelephoneEvent(parsing: Array(back[0][12...])) == event)
@@ -218,14 +224,14 @@ struct AudioBridgeTests {
         var sequences: [UInt16] = []
         for i in 0..<3 {
             let p = RTPHeader(payloadType: 0, sequenceNumber: UInt16(100 + i), timestamp: UInt32(160 * i), ssrc: 0xAAAA).packet(payload: payload)
-            let out = p.withUnsafeBytes { bridge.fromBrowser($0, now: Int64(20 * i)) }
+            let out = p.withUnsafeBytes { bridge.packets(fromBrowser: $0, now: Int64(20 * i)) }
             let h = try out[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
             #expect(h.ssrc == 0x5151 && h.timestamp == UInt32(160 * i) && Array(out[0][12...]) == payload)
             sequences.append(h.sequenceNumber)
         }
         #expect(sequences[1] == sequences[0] &+ 1 && sequences[2] == sequences[1] &+ 1)
         let stray = RTPHeader(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 1).packet(payload: [1])
-        #expect(stray.withUnsafeBytes { bridge.fromBrowser($0, now: 0) }.isEmpty)
+        #expect(stray.withUnsafeBytes { bridge.packets(fromBrowser: $0, now: 0) }.isEmpty)
         #expect(bridge.unknownPayloadTypes == 1)
         #expect(bridge.fromBrowserStatistics.packets == 4)
     }
@@ -271,5 +277,24 @@ struct GovernorTests {
     @Test func theLadderOnlyGetsCheaper() {
         #expect(ComplexityGovernor.ladder == ComplexityGovernor.ladder.sorted(by: >))
         #expect(ComplexityGovernor.ladder.first == 10 && ComplexityGovernor.ladder.last == 0)
+    }
+}
+
+extension AudioBridge {
+    /// The packets the bridge emits for one packet from the browser, copied out.
+    func packets(fromBrowser packet: UnsafeRawBufferPointer, now: Int64) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        fromBrowser(packet, now: now) { out.append(Array($0)) }
+        return out
+    }
+
+    /// The packets the bridge emits for one packet from the SIP side, copied out.
+    func packets(fromSIP packet: UnsafeRawBufferPointer, now: Int64) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        fromSIP(packet, now: now) { buffer, length in
+            #expect(length + AudioBridge.spareBytes <= buffer.count)
+            out.append(Array(buffer[0..<length]))
+        }
+        return out
     }
 }

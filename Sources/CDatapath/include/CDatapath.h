@@ -14,6 +14,9 @@ typedef struct {
 
 int tandem_recvmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags);
 int tandem_sendmmsg(int fd, tandem_mmsghdr *vec, unsigned int vlen, int flags);
+/// The SO_TIMESTAMPNS receive time in a received message's ancillary data (CLOCK_REALTIME,
+/// nanoseconds), or -1 when it carries none.
+long long tandem_receive_timestamp_ns(struct msghdr *message);
 
 int tandem_epoll_create(void);
 /// Adds `fd` for readability (level-triggered).

@@ -16,7 +16,7 @@ struct CallSetup: @unchecked Sendable {
 
     static func make(index: Int, bind: String, codec: AudioCodec, identity: DTLSIdentity, url: String) throws -> CallSetup {
         guard let ip = IPAddress(bind) else { throw SetupError("bad bind address \(bind)") }
-        let socket = try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: 0)), options: .init(receiveBufferSize: 1 << 18, sendBufferSize: 1 << 18))
+        let socket = try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: 0)), options: .init(receiveBufferSize: 1 << 18, sendBufferSize: 1 << 18, receiveTimestamps: true))
         var local = LocalMediaParameters(ice: .random(), fingerprintSHA256: identity.fingerprintSHA256, addresses: [bind], port: socket.localAddress.port)
         local.codecs = [codec]
         var offer = WebRTCOfferAnswer.offer(local: local)
@@ -76,10 +76,14 @@ final class Driver {
     /// Ticks are due at start + n × 250 µs, so late wake-ups do not slow the pace.
     private let start = DatapathLoop.monotonicNanoseconds()
     var latencies: [Double] = []
+    /// The same round trips from the send call to the kernel's arrival stamp on our socket
+    /// (SO_TIMESTAMPNS): the time the packets spent in and between the gateway's two passes,
+    /// without this tool's own loop delays.
+    var socketLatencies: [Double] = []
     static let tickNanoseconds: UInt64 = 250_000
     static let slotCount = Int(20_000_000 / tickNanoseconds)
     /// Every call's socket is read into this one batch (one thread): one `recvmmsg` per wake-up.
-    let receiveBatch = ReceiveBatch(capacity: 8, maximumDatagramSize: 2048)
+    let receiveBatch = ReceiveBatch(capacity: 8, maximumDatagramSize: 2048, receiveTimestamps: true)
 
     init(loop: DatapathLoop, frames: [[UInt8]], codec: AudioCodec) {
         self.loop = loop
@@ -120,13 +124,16 @@ final class Driver {
     func startMeasuring() {
         for c in calls { c.resetCounts() }
         latencies.removeAll(keepingCapacity: true)
+        socketLatencies.removeAll(keepingCapacity: true)
         measuring = true
     }
 
     func stopSending() { sending = false }
 
-    func record(latencyNanoseconds: UInt64) {
-        if measuring { latencies.append(Double(latencyNanoseconds) / 1_000_000) }
+    func record(latencyNanoseconds: UInt64, socketNanoseconds: Int64?) {
+        guard measuring else { return }
+        latencies.append(Double(latencyNanoseconds) / 1_000_000)
+        if let socketNanoseconds { socketLatencies.append(Double(socketNanoseconds) / 1_000_000) }
     }
 
     func report(seconds: Double) -> [String: Any] {
@@ -134,10 +141,12 @@ final class Driver {
         let sent = calls.reduce(0) { $0 + $1.sentMeasured }
         let received = calls.reduce(0) { $0 + $1.receivedMeasured }
         let sorted = latencies.sorted()
-        func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        let socketSorted = socketLatencies.sorted()
+        func pct(_ p: Double, _ sorted: [Double] = sorted) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return ["calls": calls.count, "codec": codec.rawValue, "seconds": seconds, "sent": sent, "received": received,
                 "loss": sent > 0 ? max(0, Double(sent - received) / Double(sent)) : 0,
                 "rtt_p50_ms": pct(0.5), "rtt_p99_ms": pct(0.99), "rtt_max_ms": sorted.last ?? 0,
+                "socket_rtt_p50_ms": pct(0.5, socketSorted), "socket_rtt_p90_ms": pct(0.9, socketSorted), "socket_rtt_p99_ms": pct(0.99, socketSorted), "socket_rtt_p999_ms": pct(0.999, socketSorted), "socket_rtt_samples": socketSorted.count,
                 "srtp_failures": calls.reduce(0) { $0 + $1.srtpFailures }]
     }
 
@@ -155,8 +164,10 @@ final class LoadCall: ReadableHandler {
     private var sequence = UInt16.random(in: 0...UInt16.max)
     private var timestamp: UInt32 = 0
     private var frameIndex = 0
-    /// Send times by frame number (timestamp ÷ ticks per frame), a ring of 256.
+    /// Send times by frame number (timestamp ÷ ticks per frame), a ring of 256: monotonic,
+    /// and the wall clock read just before the send call (the kernel stamps arrivals with it).
     private var sendTimes = [UInt64](repeating: 0, count: 256)
+    private var sendWallTimes = [Int64](repeating: 0, count: 256)
     private var buffer = [UInt8](repeating: 0, count: 2048)
     private var lastCheck: Int64 = 0
     private(set) var echoes = 0
@@ -207,12 +218,12 @@ final class LoadCall: ReadableHandler {
         let batch = driver.receiveBatch
         for _ in 0..<4 {
             let count = batch.receive(from: setup.socket)
-            for i in 0..<count { received(batch.mutablePayload(i)) }
+            for i in 0..<count { received(batch.mutablePayload(i), arrival: batch.arrivalNanoseconds(i)) }
             if count < batch.capacity { return }
         }
     }
 
-    private func received(_ datagram: UnsafeMutableRawBufferPointer) {
+    private func received(_ datagram: UnsafeMutableRawBufferPointer, arrival: Int64?) {
         let n = datagram.count
         guard n > 1 else { return }
         let first = datagram[0]
@@ -248,7 +259,8 @@ final class LoadCall: ReadableHandler {
             if sent > 0, now >= sent {
                 sendTimes[frame] = 0
                 receivedMeasured += 1
-                driver.record(latencyNanoseconds: now - sent)
+                let wallSent = sendWallTimes[frame]
+                driver.record(latencyNanoseconds: now - sent, socketNanoseconds: arrival.flatMap { $0 >= wallSent ? $0 - wallSent : nil })
             }
         }
     }
@@ -266,9 +278,17 @@ final class LoadCall: ReadableHandler {
             return try? outbound.protectRTP(b, length: packet.count)
         }
         guard let n else { return }
-        sendTimes[Int((timestamp / ticksPerFrame) % 256)] = now
+        let frame = Int((timestamp / ticksPerFrame) % 256)
+        sendTimes[frame] = now
         sentMeasured += 1
+        sendWallTimes[frame] = Self.wallClockNanoseconds()
         _ = buffer.withUnsafeBytes { setup.socket.send(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: setup.remote) }
+    }
+
+    static func wallClockNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     func close() {
