@@ -28,18 +28,31 @@ final class MediaLoopCore {
         self.sharedPort = sharedPort
     }
 
-    /// Once a second: this thread's busy share, and the governor's decision.
-    private func govern() {
+    /// This thread's CPU time and the monotonic clock, ns.
+    private static func sample() -> (wall: Int64, cpu: Int64) {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        let cpu = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-        let wall = Int64(DatapathLoop.monotonicNanoseconds())
-        defer { lastSample = (wall, cpu) }
-        guard let last = lastSample, wall > last.wall else { return }
-        let utilization = Double(cpu - last.cpu) / Double(wall - last.wall)
+        return (Int64(DatapathLoop.monotonicNanoseconds()), Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+    }
+
+    /// The busy share of this thread since `last` (updated to now).
+    private static func busyShare(since last: inout (wall: Int64, cpu: Int64)?) -> Double? {
+        let now = sample()
+        defer { last = now }
+        guard let before = last, now.wall > before.wall else { return nil }
+        return Double(now.cpu - before.cpu) / Double(now.wall - before.wall)
+    }
+
+    /// Once a second: this thread's busy share, and the governor's decision.
+    private func govern() {
+        guard let utilization = Self.busyShare(since: &lastSample) else { return }
         metrics.utilization.record(utilization)
         if let complexity = governor.update(utilization: utilization) { apply(complexity) }
     }
+
+    /// The thread's clocks at the previous tick, to tell a tick made late by this thread's
+    /// own work from one the core was not given for.
+    private var lastTickSample: (wall: Int64, cpu: Int64)?
 
     private func apply(_ complexity: Int32) {
         for call in calls.values { call.bridge.encoder?.complexity = complexity }
@@ -71,9 +84,10 @@ final class MediaLoopCore {
     func tick(lateNanoseconds late: UInt64 = 0) {
         ticks += 1
         let now = DatapathLoop.monotonicMilliseconds()
-        // A tick half a frame late means packets are waiting: shed encoder work now (at most
-        // every 200 ms, so one step can take effect before the next).
-        if late > UInt64(Self.tickMilliseconds) * 500_000, now - lastBehind >= 200, let complexity = governor.behind() {
+        let busy = Self.busyShare(since: &lastTickSample)
+        // A tick half a frame late after a busy interval means packets are waiting: shed
+        // encoder work now (at most every 200 ms, so one step can take effect before the next).
+        if late > UInt64(Self.tickMilliseconds) * 500_000, now - lastBehind >= 200, let busy, let complexity = governor.behind(busyShare: busy) {
             lastBehind = now
             apply(complexity)
         }

@@ -2,7 +2,8 @@
 /// falls off a cliff past capacity; Tandem bends instead): once a second the thread's busy
 /// share is measured; above `high` the Opus complexity of its calls steps down the
 /// ``ladder``, two rungs at once above `critical`; when the thread is already behind
-/// (``behind()``: its 20 ms tick fired late) it steps down at once. It climbs back a rung
+/// through its own work (``behind(busyShare:)``: its 20 ms tick fired late after a busy
+/// interval) it steps down at once. It climbs back a rung
 /// when the load predicted at that rung stays under `high` with a margin. Packets are
 /// dropped only when the cheapest rung is not enough.
 ///
@@ -46,9 +47,12 @@ public struct ComplexityGovernor: Sendable, Equatable {
         return next
     }
 
-    /// The thread fell behind real time (packets wait): step down now, without waiting for
-    /// the next measurement.
-    public mutating func behind() -> Int32? { stepDown(rungs: 1) }
+    /// The thread's tick fired late, after it was busy `busyShare` (0…1) of the time since
+    /// the tick before. Busy past `high`, its own work made it late (packets wait): step down
+    /// now, without waiting for the next measurement. Less busy, something else held the
+    /// core (on a VM, the host did not run the vCPU for milliseconds): shedding encoder work
+    /// would not help, so nothing changes.
+    public mutating func behind(busyShare: Double) -> Int32? { busyShare > high ? stepDown(rungs: 1) : nil }
 
     /// The load expected at complexity `next` when it is `utilization` at the current one.
     public func predictedUtilization(_ utilization: Double, at next: Int32) -> Double {

@@ -29,28 +29,40 @@ struct CallSetup: @unchecked Sendable {
         return CallSetup(index: index, socket: socket, local: local, audio: audio, remote: DatagramAddress(TransportAddress(ip: address, port: candidate.port)), dtls: dtls)
     }
 
-    /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench). The offer
-    /// goes as an argument and the answer is read with the throwing API, which a signal
-    /// (SIGCHLD of an earlier curl) interrupting the read cannot crash.
+    /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench), started
+    /// with `posix_spawn` and read through a pipe: Foundation's `Process` crashes once the
+    /// tool holds more than about 1,400 descriptors (the calls' sockets), and a signal
+    /// interrupting the read is simply retried.
     static func post(_ sdp: String, to url: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", sdp, url]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var data = Data()
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw SetupError("pipe: \(errno)") }
+        // Neither end leaks into other calls' curl processes (only the dup2 on 1 is inherited).
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        let arguments = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", sdp, url]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/usr/bin/curl", &actions, nil, &argv, environ)
+        close(pipeFDs[1])
+        defer { close(pipeFDs[0]) }
+        guard spawned == 0 else { throw SetupError("posix_spawn curl: \(spawned)") }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            do {
-                data = try output.fileHandleForReading.readToEnd() ?? Data()
-                break
-            } catch let error as NSError where error.domain == NSCocoaErrorDomain && (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.code == Int(EINTR) {
-                continue
-            }
+            let n = chunk.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if n > 0 { data += chunk[0..<n]; continue }
+            if n < 0, errno == EINTR { continue }
+            break
         }
-        process.waitUntilExit()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw SetupError("echo refused the offer: \(text)") }
+        // A normal exit with status 0 (WIFEXITED and WEXITSTATUS, spelled out).
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else { throw SetupError("echo refused the offer: \(text)") }
         return text
     }
 }
