@@ -21,10 +21,14 @@ final class MediaLoopCore {
     /// Where legs with sockets of their own receive (one thread, so one batch serves them all).
     let receiveBatch = ReceiveBatch(capacity: 8, maximumDatagramSize: SharedUDPPort.maximumDatagramSize)
 
-    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32, sharedPort: SharedUDPPort?) {
+    /// Whether the governor may change the complexity (`media.opus-governor`).
+    let governs: Bool
+
+    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32, governs: Bool, sharedPort: SharedUDPPort?) {
         self.loop = loop
         self.metrics = metrics
         self.governor = ComplexityGovernor(configured: complexity)
+        self.governs = governs
         self.sharedPort = sharedPort
     }
 
@@ -47,7 +51,7 @@ final class MediaLoopCore {
     private func govern() {
         guard let utilization = Self.busyShare(since: &lastSample) else { return }
         metrics.utilization.record(utilization)
-        if let complexity = governor.update(utilization: utilization) { apply(complexity) }
+        if governs, let complexity = governor.update(utilization: utilization) { apply(complexity) }
     }
 
     /// The thread's clocks at the previous tick, to tell a tick made late by this thread's
@@ -87,7 +91,7 @@ final class MediaLoopCore {
         let busy = Self.busyShare(since: &lastTickSample)
         // A tick half a frame late after a busy interval means packets are waiting: shed
         // encoder work now (at most every 200 ms, so one step can take effect before the next).
-        if late > UInt64(Self.tickMilliseconds) * 500_000, now - lastBehind >= 200, let busy, let complexity = governor.behind(busyShare: busy) {
+        if late > UInt64(Self.tickMilliseconds) * 500_000, governs, now - lastBehind >= 200, let busy, let complexity = governor.behind(busyShare: busy) {
             lastBehind = now
             apply(complexity)
         }

@@ -24,6 +24,8 @@ public struct MediaConfiguration: Sendable {
     /// Receive moderation of the media threads (``DatapathLoop/batchWindowMicroseconds``); 0: off.
     public var batchWindowMicroseconds: Int = 0
     public var opus = OpusEncoder.Configuration(bitrate: 24000, complexity: 5, expectedLossPercent: 0)
+    /// Lower the Opus complexity under load (``ComplexityGovernor``); false keeps `opus.complexity`.
+    public var governor = true
     /// The G.711 law used on the SIP side when the browser sends Opus.
     public var sipLaw: G711Law = .pcmu
     /// Answer a browser that offers G.711 with G.711 (pass-through) even when it prefers Opus.
@@ -87,7 +89,7 @@ public final class MediaEngine: Sendable {
         }
         metrics.complexity.record(Int(configuration.opus.complexity))
         cores = loops.indices.map { i in
-            LoopBound(MediaLoopCore(loop: loops[i], metrics: metrics, complexity: configuration.opus.complexity, sharedPort: shared[i]), loop: loops[i])
+            LoopBound(MediaLoopCore(loop: loops[i], metrics: metrics, complexity: configuration.opus.complexity, governs: configuration.governor, sharedPort: shared[i]), loop: loops[i])
         }
     }
 

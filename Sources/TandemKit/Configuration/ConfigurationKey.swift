@@ -80,6 +80,7 @@ extension ConfigurationKey {
     static let mediaBatchWindow = Self("media.batch-window-us", default: "0", "Receive moderation of the media threads, as turn.batch-window-us: under load, microseconds a thread pauses after each wake-up so that one wake-up serves more packets (0 = off, at most 10000).")
     static let mediaOpusBitrate = Self("media.opus-bitrate", default: "24000", "Opus bitrate toward browsers, bits per second (6000–128000).")
     static let mediaOpusComplexity = Self("media.opus-complexity", default: "5", "Opus encoder complexity toward browsers (0 cheapest – 10 best).")
+    static let mediaOpusGovernor = Self("media.opus-governor", default: "true", "Lower the Opus complexity of a media thread's calls when the thread nears a full core (false = always media.opus-complexity, and a thread past its core falls behind).")
     static let mediaSIPCodec = Self("media.sip-codec", default: "pcmu", "G.711 law on the SIP side when the browser sends Opus: pcmu or pcma.")
     static let mediaPreferPassThrough = Self("media.prefer-pass-through", default: "false", "Answer browsers that offer PCMU/PCMA with G.711 (no transcoding) even when they prefer Opus.")
     static let mediaConsentTimeout = Self("media.consent-timeout", default: "30", "Seconds without an ICE consent check before a leg ends (RFC 7675 says 30).")
@@ -96,6 +97,6 @@ extension ConfigurationKey {
         .turnUserQuota, .turnTotalQuota, .turnMaxRequestsPerSecond, .turnMaxBPS, .turnThreads, .turnBatchWindow, .turnTLSMinVersion,
         .turnRelayAddresses, .turnExternalAddresses, .turnCredentialTTL, .turnSharedSecret,
         .mediaEnabled, .mediaBindAddress, .mediaAdvertisedAddresses, .mediaPortMin, .mediaPortMax, .mediaSharedPort, .mediaThreads, .mediaBatchWindow,
-        .mediaOpusBitrate, .mediaOpusComplexity, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
+        .mediaOpusBitrate, .mediaOpusComplexity, .mediaOpusGovernor, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
     ]
 }

@@ -46,6 +46,7 @@ extension TandemConfiguration {
         case .mediaBatchWindow: return one(media.batchWindowMicroseconds)
         case .mediaOpusBitrate: return one(media.opusBitrate)
         case .mediaOpusComplexity: return one(media.opusComplexity)
+        case .mediaOpusGovernor: return one(media.opusGovernor)
         case .mediaSIPCodec: return one(media.sipCodec)
         case .mediaPreferPassThrough: return one(media.preferPassThrough)
         case .mediaConsentTimeout: return one(media.consentTimeout)

@@ -42,6 +42,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var batchWindowMicroseconds = 0
         public var opusBitrate = 24000
         public var opusComplexity = 5
+        public var opusGovernor = true
         public var sipCodec = "pcmu"
         public var preferPassThrough = false
         public var consentTimeout = 30

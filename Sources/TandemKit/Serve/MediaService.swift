@@ -36,6 +36,7 @@ extension TandemConfiguration.Media {
         c.batchWindowMicroseconds = batchWindowMicroseconds
         // FEC stays available; the loss it is planned for starts at 0 and follows the browser's reports.
         c.opus = OpusEncoder.Configuration(bitrate: Int32(opusBitrate), complexity: Int32(opusComplexity), expectedLossPercent: 0)
+        c.governor = opusGovernor
         c.sipLaw = sipCodec == "pcma" ? .pcma : .pcmu
         c.preferPassThrough = preferPassThrough
         c.consentTimeoutSeconds = consentTimeout

@@ -4,10 +4,13 @@
 The gateway runs pinned to core 0 (taskset, one media thread), the load tool on core 1. For
 each step the tool sets up N calls (offer → /webkit/echo, ICE, DTLS, SRTP), waits until every
 call echoes, then sends 20 ms packets in real time for --seconds while the gateway's CPU time
-(utime+stime from /proc) and RSS are sampled. Two configurations:
+(utime+stime from /proc) and RSS are sampled. Three ramps:
   transcode     Opus from the browser (narrowband, as Tandem's fmtp asks) → G.711 → echo → G.711
-                → Opus at media.opus-complexity (default 5) back to the browser
+                → Opus at media.opus-complexity (default 5) back to the browser, the governor
+                off (media.opus-governor: false), so the complexity holds: the capacity at it
   pass-through  PCMU both ways: SRTP ↔ RTP only
+  governed      transcode past that capacity with the governor on: how far lowering the
+                complexity carries the load before packets wait or drop
 Each runs with the gateway's two port modes: a UDP port per leg (media.port-min–port-max) and
 one shared port for every leg (media.shared-port), where one recvmmsg/sendmmsg serves many
 calls.
@@ -41,8 +44,9 @@ SHARED_PORT = 50000
 
 
 class Gateway:
-    def __init__(self, workdir, complexity, mode, batch_window):
+    def __init__(self, workdir, complexity, mode, batch_window, governor=True):
         self.workdir = workdir
+        self.governor = governor
         self.port = free_port()
         self.complexity = complexity
         self.mode = mode
@@ -67,6 +71,7 @@ class Gateway:
             "TANDEM_MEDIA_SHARED_PORT": str(SHARED_PORT) if self.mode == "shared" else "0",
             "TANDEM_MEDIA_BATCH_WINDOW_US": str(self.batch_window),
             "TANDEM_MEDIA_OPUS_COMPLEXITY": str(self.complexity),
+            "TANDEM_MEDIA_OPUS_GOVERNOR": "true" if self.governor else "false",
         })
         log = open(os.path.join(self.workdir, "tandem.out"), "w")
         cmd = ["taskset", "-c", SERVER_CORE, os.path.join(ROOT, ".build", "release", "tandem"), "serve"]
@@ -207,27 +212,27 @@ def summarize(runs, complexity):
         return f"{r.get('socket_rtt_p50_ms', r['rtt_p50_ms']):.3f} / {socket_p99(r):.3f}"
     for mode, run in runs.items():
         limit = sum(c["calls_per_core"] for c in run["codec_alone"]) / len(run["codec_alone"])
-        for name, key in [(f"transcode Opus ↔ PCMU, complexity {complexity}", "transcode"), ("pass-through PCMU (SRTP ↔ RTP)", "pass_through")]:
+        rows = [(f"transcode Opus ↔ PCMU, complexity {complexity} held (governor off)", "transcode"), ("pass-through PCMU (SRTP ↔ RTP)", "pass_through"),
+                ("transcode with the governor (from complexity {complexity} down)".format(complexity=complexity), "governed")]
+        for name, key in rows:
+            if key not in run:
+                continue
             strict, b = best(run[key], ok), best(run[key], real_time)
             if not b:
                 print(f"| {mode} | {name} | none | none | | | | | | |")
                 continue
             at_configured = b.get("lowest_complexity") in (None, complexity)
             share = f"{(1 / b['cpu_per_call_second']) / limit * 100:.0f} %" if key == "transcode" and at_configured else ""
-            lowest = complexity_text(b) if key == "transcode" else "—"
+            lowest = complexity_text(b) if key != "pass_through" else "—"
             print(f"| {mode} | {name} | {strict['calls'] if strict else 'none'} | {b['calls']} | {b['cpu_per_call_second']:.5f} | {1 / b['cpu_per_call_second']:.0f} | {share} | "
                   f"{rtt(b)} | {b['rss_kib_per_call']:.1f} | {lowest} |")
-        at = [r for r in run["transcode"] if "error" not in r and r.get("lowest_complexity") in (None, complexity)]
-        if at:
-            r = at[-1]
-            print(f"| {mode} | transcode, the largest step the governor left at complexity {complexity} | | {r['calls']} | {r['cpu_per_call_second']:.5f} | "
-                  f"{1 / r['cpu_per_call_second']:.0f} | {(1 / r['cpu_per_call_second']) / limit * 100:.0f} % | {rtt(r)} | {r['rss_kib_per_call']:.1f} | {complexity} |")
 
 
-def run_mode(a, mode, seconds, transcode_steps, pass_steps, runs):
-    """Both ramps (transcode, pass-through) on a fresh gateway in one port mode."""
+def run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs):
+    """In one port mode: the transcode ramp at a fixed complexity and the pass-through ramp
+    on a gateway without the governor, then the overload steps on one with it."""
     work = tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-")
-    gateway = Gateway(work, a.complexity, mode, a.batch_window_us)
+    gateway = Gateway(work, a.complexity, mode, a.batch_window_us, governor=False)
     gateway.start()
     try:
         print(f"{mode}:", flush=True)
@@ -242,6 +247,12 @@ def run_mode(a, mode, seconds, transcode_steps, pass_steps, runs):
             "transcode": transcode,
             "pass_through": ramp(gateway, "pcmu", pass_steps, seconds, "pass-through"),
         }
+    finally:
+        gateway.stop()
+    gateway = Gateway(tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-governed-"), a.complexity, mode, a.batch_window_us, governor=True)
+    gateway.start()
+    try:
+        runs[mode]["governed"] = ramp(gateway, "opus", governed_steps, seconds, "governed")
     finally:
         gateway.stop()
 
@@ -298,13 +309,14 @@ def main():
     if not a.no_build:
         for product in ["tandem", "media-load"]:
             subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
-    transcode_steps = [10, 20] if a.quick else [100, 150, 175, 200, 225, 250, 275, 300]
+    transcode_steps = [10, 20] if a.quick else [100, 150, 175, 200, 225, 250]
+    governed_steps = [20] if a.quick else [200, 250, 300, 350]
     pass_steps = [20, 50] if a.quick else [250, 500, 750, 1000, 1250, 1500, 1750, 2000]
     seconds = 3 if a.quick else a.seconds
     runs = {}
     with GuestHaltPoll(a.guest_halt_poll_us) as halt_poll:
         for mode in a.modes.split(","):
-            run_mode(a, mode, seconds, transcode_steps, pass_steps, runs)
+            run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs)
 
     summarize(runs, a.complexity)
     if a.json:
