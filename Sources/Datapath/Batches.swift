@@ -86,6 +86,20 @@ public final class ReceiveBatch {
         return received
     }
 
+    /// Reads `socket` batch after batch until a short batch shows it empty (level-triggered
+    /// readiness) or `rounds` batches were read, so one busy socket cannot hold the loop;
+    /// `body` gets each datagram's index and returns false to stop reading.
+    @inline(__always)
+    public func drain(_ socket: UDPSocket, rounds: Int, _ body: (Int) -> Bool) {
+        for _ in 0..<rounds {
+            let n = receive(from: socket)
+            for i in 0..<n {
+                guard body(i) else { return }
+            }
+            if n < capacity { return }
+        }
+    }
+
     /// The bytes of datagram `i` of the last receive.
     @inline(__always)
     public func payload(_ i: Int) -> UnsafeRawBufferPointer {

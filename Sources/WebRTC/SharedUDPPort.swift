@@ -98,17 +98,15 @@ public final class SharedUDPPort: ReadableHandler {
     }
 
     public func readable() {
-        // Level-triggered: a batch that came back short has emptied the socket for now.
-        for _ in 0..<16 {
-            let n = receiveBatch.receive(from: socket)
-            for i in 0..<n {
-                guard !receiveBatch.isTruncated(i), let source = receiveBatch.source(i) else { unmatched += 1; continue }
-                let datagram = receiveBatch.mutablePayload(i)
-                guard let leg = route(datagram, from: source) else { unmatched += 1; continue }
+        receiveBatch.drain(socket, rounds: 16) { i in
+            let datagram = receiveBatch.mutablePayload(i)
+            if !receiveBatch.isTruncated(i), let source = receiveBatch.source(i), let leg = route(datagram, from: source) {
                 leg.handle(datagram, from: source)
                 if sendBatch.pending > 0, DatapathLoop.monotonicNanoseconds() - oldestQueued > Self.maximumQueueingNanoseconds { flush() }
+            } else {
+                unmatched += 1
             }
-            if n < receiveBatch.capacity { return }
+            return true
         }
     }
 

@@ -89,14 +89,14 @@ public final class WebRTCLeg: ReadableHandler {
     /// 50–100 packets a second, so mostly one; a short batch means the socket is empty).
     public func readable() {
         guard case .socket(let socket, let batch) = transport else { return }
-        for _ in 0..<8 {
-            let n = batch.receive(from: socket)
-            for i in 0..<n {
-                guard state != .closed else { return }
-                guard !batch.isTruncated(i), let source = batch.source(i) else { counters.unexpected += 1; continue }
+        batch.drain(socket, rounds: 8) { i in
+            guard state != .closed else { return false }
+            if !batch.isTruncated(i), let source = batch.source(i) {
                 handle(batch.mutablePayload(i), from: source)
+            } else {
+                counters.unexpected += 1
             }
-            if n < batch.capacity { return }
+            return true
         }
     }
 

@@ -20,6 +20,8 @@ sees it and at the socket (from the send call to the kernel's SO_TIMESTAMPNS arr
 without the tool's own loop delays; the latency mark uses this one), RSS per call, the lowest Opus complexity the governor set during the step, and the load tool's own CPU
 (a step where the load tool is near a full core measures the tool, and is marked so).
 Reports the largest N with < 0.1 % loss, p99 < 1 ms and the gateway under 95 % of its core.
+First, cyclictest (rt-tests) measures how late the host runs a thread on the gateway's core:
+the floor under the packets' latency tail.
 
   python3 tools/bench/media/bench.py [--quick] [--seconds S] [--modes per-leg,shared] [--json docs/benchmarks-media.json] [--no-build]
       [--guest-halt-poll-us US]   (a VM guest: idle cores poll US before they halt; restored after)
@@ -258,6 +260,34 @@ def run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs
 
 
 
+def host_scheduling_latency(seconds=20):
+    """How late the host lets a thread run on the server core: cyclictest (rt-tests) at
+    SCHED_FIFO 99 waking every 200 µs on the idle core. Its tail is a floor under the
+    packets' tail: a packet that arrives while the vCPU is not run waits as long, and so does
+    every packet behind it."""
+    subprocess.run([os.path.join(ROOT, "tools", "scripts", "ensure-debian-packages.sh"), "rt-tests"], check=True, capture_output=True)
+    out = subprocess.run(["cyclictest", "-a", SERVER_CORE, "-t", "1", "-p", "99", "-m", "-i", "200", "-D", str(seconds), "-q", "-h", "20000"],
+                         capture_output=True, text=True, check=True).stdout
+    buckets = [(int(parts[0]), int(parts[1])) for parts in (line.split() for line in out.splitlines() if line[:1].isdigit()) if len(parts) >= 2]
+    total = sum(n for _, n in buckets)
+    overflow = next((int(line.split(":")[1]) for line in out.splitlines() if "Histogram Overflows" in line), 0)
+    maximum = next((int(line.split(":")[1]) for line in out.splitlines() if "Max Latencies" in line), 0)
+
+    def quantile(q):
+        seen = 0
+        for us, n in buckets:
+            seen += n
+            if seen >= q * total:
+                return us
+        return maximum
+
+    r = {"seconds": seconds, "wake_ups": total + overflow, "p50_us": quantile(0.5), "p99_us": quantile(0.99), "p999_us": quantile(0.999),
+         "p9999_us": quantile(0.9999), "max_us": maximum, "over_1ms": sum(n for us, n in buckets if us >= 1000) + overflow}
+    print(f"host: cyclictest on core {SERVER_CORE} (SCHED_FIFO 99, every 200 µs, {seconds} s): wake-up late by p50 {r['p50_us']} µs, p99 {r['p99_us']} µs, "
+          f"p99.9 {r['p999_us']} µs, p99.99 {r['p9999_us']} µs, max {r['max_us']} µs; {r['over_1ms']} of {r['wake_ups']} over 1 ms", flush=True)
+    return r
+
+
 class GuestHaltPoll:
     """Sets the haltpoll cpuidle driver's guest_halt_poll_ns for the run, and restores it."""
     PATH = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
@@ -315,6 +345,7 @@ def main():
     seconds = 3 if a.quick else a.seconds
     runs = {}
     with GuestHaltPoll(a.guest_halt_poll_us) as halt_poll:
+        host = host_scheduling_latency(5 if a.quick else 20)
         for mode in a.modes.split(","):
             run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs)
 
@@ -322,7 +353,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"complexity": a.complexity, "seconds": seconds, "batch_window_us": a.batch_window_us,
-                       "guest_halt_poll_ns": halt_poll.value, "runs": runs}, f, indent=2)
+                       "guest_halt_poll_ns": halt_poll.value, "host_scheduling_latency": host, "runs": runs}, f, indent=2)
         print(f"JSON: {a.json}")
 
 

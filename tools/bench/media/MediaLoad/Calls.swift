@@ -228,10 +228,9 @@ final class LoadCall: ReadableHandler {
 
     func readable() {
         let batch = driver.receiveBatch
-        for _ in 0..<4 {
-            let count = batch.receive(from: setup.socket)
-            for i in 0..<count { received(batch.mutablePayload(i), arrival: batch.arrivalNanoseconds(i)) }
-            if count < batch.capacity { return }
+        batch.drain(setup.socket, rounds: 4) { i in
+            received(batch.mutablePayload(i), arrival: batch.arrivalNanoseconds(i))
+            return true
         }
     }
 
