@@ -1,6 +1,6 @@
 # Tandem — the two commands of README.md, for a fresh Debian 12 machine with Swift.
 #   make run    build (release) and run `tandem serve` with config/tandem.yaml
-#   make test   build and run every test: short fuzz runs of the STUN, SDP and RTP/RTCP parsers and SRTP,
+#   make test   build and run every test: short fuzz runs of the STUN, SDP, RTP/RTCP and SIP parsers and SRTP,
 #               unit tests, the interop tests against coturn's clients, and the WebRTC
 #               end-to-end tests (aiortc and headless Chromium against the echo service)
 

@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "SDP", targets: ["SDP"]),
         .library(name: "Media", targets: ["Media"]),
         .library(name: "WebRTC", targets: ["WebRTC"]),
+        .library(name: "SIP", targets: ["SIP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -48,6 +49,9 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus"], path: "codecs/Opus", swiftSettings: strict),
         // SDP parse/serialize (RFC 8866) with typed WebRTC attributes.
         .target(name: "SDP", swiftSettings: strict),
+        // SIP (RFC 3261): messages now; transports, transactions, dialogs and registration next.
+        // Knows nothing of WebRTC: bodies are opaque bytes with a content type.
+        .target(name: "SIP", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "sip/SIP", swiftSettings: strict),
         // RTP/RTCP (RFC 3550, 4585, 5104), jitter buffer, transcoding pipeline, DTMF, stats.
         .target(name: "Media", dependencies: ["G711", "Opus"], swiftSettings: strict),
         // DTLS 1.2 + use_srtp through Debian's OpenSSL 3, behind an opaque C interface.
@@ -163,6 +167,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
+        .testTarget(name: "SIPTests", dependencies: ["SIP"], swiftSettings: strict),
         // Load generator for tools/bench/media: N simulated browsers against the echo service.
         .executableTarget(
             name: "MediaLoad",

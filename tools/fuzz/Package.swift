@@ -24,6 +24,11 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
+            name: "SIPFuzzer",
+            dependencies: ["FuzzDriver", .product(name: "SIP", package: "Tandem")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
             name: "SRTPFuzzer",
             dependencies: ["FuzzDriver", .product(name: "WebRTC", package: "Tandem")],
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the fuzz targets (libFuzzer via Swift's -sanitize=fuzzer):
 #   STUNFuzzer (STUN/ChannelData), SDPFuzzer (SDP), RTPFuzzer (RTP header, RTCP compound),
-#   SRTPFuzzer (SRTP/SRTCP AEAD_AES_128_GCM unprotect, and protect/unprotect round trips).
+#   SRTPFuzzer (SRTP/SRTCP AEAD_AES_128_GCM unprotect, and protect/unprotect round trips),
+#   SIPFuzzer (SIP messages as datagrams and as a framed stream; serialize/parse round trips).
 #   tools/fuzz/run.sh [TARGET]                 # fuzz until stopped (Ctrl-C); new inputs kept in .build-fuzz/corpus-TARGET
 #   tools/fuzz/run.sh --smoke [TARGET...]      # bounded runs (FUZZ_SECONDS each, default 30), as in `make test`; all targets by default
 #   tools/fuzz/run.sh --replay TARGET FILE...  # replay crash files
@@ -9,13 +10,14 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 scratch="$root/.build-fuzz"
-all=(STUNFuzzer SDPFuzzer RTPFuzzer SRTPFuzzer)
+all=(STUNFuzzer SDPFuzzer RTPFuzzer SRTPFuzzer SIPFuzzer)
 
 corpus_of() {
     case "$1" in
         STUNFuzzer) echo "$here/corpus/stun" ;;
         SDPFuzzer) echo "$here/corpus/sdp" ;;
         RTPFuzzer|SRTPFuzzer) echo "$here/corpus/rtp" ;;
+        SIPFuzzer) echo "$here/corpus/sip" ;;
         *) echo "unknown fuzz target $1 (${all[*]})" >&2; exit 2 ;;
     esac
 }
