@@ -167,7 +167,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
-        .testTarget(name: "SIPTests", dependencies: ["SIP"], swiftSettings: strict),
+        .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
         // Load generator for tools/bench/media: N simulated browsers against the echo service.
         .executableTarget(
             name: "MediaLoad",
