@@ -219,3 +219,40 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("SIP error responses")
+struct SIPErrorResponseTests {
+    /// A request that fails gets a 400 naming the reason, with the fields its client matches on.
+    @Test func malformedRequestsGet400WithAReason() throws {
+        let broken = wire([
+            "INVITE sip:bob@biloxi.example.com SIP/2.0", "v: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKbad", "f: <sip:a@atlanta.example.com>;tag=1",
+            "To: <sip:bob@biloxi.example.com>", "i: broken-1", "CSeq: 9 INVITE", "Content-Length: 50", "this line has no colon",
+        ])
+        var caught: SIPParseError?
+        do { _ = try SIPMessage(parsing: broken) } catch { caught = error }
+        let error = try #require(caught)
+        #expect(error == .malformedHeaderField(line: 8))
+        let response = try #require(SIPMessage.badRequest(for: broken, error: error))
+        #expect(response.startLine == .response(statusCode: 400, reasonPhrase: "Malformed header field on line 8"))
+        #expect(response.headers.fields.map(\.name) == ["Via", "From", "To", "Call-ID", "CSeq"])
+        #expect(response.vias.first?.branch == "z9hG4bKbad" && response.callID == "broken-1")
+        let parsed = try SIPMessage(parsing: response.serialized())
+        #expect(SIPTransactionKey(parsed) != nil)
+
+        // A version other than 2.0 is a 505 (RFC 3261 §21.5.7).
+        let future = wire(["OPTIONS sip:a@h SIP/7.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK7", "CSeq: 1 OPTIONS"])
+        #expect(SIPMessage.badRequest(for: future, error: .unsupportedVersion("SIP/7.0"))?.statusCode == 505)
+        // Validation failures use the same path.
+        let noCallID = try SIPMessage(parsing: wire(["BYE sip:b@h SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK2", "From: <sip:a@h>;tag=1", "To: <sip:b@h>", "CSeq: 1 BYE"]))
+        #expect(throws: SIPParseError.missingHeader("Call-ID")) { try noCallID.validate() }
+        #expect(SIPMessage.badRequest(for: noCallID.serialized(), error: .missingHeader("Call-ID"))?.reasonPhrase == "Missing Call-ID header")
+    }
+
+    /// Responses, and requests without a usable Via, get nothing back.
+    @Test func nothingToAnswer() {
+        #expect(SIPMessage.badRequest(for: wire(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP h;branch=z9hG4bK1"]), error: .malformedStartLine) == nil)
+        #expect(SIPMessage.badRequest(for: wire(["INVITE sip:b@h SIP/2.0", "Via: nonsense"]), error: .invalidHeader("Via")) == nil)
+        #expect(SIPMessage.badRequest(for: Array("garbage".utf8), error: .noEndOfHeaders) == nil)
+        #expect(SIPMessage.badRequest(for: [UInt8](repeating: 0x0A, count: 10), error: .malformedStartLine) == nil)
+    }
+}

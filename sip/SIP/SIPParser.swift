@@ -231,3 +231,47 @@ struct SIPHeaderSection {
         return n
     }
 }
+
+extension SIPMessage {
+    /// The `400 Bad Request` for a request that did not parse or validate (RFC 3261 §8.2,
+    /// §21.4.1): the reason phrase names the error, and the Via, From, To, Call-ID and CSeq
+    /// fields are copied from whatever lines of `bytes` still read as such, so the client's
+    /// transaction can match it. Nil when the bytes are not a request, or carry no usable Via
+    /// (there is nowhere to send a response then; the datagram is dropped and counted).
+    public static func badRequest(for bytes: some Collection<UInt8>, error: SIPParseError, limits: SIPLimits = SIPLimits()) -> SIPMessage? {
+        let text = Array(bytes.prefix(limits.maximumMessageBytes))
+        // Lines up to the first empty one, each cut at the line-length bound.
+        var lines: [String] = []
+        var start = 0
+        for i in text.indices where text[i] == UInt8(ascii: "\n") {
+            var end = i
+            if end > start, text[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            if end == start { break }
+            lines.append(String(decoding: text[start..<min(end, start + limits.maximumLineBytes)], as: UTF8.self))
+            start = i + 1
+            if lines.count > limits.maximumHeaderFields { break }
+        }
+        guard let first = lines.first, !first.uppercased().hasPrefix("SIP/"), first.split(separator: " ").count >= 2 else { return nil }
+        var response = SIPMessage(startLine: .response(statusCode: error.statusCode, reasonPhrase: error.reasonPhrase))
+        var copied: Set<String> = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = SIPHeaderName.canonical(line[..<colon].trimmingWhitespace())
+            let value = line[line.index(after: colon)...].trimmingWhitespace()
+            guard ["Via", "From", "To", "Call-ID", "CSeq"].contains(name), !value.isEmpty else { continue }
+            if name != "Via" && copied.contains(name) { continue }
+            copied.insert(name)
+            response.headers.append(name, value)
+        }
+        guard let via = response.headers.values("Via").first, Via(parsing: via) != nil else { return nil }
+        return response
+    }
+}
+
+extension SIPParseError {
+    /// The response code for this error: 505 for a SIP version other than 2.0, 400 otherwise.
+    public var statusCode: Int {
+        if case .unsupportedVersion = self { return 505 }
+        return 400
+    }
+}

@@ -6,6 +6,10 @@ import SIP
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: start, count: count)
+    // Whatever fails gets its 400 built from the lines that still read; that must parse too.
+    if let response = SIPMessage.badRequest(for: bytes, error: .malformedStartLine) {
+        precondition((try? SIPMessage(parsing: response.serialized())) != nil, "a 400 did not parse")
+    }
     if let message = try? SIPMessage(parsing: bytes) {
         try? message.validate()
         _ = (message.vias, message.from, message.to, message.contacts, message.cseq, message.callID, message.maxForwards, message.expires)
