@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "tandem", targets: ["Tandem"]),
         .executable(name: "turn-load", targets: ["TURNLoad"]),
         .executable(name: "media-load", targets: ["MediaLoad"]),
+        .executable(name: "sip-bench", targets: ["SIPBench"]),
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "TURN", targets: ["TURN"]),
         .library(name: "SDP", targets: ["SDP"]),
@@ -178,6 +179,8 @@ let package = Package(
             path: "tools/bench/media/MediaLoad",
             swiftSettings: strict
         ),
+        // Parser benchmark for tools/bench/sip.
+        .executableTarget(name: "SIPBench", dependencies: ["SIP"], path: "tools/bench/sip/SIPBench", swiftSettings: strict),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),
