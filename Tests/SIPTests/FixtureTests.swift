@@ -51,13 +51,9 @@ struct FixtureTests {
         let challenges = messages.compactMap { $0.headers.first("WWW-Authenticate").flatMap(DigestChallenge.init(parsing:)) }
         let challenge = try #require(challenges.first { authorization.contains("nonce=\"\($0.nonce)\"") })
         #expect(challenge.qopOptions == ["auth"] && challenge.realm == "127.0.0.1" && challenge.algorithm == .md5)
-        func field(_ name: String) -> String? {
-            for item in HeaderValue.splitList(String(authorization.dropFirst("Digest ".count))) {
-                let parts = item.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingWhitespace() == name { return DigestChallenge.unquoted(parts[1].trimmingWhitespace()) }
-            }
-            return nil
-        }
+        let (scheme, fields) = try #require(DigestChallenge.authParameters(authorization))
+        #expect(scheme == "digest")
+        func field(_ name: String) -> String? { fields[name] }
         let cnonce = try #require(field("cnonce"))
         let uri = try #require(field("uri"))
         var client = DigestClient(username: "1001", password: "pw1001")

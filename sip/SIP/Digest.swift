@@ -53,15 +53,7 @@ public struct DigestChallenge: Hashable, Sendable {
 
     /// Parses `Digest realm="…", nonce="…", …`; nil for another scheme or without realm and nonce.
     public init?(parsing value: String) {
-        let trimmed = value.trimmingWhitespace()
-        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }), trimmed[..<space].lowercased() == "digest" else { return nil }
-        var params: [String: String] = [:]
-        for item in HeaderValue.split(String(trimmed[space...]), at: UInt8(ascii: ",")) {
-            let parts = item.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let name = parts[0].trimmingWhitespace().lowercased()
-            if params[name] == nil { params[name] = Self.unquoted(parts[1].trimmingWhitespace()) }
-        }
+        guard let (scheme, params) = Self.authParameters(value), scheme == "digest" else { return nil }
         guard let realm = params["realm"], let nonce = params["nonce"] else { return nil }
         self.realm = realm
         self.nonce = nonce
@@ -71,13 +63,20 @@ public struct DigestChallenge: Hashable, Sendable {
         stale = params["stale"]?.lowercased() == "true"
     }
 
-    static func unquoted(_ text: String) -> String {
-        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") else { return text }
-        var out = "", escaped = false
-        for c in text.dropFirst().dropLast() {
-            if escaped { out.append(c); escaped = false } else if c == "\\" { escaped = true } else { out.append(c) }
+    /// The scheme (lowercased) and the auth-params of a challenge or credentials value
+    /// (RFC 3261 §25.1 `challenge` / `credentials`): names lowercased, values unquoted, the
+    /// first of a repeated name kept. Nil without a scheme followed by whitespace.
+    public static func authParameters(_ value: String) -> (scheme: String, parameters: [String: String])? {
+        let trimmed = value.trimmingWhitespace()
+        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) else { return nil }
+        var params: [String: String] = [:]
+        for item in HeaderValue.split(String(trimmed[space...]), at: UInt8(ascii: ",")) {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let name = parts[0].trimmingWhitespace().lowercased()
+            if params[name] == nil { params[name] = HeaderValue.unquoted(parts[1].trimmingWhitespace()) }
         }
-        return out
+        return (trimmed[..<space].lowercased(), params)
     }
 }
 

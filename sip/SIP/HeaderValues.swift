@@ -82,6 +82,17 @@ public enum HeaderValue {
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
+    /// The content of a quoted-string (RFC 3261 §25.1) with its backslash escapes undone;
+    /// text that is not in double quotes is returned as it is.
+    static func unquoted<S: StringProtocol>(_ text: S) -> String {
+        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") else { return String(text) }
+        var out = "", escaped = false
+        for c in text.dropFirst().dropLast() {
+            if escaped { out.append(c); escaped = false } else if c == "\\" { escaped = true } else { out.append(c) }
+        }
+        return out
+    }
+
     /// `;name=value` parameters (a name without a value maps to ""), names lowercased.
     /// Returns nil for an empty or unnamed parameter.
     static func parameters(_ text: String) -> [(name: String, value: String)]? {
@@ -216,10 +227,7 @@ public struct NameAddress: Hashable, Sendable {
         var rest: Substring
         if let open = Self.unquotedIndex(of: "<", in: text) {
             guard let close = text[open...].firstIndex(of: ">") else { return nil }
-            var name = text[..<open].trimmingWhitespace()
-            if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 {
-                name = Self.unquote(name.dropFirst().dropLast())
-            }
+            let name = HeaderValue.unquoted(text[..<open].trimmingWhitespace())
             display = name.isEmpty ? nil : name
             uri = String(text[text.index(after: open)..<close])
             rest = text[text.index(after: close)...]
@@ -251,13 +259,6 @@ public struct NameAddress: Hashable, Sendable {
         return nil
     }
 
-    private static func unquote(_ text: Substring) -> String {
-        var out = "", escaped = false
-        for c in text {
-            if escaped { out.append(c); escaped = false } else if c == "\\" { escaped = true } else { out.append(c) }
-        }
-        return out
-    }
 }
 
 /// A CSeq value (RFC 3261 §20.16): sequence number (< 2³¹) and method.

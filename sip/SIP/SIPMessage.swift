@@ -147,18 +147,15 @@ public struct SIPMessage: Hashable, Sendable {
     /// tag when one is given and the request's To has none (RFC 3261 §8.2.6.2).
     public func response(statusCode: Int, reasonPhrase: String, toTag: String? = nil) -> SIPMessage {
         var out = SIPMessage(startLine: .response(statusCode: statusCode, reasonPhrase: reasonPhrase))
-        for field in headers where ["Via", "From", "Call-ID", "CSeq"].contains(field.canonicalName) {
-            out.headers.append(field.canonicalName, field.value)
+        // In the order of §8.2.6.2's list, whatever the request's order; only the first To.
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for field in headers where field.canonicalName == name {
+                var value = field.value
+                if name == "To", let toTag, let parsed = NameAddress(parsing: value), parsed.tag == nil { value += ";tag=\(toTag)" }
+                out.headers.append(name, value)
+                if name == "To" { break }
+            }
         }
-        if var to = headers.first("To") {
-            if let toTag, let parsed = NameAddress(parsing: to), parsed.tag == nil { to += ";tag=\(toTag)" }
-            out.headers.append("To", to)
-        }
-        // Keep the fields in the order of §8.2.6.2's list regardless of the request's order.
-        let order = ["Via", "From", "To", "Call-ID", "CSeq"]
-        out.headers = SIPHeaders(out.headers.fields.enumerated().sorted {
-            (order.firstIndex(of: $0.element.canonicalName) ?? 9, $0.offset) < (order.firstIndex(of: $1.element.canonicalName) ?? 9, $1.offset)
-        }.map(\.element))
         return out
     }
 }

@@ -171,7 +171,9 @@ struct SIPHeaderSection {
         return nil
     }
 
-    init(_ bytes: ArraySlice<UInt8>, limits: SIPLimits) throws(SIPParseError) {
+    /// The LF-terminated lines of `bytes`, each without its CR LF (or lone LF); bytes after
+    /// the last LF are not a line.
+    static func lines(_ bytes: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []
         var lineStart = bytes.startIndex
         for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") {
@@ -180,7 +182,12 @@ struct SIPHeaderSection {
             lines.append(bytes[lineStart..<end])
             lineStart = i + 1
         }
-        if lineStart < bytes.endIndex { lines.append(bytes[lineStart...]) }
+        return lines
+    }
+
+    /// `bytes` is a header section as ``end(in:from:)`` delimits it, so it ends with a LF.
+    init(_ bytes: ArraySlice<UInt8>, limits: SIPLimits) throws(SIPParseError) {
+        var lines = Self.lines(bytes)
         while let last = lines.last, last.isEmpty { lines.removeLast() }
         guard let first = lines.first else { throw .malformedStartLine }
         for line in lines where line.count > limits.maximumLineBytes { throw .lineTooLong(limit: limits.maximumLineBytes) }
@@ -239,18 +246,11 @@ extension SIPMessage {
     /// transaction can match it. Nil when the bytes are not a request, or carry no usable Via
     /// (there is nowhere to send a response then; the datagram is dropped and counted).
     public static func badRequest(for bytes: some Collection<UInt8>, error: SIPParseError, limits: SIPLimits = SIPLimits()) -> SIPMessage? {
-        let text = Array(bytes.prefix(limits.maximumMessageBytes))
         // Lines up to the first empty one, each cut at the line-length bound.
-        var lines: [String] = []
-        var start = 0
-        for i in text.indices where text[i] == UInt8(ascii: "\n") {
-            var end = i
-            if end > start, text[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            if end == start { break }
-            lines.append(String(decoding: text[start..<min(end, start + limits.maximumLineBytes)], as: UTF8.self))
-            start = i + 1
-            if lines.count > limits.maximumHeaderFields { break }
-        }
+        let lines = SIPHeaderSection.lines(Array(bytes.prefix(limits.maximumMessageBytes))[...])
+            .prefix { !$0.isEmpty }
+            .prefix(limits.maximumHeaderFields + 1)
+            .map { String(decoding: $0.prefix(limits.maximumLineBytes), as: UTF8.self) }
         guard let first = lines.first, !first.uppercased().hasPrefix("SIP/"), first.split(separator: " ").count >= 2 else { return nil }
         var response = SIPMessage(startLine: .response(statusCode: error.statusCode, reasonPhrase: error.reasonPhrase))
         var copied: Set<String> = []

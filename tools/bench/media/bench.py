@@ -87,6 +87,13 @@ class Gateway:
     def stop(self):
         stop_group(self.proc)
 
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def metric(self, name):
         """The value of an unlabelled gauge in /metrics, or None."""
         context = ssl.create_default_context()
@@ -234,9 +241,7 @@ def run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs
     """In one port mode: the transcode ramp at a fixed complexity and the pass-through ramp
     on a gateway without the governor, then the overload steps on one with it."""
     work = tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-")
-    gateway = Gateway(work, a.complexity, mode, a.batch_window_us, governor=False)
-    gateway.start()
-    try:
+    with Gateway(work, a.complexity, mode, a.batch_window_us, governor=False) as gateway:
         print(f"{mode}:", flush=True)
         before = codec_cost(a.complexity)
         transcode = ramp(gateway, "opus", transcode_steps, seconds, "transcode")
@@ -249,15 +254,8 @@ def run_mode(a, mode, seconds, transcode_steps, pass_steps, governed_steps, runs
             "transcode": transcode,
             "pass_through": ramp(gateway, "pcmu", pass_steps, seconds, "pass-through"),
         }
-    finally:
-        gateway.stop()
-    gateway = Gateway(tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-governed-"), a.complexity, mode, a.batch_window_us, governor=True)
-    gateway.start()
-    try:
+    with Gateway(tempfile.mkdtemp(prefix=f"tandem-media-bench-{mode}-governed-"), a.complexity, mode, a.batch_window_us, governor=True) as gateway:
         runs[mode]["governed"] = ramp(gateway, "opus", governed_steps, seconds, "governed")
-    finally:
-        gateway.stop()
-
 
 
 def host_scheduling_latency(seconds=20):
