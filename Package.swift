@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Media", targets: ["Media"]),
         .library(name: "WebRTC", targets: ["WebRTC"]),
         .library(name: "SIP", targets: ["SIP"]),
+        .library(name: "SIPUA", targets: ["SIPUA"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -50,9 +51,24 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus"], path: "codecs/Opus", swiftSettings: strict),
         // SDP parse/serialize (RFC 8866) with typed WebRTC attributes.
         .target(name: "SDP", swiftSettings: strict),
-        // SIP (RFC 3261): messages now; transports, transactions, dialogs and registration next.
+        // SIP (RFC 3261) as values: messages, transaction state machines, digest, registration, back-off.
         // Knows nothing of WebRTC: bodies are opaque bytes with a content type.
         .target(name: "SIP", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "sip/SIP", swiftSettings: strict),
+        // The SIP stack at run time over SwiftNIO: UDP/TCP/TLS transports, the transaction layer,
+        // registration with failover and keep-alives. Still no WebRTC.
+        .target(
+            name: "SIPUA",
+            dependencies: [
+                "SIP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "sip/SIPUA",
+            swiftSettings: strict
+        ),
         // RTP/RTCP (RFC 3550, 4585, 5104), jitter buffer, transcoding pipeline, DTMF, stats.
         .target(name: "Media", dependencies: ["G711", "Opus"], swiftSettings: strict),
         // DTLS 1.2 + use_srtp through Debian's OpenSSL 3, behind an opaque C interface.
@@ -168,7 +184,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
-        .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "SIPTests", dependencies: ["SIP", "SIPUA", .product(name: "NIOPosix", package: "swift-nio")], exclude: ["Fixtures"], swiftSettings: strict),
         // Load generator for tools/bench/media: N simulated browsers against the echo service.
         .executableTarget(
             name: "MediaLoad",

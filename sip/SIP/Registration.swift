@@ -16,12 +16,15 @@ public struct RegistrationConfiguration: Hashable, Sendable {
     public var registrationID: Int?
     public var username: String
     public var password: String
+    /// The realm the credentials belong to: among several challenges, one of this realm is
+    /// answered (nil: the first usable one).
+    public var realm: String?
 
     /// The floor on the expiry Tandem asks for.
     public static let minimumExpires = 300
 
     public init(addressOfRecord: String, registrar: String, contact: String, via: String, expires: Int = 600,
-                instanceID: String? = nil, registrationID: Int? = nil, username: String, password: String) {
+                instanceID: String? = nil, registrationID: Int? = nil, username: String, password: String, realm: String? = nil) {
         self.addressOfRecord = addressOfRecord
         self.registrar = registrar
         self.contact = contact
@@ -31,6 +34,7 @@ public struct RegistrationConfiguration: Hashable, Sendable {
         self.registrationID = registrationID
         self.username = username
         self.password = password
+        self.realm = realm
     }
 }
 
@@ -109,7 +113,8 @@ public struct RegistrationClient: Sendable {
             return [.registered(expires: granted, refreshAfter: Self.refreshAfter(granted))]
         case 401, 407:
             let proxy = code == 407
-            let challenges = response.headers.values(proxy ? "Proxy-Authenticate" : "WWW-Authenticate").compactMap(DigestChallenge.init(parsing:))
+            var challenges = response.headers.values(proxy ? "Proxy-Authenticate" : "WWW-Authenticate").compactMap(DigestChallenge.init(parsing:))
+            if let realm = configuration.realm, challenges.contains(where: { $0.realm == realm }) { challenges.removeAll { $0.realm != realm } }
             guard let challenge = DigestClient.choose(challenges) else { return fail("No usable digest challenge", code, response) }
             // Challenged again after answering, and not because the nonce went stale: the
             // credentials were refused (whether the registrar kept its nonce or made a new one).

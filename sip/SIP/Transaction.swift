@@ -149,6 +149,22 @@ public struct InviteClientTransaction: Hashable, Sendable {
     }
 }
 
+extension SIPMessage {
+    /// The CANCEL of this INVITE (RFC 3261 §9.1): the same Request-URI, Call-ID, From, To,
+    /// top Via (so it reaches the same server transaction's branch) and Route, and CSeq's
+    /// number with the method CANCEL.
+    public func cancelRequest() -> SIPMessage? {
+        guard case .request(.invite, let uri) = startLine, let cseq else { return nil }
+        var cancel = SIPMessage(startLine: .request(method: .cancel, requestURI: uri))
+        if let via = headers.values("Via").first { cancel.headers.append("Via", via) }
+        cancel.headers.append("Max-Forwards", "70")
+        for name in ["From", "To", "Call-ID"] { if let value = headers.first(name) { cancel.headers.append(name, value) } }
+        cancel.headers.append("CSeq", CSeq(sequence: cseq.sequence, method: .cancel).serialized)
+        for route in headers.values("Route") { cancel.headers.append("Route", route) }
+        return cancel
+    }
+}
+
 /// A non-INVITE client transaction (RFC 3261 §17.1.2): REGISTER, BYE, OPTIONS, CANCEL, …
 /// Timer E retransmits (doubling to T2, then every T2 once a provisional came), Timer F
 /// ends it without a final response, Timer K absorbs retransmitted finals.

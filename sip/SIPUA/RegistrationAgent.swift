@@ -1,0 +1,426 @@
+import Logging
+import Metrics
+import NIOCore
+import SIP
+import Synchronization
+
+/// The platform (PBX or SIP trunk) the extensions register with: a primary and an optional
+/// secondary registrar/proxy, already resolved to addresses, and the domain of the
+/// addresses-of-record.
+public struct SIPPlatform: Sendable {
+    public var primary: SIPDestination
+    public var secondary: SIPDestination?
+    /// The host part of each address-of-record and of REGISTER's Request-URI (`sip:<domain>`).
+    public var domain: String
+    /// Seconds asked for in REGISTER (floor 300).
+    public var registrationExpires: Int
+    /// Seconds between OPTIONS keep-alives to each side (0 = none).
+    public var keepAliveInterval: Int
+    /// How long a keep-alive may go unanswered before the side counts as unreachable (ms).
+    public var keepAliveTimeoutMilliseconds: Int64
+    /// REGISTERs started per second when many extensions begin at once.
+    public var registrationsPerSecond: Int
+
+    public init(primary: SIPDestination, secondary: SIPDestination? = nil, domain: String, registrationExpires: Int = 600,
+                keepAliveInterval: Int = 30, keepAliveTimeoutMilliseconds: Int64 = 4000, registrationsPerSecond: Int = 200) {
+        self.primary = primary
+        self.secondary = secondary
+        self.domain = domain
+        self.registrationExpires = registrationExpires
+        self.keepAliveInterval = keepAliveInterval
+        self.keepAliveTimeoutMilliseconds = keepAliveTimeoutMilliseconds
+        self.registrationsPerSecond = registrationsPerSecond
+    }
+
+    public func destination(_ side: PlatformSide) -> SIPDestination? { side == .primary ? primary : secondary }
+}
+
+/// One extension's digest credentials (RFC 8760): the user part of its address-of-record,
+/// the digest username and password, and the realm they belong to (empty: any).
+public struct SIPExtensionCredentials: Hashable, Sendable {
+    public var user: String
+    public var username: String
+    public var password: String
+    public var realm: String
+
+    public init(user: String, username: String, password: String, realm: String = "") {
+        self.user = user
+        self.username = username
+        self.password = password
+        self.realm = realm
+    }
+}
+
+/// Where each extension stands, counted.
+public struct RegistrationSummary: Hashable, Sendable {
+    public var registered: [PlatformSide: Int] = [:]
+    public var registering = 0
+    public var failed = 0
+    public var unregistered = 0
+    /// Failure reasons by extension (user part).
+    public var failures: [String: String] = [:]
+
+    public var registeredCount: Int { registered.values.reduce(0, +) }
+}
+
+/// Registers every extension with the platform and keeps it registered (RFC 3261 §10.2):
+/// one ``RegistrationClient`` per extension, refreshed before expiry, with failover between
+/// the primary and the secondary paced by ``FailoverBackoff``; OPTIONS keep-alives to both
+/// sides say which is reachable (``isPlatformReachable`` feeds `/readyz`), a side that stops
+/// answering moves its extensions to the other at once, and when the primary answers again
+/// the extensions on the secondary move back, spread over 0…N/10 s.
+///
+/// Runs on the endpoint's loop.
+public final class RegistrationAgent: @unchecked Sendable {
+    public let endpoint: SIPEndpoint
+    public let platform: SIPPlatform
+    let logger: Logger
+    private var loop: any EventLoop { endpoint.loop }
+
+    private enum Status: String {
+        case unregistered, registering, registered, failed
+    }
+
+    private struct Extension {
+        var credentials: SIPExtensionCredentials
+        var client: RegistrationClient
+        var side: PlatformSide
+        var backoff: FailoverBackoff
+        var status: Status = .unregistered
+        var timer: Scheduled<Void>?
+        /// Bumped with each new attempt, so a late answer of an older one is ignored.
+        var generation = 0
+        var released = false
+    }
+
+    private var extensions: [String: Extension] = [:]
+    private var reachable: [PlatformSide: Bool] = [:]
+    private var keepAliveTimer: RepeatedTask?
+    private var generator = SystemRandomNumberGenerator()
+    private let snapshot = Mutex<(summary: RegistrationSummary, reachable: [PlatformSide: Bool])>((RegistrationSummary(), [:]))
+
+    public init(endpoint: SIPEndpoint, platform: SIPPlatform, logger: Logger) {
+        self.endpoint = endpoint
+        self.platform = platform
+        self.logger = logger
+    }
+
+    // MARK: what others read (any thread)
+
+    /// Whether either side answered its last keep-alive (or, with keep-alives off, whether any
+    /// extension is registered).
+    public var isPlatformReachable: Bool {
+        snapshot.withLock { s in
+            platform.keepAliveInterval > 0 ? s.reachable.values.contains(true) : s.summary.registeredCount > 0
+        }
+    }
+
+    public var summary: RegistrationSummary { snapshot.withLock { $0.summary } }
+    public var reachability: [PlatformSide: Bool] { snapshot.withLock { $0.reachable } }
+
+    // MARK: control (on the loop)
+
+    /// Starts the keep-alives and registers `extensions` (paced at `registrationsPerSecond`).
+    public func start(_ credentials: [SIPExtensionCredentials]) {
+        loop.preconditionInEventLoop()
+        if platform.keepAliveInterval > 0 {
+            keepAliveTimer = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(platform.keepAliveInterval))) { [weak self] _ in
+                self?.sendKeepAlives()
+            }
+        }
+        update(credentials)
+    }
+
+    /// Makes the registered set `credentials`: new extensions register, removed ones unregister,
+    /// changed credentials register again.
+    public func update(_ credentials: [SIPExtensionCredentials]) {
+        loop.preconditionInEventLoop()
+        let wanted = Dictionary(credentials.map { ($0.user, $0) }, uniquingKeysWith: { first, _ in first })
+        for (user, ext) in extensions where wanted[user] == nil || wanted[user] != ext.credentials {
+            release(user)
+        }
+        let perSecond = max(1, platform.registrationsPerSecond)
+        var started = 0
+        for item in credentials where extensions[item.user] == nil {
+            let n = max(wanted.count, 1)
+            var ext = Extension(credentials: item, client: makeClient(item), side: .primary, backoff: FailoverBackoff(extensionsOnNode: n))
+            let first = ext.backoff.start()
+            ext.side = first.side
+            extensions[item.user] = ext
+            let delay = Int64(started) * 1000 / Int64(perSecond)
+            started += 1
+            schedule(item.user, afterMilliseconds: delay) { $0.attempt(item.user, on: first.side) }
+        }
+        publish()
+    }
+
+    /// Unregisters every extension (waiting up to `timeout` for the answers) and stops.
+    public func stop(timeout: TimeAmount = .seconds(2)) async {
+        let pending: Int = (try? await loop.submit {
+            self.keepAliveTimer?.cancel()
+            self.keepAliveTimer = nil
+            for user in Array(self.extensions.keys) { self.release(user) }
+            return self.extensions.count
+        }.get()) ?? 0
+        guard pending > 0 else { return }
+        let deadline = NIODeadline.now() + timeout
+        while NIODeadline.now() < deadline {
+            let left = (try? await loop.submit { self.extensions.count }.get()) ?? 0
+            if left == 0 { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    // MARK: registering
+
+    private func makeClient(_ credentials: SIPExtensionCredentials) -> RegistrationClient {
+        let transport = platform.primary.transport
+        let configuration = RegistrationConfiguration(
+            addressOfRecord: "sip:\(credentials.user)@\(platform.domain)",
+            registrar: "sip:\(platform.domain)",
+            contact: endpoint.contactURI(user: credentials.user, transport: transport),
+            via: "\(transport.viaToken) \(endpoint.sentBy(transport))",
+            expires: platform.registrationExpires,
+            username: credentials.username,
+            password: credentials.password,
+            realm: credentials.realm.isEmpty ? nil : credentials.realm)
+        return RegistrationClient(configuration, callID: SIPEndpoint.newCallID(), fromTag: SIPEndpoint.newTag())
+    }
+
+    /// Registers `user` on `side` (a new registration when the side changed).
+    private func attempt(_ user: String, on side: PlatformSide) {
+        guard var ext = extensions[user], !ext.released else { return }
+        guard platform.destination(side) != nil else {
+            // No secondary: the primary again, on the back-off's pacing.
+            let next = ext.backoff.failed(on: side, using: &generator)
+            extensions[user] = ext
+            reschedule(user, next, reason: "no \(side.rawValue) configured")
+            return
+        }
+        if side != ext.side {
+            ext.client = makeClient(ext.credentials)
+            ext.side = side
+        }
+        ext.generation += 1
+        setStatus(&ext, .registering)
+        let events = ext.client.register(using: &generator)
+        extensions[user] = ext
+        handle(user, events)
+    }
+
+    private func handle(_ user: String, _ events: [RegistrationClient.Event]) {
+        for event in events {
+            guard var ext = extensions[user] else { return }
+            switch event {
+            case .send(let request):
+                guard let destination = platform.destination(ext.side) else { return }
+                let generation = ext.generation
+                let released = ext.released
+                endpoint.send(request, to: destination) { [weak self] result in
+                    self?.completed(user, generation: generation, released: released, result)
+                }
+            case .registered(let expires, let refreshAfter):
+                let wasRegistered = ext.status == .registered
+                setStatus(&ext, .registered)
+                ext.backoff.succeeded(on: ext.side)
+                extensions[user] = ext
+                if !wasRegistered {
+                    logger.info("Registered", metadata: ["extension": "\(user)", "side": "\(ext.side.rawValue)", "expires": "\(expires)"])
+                }
+                schedule(user, afterMilliseconds: Int64(refreshAfter) * 1000) { $0.attempt(user, on: $0.extensions[user]?.side ?? .primary) }
+                if ext.side == .secondary, reachable[.primary] == true, platform.secondary != nil {
+                    scheduleMoveBack(user)
+                }
+            case .unregistered:
+                if ext.released { forget(user) }
+            case .failed(let reason, let statusCode, let retryAfter):
+                if ext.released {
+                    forget(user)
+                    return
+                }
+                let lost = ext.status == .registered
+                setStatus(&ext, .failed)
+                let side = ext.side
+                let next = lost ? ext.backoff.lost(side) : ext.backoff.failed(on: side, retryAfterSeconds: retryAfter, using: &generator)
+                extensions[user] = ext
+                snapshot.withLock { $0.summary.failures[user] = statusCode.map { "\($0) \(reason)" } ?? reason }
+                reschedule(user, next, reason: statusCode.map { "\($0) \(reason)" } ?? reason)
+            }
+        }
+        publish()
+    }
+
+    private func completed(_ user: String, generation: Int, released: Bool, _ result: SIPClientEvent) {
+        guard var ext = extensions[user], ext.generation == generation || released else { return }
+        let events: [RegistrationClient.Event]
+        switch result {
+        case .response(let response):
+            guard let code = response.statusCode, code >= 200 else { return }
+            events = ext.client.receive(response, using: &generator)
+        case .timeout(let reason):
+            logger.debug("REGISTER timed out", metadata: ["extension": "\(user)", "reason": "\(reason)"])
+            events = ext.client.timedOut()
+        }
+        extensions[user] = ext
+        handle(user, events)
+    }
+
+    private func reschedule(_ user: String, _ next: FailoverBackoff.Attempt, reason: String) {
+        guard let ext = extensions[user] else { return }
+        logger.warning(
+            "Registration failed; next attempt",
+            metadata: [
+                "extension": "\(user)", "side": "\(ext.side.rawValue)", "reason": "\(reason)",
+                "next-side": "\(next.side.rawValue)", "back-off-ms": "\(next.delayMilliseconds)", "failures": "\(ext.backoff.failures)",
+            ])
+        if next.side != ext.side { Counter(label: "tandem_sip_failovers_total", dimensions: [("to", next.side.rawValue)]).increment() }
+        schedule(user, afterMilliseconds: next.delayMilliseconds) { $0.attempt(user, on: next.side) }
+    }
+
+    /// The primary answers again: `user`, registered on the secondary, moves back after a
+    /// random 0…N/10 s.
+    private func scheduleMoveBack(_ user: String) {
+        let spread = Int64(max(extensions.count, 1)) * 100
+        let delay = Int64.random(in: 0...spread, using: &generator)
+        schedule(user, afterMilliseconds: delay) { agent in
+            guard let ext = agent.extensions[user], ext.side == .secondary, ext.status == .registered, agent.reachable[.primary] == true else { return }
+            agent.logger.info("Primary reachable again; moving back", metadata: ["extension": "\(user)"])
+            Counter(label: "tandem_sip_failovers_total", dimensions: [("to", "primary")]).increment()
+            agent.unbindStale(ext)
+            agent.attempt(user, on: .primary)
+        }
+    }
+
+    /// Removes the binding `ext` holds on its current side, without waiting for the answer.
+    private func unbindStale(_ ext: Extension) {
+        var client = ext.client
+        guard let destination = platform.destination(ext.side) else { return }
+        for case .send(let request) in client.unregister(using: &generator) {
+            endpoint.send(request, to: destination) { _ in }
+        }
+    }
+
+    /// Unregisters `user` (when registered) and forgets it once answered.
+    private func release(_ user: String) {
+        guard var ext = extensions[user] else { return }
+        ext.timer?.cancel()
+        ext.timer = nil
+        ext.released = true
+        ext.generation += 1
+        guard ext.status == .registered else {
+            extensions[user] = ext
+            forget(user)
+            return
+        }
+        let events = ext.client.unregister(using: &generator)
+        extensions[user] = ext
+        handle(user, events)
+    }
+
+    private func forget(_ user: String) {
+        guard let ext = extensions.removeValue(forKey: user) else { return }
+        ext.timer?.cancel()
+        snapshot.withLock { _ = $0.summary.failures.removeValue(forKey: user) }
+        publish()
+    }
+
+    private func schedule(_ user: String, afterMilliseconds milliseconds: Int64, _ body: @escaping @Sendable (RegistrationAgent) -> Void) {
+        guard var ext = extensions[user] else { return }
+        ext.timer?.cancel()
+        ext.timer = loop.scheduleTask(in: .milliseconds(max(0, milliseconds))) { [weak self] in
+            guard let self else { return }
+            self.extensions[user]?.timer = nil
+            body(self)
+        }
+        extensions[user] = ext
+    }
+
+    // MARK: keep-alive
+
+    private func sendKeepAlives() {
+        for side in [PlatformSide.primary, .secondary] {
+            guard let destination = platform.destination(side) else { continue }
+            var request = SIPMessage(startLine: .request(method: .options, requestURI: "sip:\(platform.domain)"))
+            request.headers.append("Via", endpoint.newVia(destination.transport))
+            request.headers.append("Max-Forwards", "70")
+            request.headers.append("From", "<sip:keepalive@\(platform.domain)>;tag=\(SIPEndpoint.newTag())")
+            request.headers.append("To", "<sip:\(platform.domain)>")
+            request.headers.append("Call-ID", SIPEndpoint.newCallID())
+            request.headers.append("CSeq", "1 OPTIONS")
+            request.headers.append("Accept", "application/sdp")
+            var answered = false
+            let deadline = loop.scheduleTask(in: .milliseconds(platform.keepAliveTimeoutMilliseconds)) { [weak self] in
+                self?.keepAliveResult(side, reachable: false, reason: "no answer")
+            }
+            endpoint.send(request, to: destination) { [weak self] event in
+                guard let self, !answered else { return }
+                switch event {
+                case .response(let response):
+                    guard let code = response.statusCode, code >= 200 else { return }
+                    answered = true
+                    deadline.cancel()
+                    // 503 and 408 say the side cannot serve now (RFC 3261 §21.5.4); any other answer means it is there.
+                    self.keepAliveResult(side, reachable: code != 503 && code != 408, reason: "\(code) \(response.reasonPhrase)")
+                case .timeout(let reason):
+                    answered = true
+                    deadline.cancel()
+                    self.keepAliveResult(side, reachable: false, reason: reason)
+                }
+            }
+        }
+    }
+
+    private func keepAliveResult(_ side: PlatformSide, reachable now: Bool, reason: String) {
+        let before = reachable[side]
+        guard before != now else { return }
+        reachable[side] = now
+        Gauge(label: "tandem_sip_platform_reachable", dimensions: [("side", side.rawValue)]).record(now ? 1 : 0)
+        publish()
+        if now {
+            logger.info("Platform side reachable", metadata: ["side": "\(side.rawValue)"])
+            if side == .primary, platform.secondary != nil {
+                for (user, ext) in extensions where ext.side == .secondary && ext.status == .registered { scheduleMoveBack(user) }
+            }
+            return
+        }
+        logger.warning("Platform side unreachable", metadata: ["side": "\(side.rawValue)", "reason": "\(reason)"])
+        guard before == true else { return }  // never reached yet: REGISTER's own failures drive the back-off
+        // Extensions registered there have lost it: each moves to the other side now.
+        for (user, var ext) in extensions where ext.side == side && ext.status == .registered {
+            setStatus(&ext, .failed)
+            ext.generation += 1
+            let next = ext.backoff.lost(side)
+            extensions[user] = ext
+            reschedule(user, next, reason: "keep-alive: \(reason)")
+        }
+        publish()
+    }
+
+    // MARK: counts
+
+    private func setStatus(_ ext: inout Extension, _ status: Status) {
+        ext.status = status
+    }
+
+    private func publish() {
+        var summary = RegistrationSummary()
+        for ext in extensions.values {
+            switch ext.status {
+            case .registered: summary.registered[ext.side, default: 0] += 1
+            case .registering: summary.registering += 1
+            case .failed: summary.failed += 1
+            case .unregistered: summary.unregistered += 1
+            }
+        }
+        let byState: [(Status, Int)] = [(.unregistered, summary.unregistered), (.registering, summary.registering), (.registered, summary.registeredCount), (.failed, summary.failed)]
+        for (status, n) in byState {
+            Gauge(label: "tandem_sip_registrations", dimensions: [("state", status.rawValue)]).record(n)
+        }
+        let reachable = self.reachable
+        snapshot.withLock {
+            summary.failures = $0.summary.failures.filter { extensions[$0.key]?.status == .failed }
+            $0.summary = summary
+            $0.reachable = reachable
+        }
+    }
+}
