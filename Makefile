@@ -1,16 +1,17 @@
 # Tandem — the two commands of README.md, for a fresh Debian 12 machine with Swift.
 #   make run    build (release) and run `tandem serve` with config/tandem.yaml
 #   make test   build and run every test: short fuzz runs of the STUN, SDP, RTP/RTCP and SIP parsers and SRTP,
-#               unit tests, the interop tests against coturn's clients, and the WebRTC
+#               unit tests, the interop tests against coturn's clients and Kamailio, and the WebRTC
 #               end-to-end tests (aiortc and headless Chromium against the echo service)
 
 SHELL := /bin/bash
 
 # C libraries the build links (SQLite for the Store; OpenSSL, libsrtp2, Opus and VP8 for media).
 BUILD_PACKAGES := libsqlite3-dev libssl-dev libsrtp2-dev libopus-dev libvpx-dev
-# Peers and tools the tests start themselves (coturn for TURN interop, iproute2 for namespaces,
+# Peers and tools the tests start themselves (coturn for TURN interop, Kamailio and sipp for SIP
+# interop, iproute2 for namespaces,
 # Chromium and its driver for the browser tests, python3-venv for the aiortc peer).
-TEST_PACKAGES := $(BUILD_PACKAGES) coturn iproute2 chromium chromium-driver python3-venv
+TEST_PACKAGES := $(BUILD_PACKAGES) coturn kamailio sip-tester iproute2 chromium chromium-driver python3-venv
 # Python test peers, pip-installed into a venv under the build directory: module=requirement.
 VENV := .build-venv
 PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6
@@ -31,4 +32,5 @@ test:
 	swift build --build-tests
 	TANDEM_INTEROP=required swift test
 	swift build --product tandem
+	python3 tools/interop/sip/run.py --tandem .build/debug/tandem
 	python3 tools/interop/webrtc/run.py --tandem .build/debug/tandem --python $(VENV)/bin/python

@@ -146,7 +146,7 @@ let package = Package(
         .target(
             name: "TandemKit",
             dependencies: [
-                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Opus",
+                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Opus", "SIP", "SIPUA",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v1-runtime-settings"
+    static let latestIdentifier = "v2-extensions"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -31,6 +31,20 @@ enum StoreMigrations {
                         token_validity_minutes  INTEGER NOT NULL DEFAULT 20 CHECK (token_validity_minutes >= 0),
                         created_at              REAL NOT NULL,
                         updated_at              REAL NOT NULL
+                    );
+                    """)
+        }
+        migrator.registerMigration("v2-extensions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE extensions (
+                        extension        TEXT PRIMARY KEY NOT NULL CHECK (length(extension) BETWEEN 1 AND 64),
+                        authentication   TEXT NOT NULL CHECK (authentication IN ('digest', 'none')),
+                        digest_username  TEXT NOT NULL DEFAULT '',
+                        digest_password  TEXT NOT NULL DEFAULT '',
+                        realm            TEXT NOT NULL DEFAULT '',
+                        created_at       REAL NOT NULL,
+                        updated_at       REAL NOT NULL
                     );
                     """)
         }

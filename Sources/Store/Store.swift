@@ -185,6 +185,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case duplicateClient(id: String)
     /// No OAuth client has this id.
     case unknownClient(id: String)
+    /// These extensions exist already (add without replacing).
+    case duplicateExtensions([String])
 
     public var description: String {
         switch self {
@@ -204,6 +206,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "an OAuth client with id \(id) already exists"
         case .unknownClient(let id):
             "no OAuth client with id \(id)"
+        case .duplicateExtensions(let numbers):
+            "extensions exist already: \(numbers.prefix(10).joined(separator: ", "))\(numbers.count > 10 ? " and \(numbers.count - 10) more" : "")"
         }
     }
 }

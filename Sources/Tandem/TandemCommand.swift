@@ -19,7 +19,7 @@ struct TandemCommand: AsyncParsableCommand {
             precedence: key turn.listen-port is TANDEM_TURN_LISTEN_PORT; lists are \
             comma-separated. `tandem config keys` lists every key.
             """,
-        subcommands: [Serve.self, Turn.self, Config.self],
+        subcommands: [Serve.self, Extensions.self, Turn.self, Config.self],
         defaultSubcommand: nil)
 }
 
@@ -70,6 +70,110 @@ extension TandemCommand {
             } catch {
                 logger.critical("Tandem failed", metadata: ["error": "\(error)"])
                 throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Extensions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the extensions Tandem registers with the platform (PBX or SIP trunk).",
+            discussion: """
+                Extensions live in the database in storage.data-directory. A running `tandem serve` \
+                picks up changes within a few seconds: added extensions register, removed ones unregister.
+                """,
+            subcommands: [Add.self, List.self, Remove.self])
+
+        /// Opens the store with the configuration's seed, quietly.
+        static func openStore(_ options: ConfigOption) async throws -> Store {
+            let configuration = try await options.load()
+            TandemLogging.bootstrapStandardError(level: .warning)
+            let logger = Logger(label: "tandem")
+            let store = try Store.open(directory: configuration.storage.dataDirectory, seed: configuration.storeSeed(logger: logger), logger: logger)
+            TandemServer.reportInitialCredentials(of: store, logger: logger)
+            return store
+        }
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add extensions: a number, a range first-last, or a comma-separated list of both.",
+                discussion: """
+                    Example: tandem extensions add 3000-3099 --digest --username 3000 --password pw3000 \
+                    --realm pbx.example.com --increment gives extension 3042 the username 3042 and \
+                    the password pw3042. Without --increment every extension shares the credentials; \
+                    without --username each uses its own number. Refuses extensions that exist unless --replace.
+                    """)
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: ArgumentHelp("Extensions: 3001, 3000-3099, or 3000-3009,3100.", valueName: "extensions"))
+            var extensions: String
+            @Flag(name: .long, help: "Authenticate with digest (RFC 8760: MD5, SHA-256, SHA-512-256).")
+            var digest = false
+            @Option(name: .long, help: ArgumentHelp("Digest username (default: the extension number).", valueName: "name"))
+            var username: String?
+            @Option(name: .long, help: ArgumentHelp("Digest password.", valueName: "password"))
+            var password: String?
+            @Option(name: .long, help: ArgumentHelp("Realm the credentials belong to (default: whichever the platform names).", valueName: "realm"))
+            var realm = ""
+            @Flag(name: .long, help: "Count the trailing number of the username and password up along the range.")
+            var increment = false
+            @Flag(name: .long, help: "Overwrite extensions that exist.")
+            var replace = false
+
+            func validate() throws {
+                if !digest, username != nil || password != nil { throw ValidationError("--username and --password need --digest") }
+                if digest, password == nil { throw ValidationError("--digest needs --password") }
+            }
+
+            func run() async throws {
+                let records: [ExtensionRecord]
+                do {
+                    records = try ExtensionProvisioning.records(
+                        numbers: try ExtensionProvisioning.numbers(extensions), digest: digest, username: username, password: password, realm: realm, increment: increment)
+                } catch {
+                    throw CommandError("\(error)")
+                }
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                do {
+                    try await store.addExtensions(records, replace: replace)
+                } catch let error as StoreError {
+                    throw CommandError(error.description)
+                }
+                print("added \(records.count) extension\(records.count == 1 ? "" : "s"): \(records.first!.number)\(records.count > 1 ? " … \(records.last!.number)" : "")")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the extensions: number, authentication, digest username and realm (passwords are not shown).")
+
+            @OptionGroup var options: ConfigOption
+
+            func run() async throws {
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                let records = try await store.extensions()
+                print("extension\tauth\tusername\trealm")
+                for r in records {
+                    print("\(r.number)\t\(r.authentication.rawValue)\t\(r.digestUsername.isEmpty ? "-" : r.digestUsername)\t\(r.realm.isEmpty ? "-" : r.realm)")
+                }
+                print("\(records.count) extension\(records.count == 1 ? "" : "s")")
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove extensions (a number, a range, or a list); a running server unregisters them.")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: ArgumentHelp("Extensions: 3001, 3000-3099, or 3000-3009,3100.", valueName: "extensions"))
+            var extensions: String
+
+            func run() async throws {
+                let numbers: [String]
+                do { numbers = try ExtensionProvisioning.numbers(extensions) } catch { throw CommandError("\(error)") }
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                let removed = try await store.removeExtensions(numbers)
+                print("removed \(removed) extension\(removed == 1 ? "" : "s")")
             }
         }
     }

@@ -14,7 +14,8 @@ struct RegistrationTests {
     }
 
     /// REGISTER → 401 → REGISTER with Authorization (CSeq + 1, same Call-ID, new branch) → 200
-    /// with the granted expiry on our contact → refresh a minute before it ends.
+    /// with the granted expiry on our contact → refresh a minute before it ends, answering the
+    /// same challenge again.
     @Test func registersThroughADigestChallenge() throws {
         var generator = SplitMix(seed: 5)
         var client = RegistrationClient(Self.configuration, callID: "reg-3001", fromTag: "ft1")
@@ -43,10 +44,25 @@ struct RegistrationTests {
         // A late response to an earlier CSeq changes nothing.
         #expect(client.receive(challenge, using: &generator).isEmpty)
 
-        // The refresh asks again with CSeq 3 and no credentials until challenged.
+        // The refresh (CSeq 3) answers the same challenge again, with the next nonce count.
         let refresh = try #require(Self.sent(client.register(using: &generator)))
-        #expect(refresh.cseq?.sequence == 3 && refresh.headers.first("Authorization") == nil)
-        let bare = refresh.response(statusCode: 200, reasonPhrase: "OK")
+        #expect(refresh.cseq?.sequence == 3 && refresh.headers.first("Authorization")?.contains("nonce=\"n1\"") == true)
+        #expect(refresh.headers.first("Authorization")?.contains("nc=00000002") == true)
+        // A registrar that wants a new nonce challenges again, without stale: that is not a
+        // refusal of the credentials, since they answered an old challenge.
+        var fresh = refresh.response(statusCode: 401, reasonPhrase: "Unauthorized", toTag: "r3")
+        fresh.headers.append("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n2\", algorithm=MD5, qop=\"auth\"")
+        let answered = try #require(Self.sent(client.receive(fresh, using: &generator)))
+        #expect(answered.cseq?.sequence == 4 && answered.headers.first("Authorization")?.contains("nonce=\"n2\"") == true)
+        // Challenged once more: now the credentials were refused.
+        var again = answered.response(statusCode: 401, reasonPhrase: "Unauthorized", toTag: "r4")
+        again.headers.append("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n3\", algorithm=MD5, qop=\"auth\"")
+        let refused = client.receive(again, using: &generator)
+        #expect(refused == [.failed(reason: "Wrong credentials", statusCode: 401, retryAfter: nil)])
+        // After a failure the next registration starts without credentials.
+        let restart = try #require(Self.sent(client.register(using: &generator)))
+        #expect(restart.headers.first("Authorization") == nil)
+        let bare = restart.response(statusCode: 200, reasonPhrase: "OK")
         #expect(client.receive(bare, using: &generator) == [.registered(expires: 600, refreshAfter: 540)])
     }
 

@@ -74,6 +74,8 @@ public struct RegistrationClient: Sendable {
     private var digest: DigestClient
     /// The challenge last answered, and where its credentials go.
     private var answered: (challenge: DigestChallenge, proxy: Bool)?
+    /// The last REGISTER carried credentials for a challenge answered before (a refresh).
+    private var reusingChallenge = false
 
     public init(_ configuration: RegistrationConfiguration, callID: String, fromTag: String) {
         self.configuration = configuration
@@ -85,16 +87,24 @@ public struct RegistrationClient: Sendable {
 
     /// Registers (or refreshes) the binding.
     public mutating func register(using generator: inout some RandomNumberGenerator) -> [Event] {
+        // A refresh answers the last challenge again (the next nonce count) instead of waiting
+        // for a new one: half the REGISTERs. A registrar that wants a fresh nonce challenges
+        // anew, and that challenge is answered like a first one.
+        if case .registered = state, answered != nil {
+            reusingChallenge = true
+        } else {
+            answered = nil
+            reusingChallenge = false
+            digest.reset()
+        }
         state = .registering
-        answered = nil
-        digest.reset()
         return [.send(request(expires: expires, generator: &generator))]
     }
 
     /// Removes the binding (Expires: 0).
     public mutating func unregister(using generator: inout some RandomNumberGenerator) -> [Event] {
         state = .unregistering
-        answered = nil
+        reusingChallenge = answered != nil
         return [.send(request(expires: 0, generator: &generator))]
     }
 
@@ -118,7 +128,8 @@ public struct RegistrationClient: Sendable {
             guard let challenge = DigestClient.choose(challenges) else { return fail("No usable digest challenge", code, response) }
             // Challenged again after answering, and not because the nonce went stale: the
             // credentials were refused (whether the registrar kept its nonce or made a new one).
-            if let answered, answered.proxy == proxy, !challenge.stale { return fail("Wrong credentials", code, response) }
+            if let answered, answered.proxy == proxy, !challenge.stale, !reusingChallenge { return fail("Wrong credentials", code, response) }
+            reusingChallenge = false
             answered = (challenge, proxy)
             return [.send(request(expires: asked, generator: &generator))]
         case 423:

@@ -85,6 +85,20 @@ extension ConfigurationKey {
     static let mediaPreferPassThrough = Self("media.prefer-pass-through", default: "false", "Answer browsers that offer PCMU/PCMA with G.711 (no transcoding) even when they prefer Opus.")
     static let mediaConsentTimeout = Self("media.consent-timeout", default: "30", "Seconds without an ICE consent check before a leg ends (RFC 7675 says 30).")
     static let mediaEcho = Self("media.echo", default: "false", "Serve the echo test: POST /webkit/echo (SDP offer in, answer out) and /webkit/echo.html.")
+    static let sipListenAddresses = Self("sip.listen-addresses", default: "0.0.0.0", list: true, "Addresses the SIP listeners bind.")
+    static let sipListenPort = Self("sip.listen-port", default: "5060", "SIP port for UDP and TCP (RFC 3261 §19.1.2).")
+    static let sipTLSPort = Self("sip.tls-port", default: "5061", "SIP over TLS port.")
+    static let sipTransports = Self("sip.transports", default: "udp,tcp", list: true, "Transports SIP listens on: udp, tcp, tls (tls serves tls.certificate).")
+    static let sipAdvertisedAddress = Self("sip.advertised-address", default: "", "Address put in Via and Contact; empty = the first listen address, or the host's first address when that is 0.0.0.0.")
+    static let sipPlatformPrimary = Self("sip.platform-primary", default: "", "Primary registrar/proxy of the platform (PBX or trunk): IP address or host name, optionally :port; empty = no platform, SIP does not run.")
+    static let sipPlatformSecondary = Self("sip.platform-secondary", default: "", "Secondary registrar/proxy the extensions fail over to; empty = none.")
+    static let sipPlatformTransport = Self("sip.platform-transport", default: "udp", "Transport toward the platform: udp, tcp or tls.")
+    static let sipOutboundProxy = Self("sip.outbound-proxy", default: "", "Next hop of every request instead of the platform hosts (host[:port]); the proxy then does the failover and sip.platform-secondary is not used; empty = none.")
+    static let sipDomain = Self("sip.domain", default: "", "Domain of the extensions' addresses-of-record (sip:3001@domain); empty = the primary's host.")
+    static let sipRegistrationExpires = Self("sip.registration-expires", default: "600", "Expiry asked for in REGISTER, seconds (at least 300); refreshed a minute before it ends.")
+    static let sipKeepAliveInterval = Self("sip.keep-alive-interval", default: "30", "Seconds between OPTIONS keep-alives to each platform side (0 = none; /readyz then follows the registrations).")
+    static let sipRegistrationsPerSecond = Self("sip.registrations-per-second", default: "200", "REGISTERs started per second when many extensions start at once.")
+    static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
 
     /// Every key, in the order of `config/tandem.yaml`.
     public static let all: [ConfigurationKey] = [
@@ -98,5 +112,8 @@ extension ConfigurationKey {
         .turnRelayAddresses, .turnExternalAddresses, .turnCredentialTTL, .turnSharedSecret,
         .mediaEnabled, .mediaBindAddress, .mediaAdvertisedAddresses, .mediaPortMin, .mediaPortMax, .mediaSharedPort, .mediaThreads, .mediaBatchWindow,
         .mediaOpusBitrate, .mediaOpusComplexity, .mediaOpusGovernor, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
+        .sipListenAddresses, .sipListenPort, .sipTLSPort, .sipTransports, .sipAdvertisedAddress,
+        .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
+        .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipTLSVerifyPeer,
     ]
 }

@@ -164,8 +164,37 @@ extension TandemConfiguration {
         media.echo = try parser.boolean(.mediaEcho)
         configuration.media = media
 
+        var sip = TandemConfiguration.SIP()
+        sip.listenAddresses = try parser.list(.sipListenAddresses) { text throws(ConfigurationError) in
+            guard let address = IPAddress(text) else { throw .invalidIPAddress(key: "sip.listen-addresses", value: text) }
+            return address
+        }
+        sip.listenPort = try parser.port(.sipListenPort)
+        sip.tlsPort = try parser.port(.sipTLSPort)
+        sip.transports = try parser.list(.sipTransports) { text throws(ConfigurationError) in
+            try Self.sipTransport(text, key: "sip.transports")
+        }
+        sip.advertisedAddress = try parser.hostPort(.sipAdvertisedAddress, allowPort: false)
+        sip.platformPrimary = try parser.hostPort(.sipPlatformPrimary)
+        sip.platformSecondary = try parser.hostPort(.sipPlatformSecondary)
+        sip.platformTransport = try Self.sipTransport(parser.choice(.sipPlatformTransport, TandemConfiguration.SIP.Transport.allCases.map(\.rawValue)), key: "sip.platform-transport")
+        sip.outboundProxy = try parser.hostPort(.sipOutboundProxy)
+        sip.domain = try parser.hostPort(.sipDomain, allowPort: false)
+        sip.registrationExpires = try parser.integer(.sipRegistrationExpires, in: 300...86_400)
+        sip.keepAliveInterval = try parser.integer(.sipKeepAliveInterval, in: 0...3600)
+        sip.registrationsPerSecond = try parser.integer(.sipRegistrationsPerSecond, in: 1...100_000)
+        sip.tlsVerifyPeer = try parser.boolean(.sipTLSVerifyPeer)
+        configuration.sip = sip
+
         try configuration.validate()
         return configuration
+    }
+
+    static func sipTransport(_ text: String, key: String) throws(ConfigurationError) -> TandemConfiguration.SIP.Transport {
+        guard let transport = TandemConfiguration.SIP.Transport(rawValue: text.lowercased()) else {
+            throw .invalidChoice(key: key, value: text, allowed: TandemConfiguration.SIP.Transport.allCases.map(\.rawValue))
+        }
+        return transport
     }
 
     /// Checks the rules that span several keys.
@@ -177,6 +206,12 @@ extension TandemConfiguration {
         }
         if tls.caCertificatePath != nil, tls.certificatePath == nil {
             throw .incompleteTLSFiles(reason: "tls.ca-certificate needs tls.certificate and tls.private-key")
+        }
+        if !sip.platformPrimary.isEmpty, sip.transports.isEmpty {
+            throw .invalidValue(key: "sip.transports", value: "", reason: "must name at least one transport while sip.platform-primary is set")
+        }
+        if sip.transports.contains(.tcp), sip.transports.contains(.tls), sip.listenPort == sip.tlsPort {
+            throw .conflictingPorts(reason: "sip.listen-port and sip.tls-port are both \(sip.tlsPort) with tcp and tls enabled")
         }
         guard turn.enabled else { return }
         if turn.transports.isEmpty {
@@ -280,6 +315,17 @@ private struct ValueParser {
         let text = scalar(key)
         guard text.isEmpty || (16...256).contains(text.count) && text.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline && $0.asciiValue! >= 0x21 }) else {
             throw .invalidValue(key: key.name, value: "(hidden)", reason: "must be empty (generate) or 16–256 printable ASCII characters")
+        }
+        return text
+    }
+
+    /// `host[:port]` (a name, an IPv4 address, or an IPv6 address in brackets when a port
+    /// follows), or empty.
+    func hostPort(_ key: ConfigurationKey, allowPort: Bool = true) throws(ConfigurationError) -> String {
+        let text = scalar(key).trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { return "" }
+        guard let parsed = HostAndPort(text), allowPort || parsed.port == nil else {
+            throw .invalidValue(key: key.name, value: text, reason: allowPort ? "must be host or host:port" : "must be a host name or address")
         }
         return text
     }

@@ -17,10 +17,11 @@ public struct TandemConfiguration: Sendable, Equatable {
     public var log: Log
     public var turn: TURN
     public var media: Media
+    public var sip: SIP
 
     /// The built-in defaults (the same values as `config/tandem.yaml`).
     public init(
-        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN(), media: Media = Media()
+        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN(), media: Media = Media(), sip: SIP = SIP()
     ) {
         self.http = http
         self.tls = tls
@@ -28,6 +29,33 @@ public struct TandemConfiguration: Sendable, Equatable {
         self.log = log
         self.turn = turn
         self.media = media
+        self.sip = sip
+    }
+
+    /// The SIP user agents of the extensions, toward the platform (PBX or SIP trunk).
+    public struct SIP: Sendable, Equatable {
+        /// A SIP transport (RFC 3261 §18).
+        public enum Transport: String, Sendable, Hashable, CaseIterable {
+            case udp, tcp, tls
+        }
+
+        public var listenAddresses: [IPAddress] = [.ipv4Any]
+        public var listenPort = 5060
+        public var tlsPort = 5061
+        public var transports: [Transport] = [.udp, .tcp]
+        public var advertisedAddress = ""
+        /// `host[:port]`; empty = no platform.
+        public var platformPrimary = ""
+        public var platformSecondary = ""
+        public var platformTransport: Transport = .udp
+        public var outboundProxy = ""
+        public var domain = ""
+        public var registrationExpires = 600
+        public var keepAliveInterval = 30
+        public var registrationsPerSecond = 200
+        public var tlsVerifyPeer = true
+
+        public init() {}
     }
 
     /// The WebRTC media engine (ICE-lite, DTLS-SRTP, transcoding).

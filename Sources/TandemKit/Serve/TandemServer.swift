@@ -79,6 +79,7 @@ public struct TandemServer: Sendable {
                 serviceName: "store")
         ]
         services += try makeTURNServices(context)
+        services += try makeSIPServices(context)
         var engine: MediaEngine?
         if context.configuration.media.enabled {
             let media = try MediaEngine(configuration: context.configuration.media.engineConfiguration(logger: context.logger), logger: context.logger)

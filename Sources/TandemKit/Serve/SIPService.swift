@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SIP
+import SIPUA
+import ServiceLifecycle
+import Store
+
+/// The SIP side of `tandem serve`: one endpoint (UDP/TCP/TLS listeners) and the registration
+/// agent that keeps every extension of the database registered with the platform. Runs when
+/// `sip.platform-primary` is set. It polls the database every few seconds, so extensions
+/// added or removed with `tandem extensions …` register or unregister without a restart.
+/// Its readiness check "sip-platform" passes while a platform side answers keep-alives.
+final class SIPService: Service {
+    let context: ServeContext
+    let group: MultiThreadedEventLoopGroup
+    let endpoint: SIPEndpoint
+    let agent: RegistrationAgent
+    let pollInterval: Duration
+
+    init(context: ServeContext, pollInterval: Duration = .seconds(3)) throws {
+        self.context = context
+        self.pollInterval = pollInterval
+        let sip = context.configuration.sip
+        let logger = context.logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let platform = try Self.platform(sip)
+            let configuration = try Self.endpointConfiguration(sip, tls: context.tls, logger: logger)
+            endpoint = SIPEndpoint(configuration: configuration, loop: group.next(), logger: logger)
+            agent = RegistrationAgent(endpoint: endpoint, platform: platform, logger: logger)
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        let agent = self.agent
+        context.readiness.register("sip-platform", reason: "no platform side answers SIP keep-alives") { agent.isPlatformReachable }
+    }
+
+    func run() async throws {
+        let logger = context.logger
+        do {
+            try await endpoint.start()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let initialMark = try? await context.store.extensionsChangeMark()
+        let initial = try await Self.credentials(context.store)
+        try await endpoint.loop.submit { [agent] in agent.start(initial) }.get()
+        logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(agent.platform.primary)", "secondary": "\(agent.platform.secondary.map(\.description) ?? "none")"])
+        await cancelWhenGracefulShutdown {
+            var mark = initialMark
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.pollInterval)
+                guard let now = try? await self.context.store.extensionsChangeMark(), now != mark else { continue }
+                mark = now
+                guard let list = try? await Self.credentials(self.context.store) else { continue }
+                logger.info("Extensions changed in the database", metadata: ["count": "\(list.count)"])
+                try? await self.endpoint.loop.submit { [agent = self.agent] in agent.update(list) }.get()
+            }
+        }
+        await agent.stop()
+        await endpoint.stop()
+        try? await group.shutdownGracefully()
+        logger.info("SIP stopped")
+    }
+
+    static func credentials(_ store: Store) async throws -> [SIPExtensionCredentials] {
+        try await store.extensions().map {
+            SIPExtensionCredentials(user: $0.number, username: $0.authentication == .digest ? $0.digestUsername : $0.number,
+                                    password: $0.authentication == .digest ? $0.digestPassword : "", realm: $0.realm)
+        }
+    }
+
+    /// Listen addresses, advertised host and TLS contexts from `sip.*`.
+    static func endpointConfiguration(_ sip: TandemConfiguration.SIP, tls: TLSMaterial, logger: Logger) throws -> SIPEndpointConfiguration {
+        var listen: [SIPListenAddress] = []
+        for address in sip.listenAddresses {
+            for transport in sip.transports {
+                let kind = SIPTransport(rawValue: transport.rawValue) ?? .udp
+                listen.append(SIPListenAddress(transport: kind, host: address.description, port: kind == .tls ? sip.tlsPort : sip.listenPort))
+            }
+        }
+        let advertised: String
+        if !sip.advertisedAddress.isEmpty {
+            advertised = sip.advertisedAddress
+        } else if let first = sip.listenAddresses.first, !first.isUnspecified {
+            advertised = first.description
+        } else {
+            advertised = HostAddresses.relayCandidates(logger: logger).first?.description ?? "127.0.0.1"
+        }
+        var client = TLSConfiguration.makeClientConfiguration()
+        if !sip.tlsVerifyPeer { client.certificateVerification = .none }
+        return SIPEndpointConfiguration(
+            listen: listen, advertisedHost: advertised,
+            serverTLS: sip.transports.contains(.tls) ? try NIOSSLContext(configuration: tls.serverConfiguration()) : nil,
+            clientTLS: try NIOSSLContext(configuration: client))
+    }
+
+    /// The platform sides, resolved at start: address literals as they are, names through the
+    /// system resolver (A/AAAA). An outbound proxy takes every request, and does the failover
+    /// itself: the secondary is not used then.
+    static func platform(_ sip: TandemConfiguration.SIP) throws -> SIPPlatform {
+        let transport = SIPTransport(rawValue: sip.platformTransport.rawValue) ?? .udp
+        guard let primaryHost = HostAndPort(sip.platformPrimary) else { throw SIPServiceError.noPlatform }
+        let proxy = sip.outboundProxy.isEmpty ? nil : HostAndPort(sip.outboundProxy)
+        let secondaryHost = sip.platformSecondary.isEmpty || proxy != nil ? nil : HostAndPort(sip.platformSecondary)
+        let primary = try resolve(proxy ?? primaryHost, transport)
+        let secondary: SIPDestination? = if let secondaryHost { try resolve(secondaryHost, transport) } else { nil }
+        return SIPPlatform(
+            primary: primary, secondary: secondary,
+            domain: sip.domain.isEmpty ? primaryHost.host : sip.domain,
+            registrationExpires: sip.registrationExpires, keepAliveInterval: sip.keepAliveInterval,
+            registrationsPerSecond: sip.registrationsPerSecond)
+    }
+
+    static func resolve(_ target: HostAndPort, _ transport: SIPTransport) throws -> SIPDestination {
+        let port = target.port ?? transport.defaultPort
+        if target.isAddress {
+            return try SIPDestination(transport: transport, ipAddress: target.host, port: port, serverName: nil)
+        }
+        let address = try SocketAddress.makeAddressResolvingHost(target.host, port: port)
+        return SIPDestination(transport: transport, address: address, serverName: target.host)
+    }
+}
+
+enum SIPServiceError: Error, CustomStringConvertible {
+    case noPlatform
+
+    var description: String { "sip.platform-primary is not a host[:port]" }
+}
+
+extension TandemServer {
+    /// The SIP service, started after the Store (none without `sip.platform-primary`).
+    func makeSIPServices(_ context: ServeContext) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard !context.configuration.sip.platformPrimary.isEmpty else {
+            context.logger.info("SIP is off: sip.platform-primary is empty")
+            return []
+        }
+        return [.init(
+            service: try SIPService(context: context),
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup,
+            serviceName: "sip")]
+    }
+}
