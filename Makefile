@@ -8,10 +8,10 @@ SHELL := /bin/bash
 
 # C libraries the build links (SQLite for the Store; OpenSSL, libsrtp2, Opus and VP8 for media).
 BUILD_PACKAGES := libsqlite3-dev libssl-dev libsrtp2-dev libopus-dev libvpx-dev
-# Peers and tools the tests start themselves (coturn for TURN interop, Kamailio and sipp for SIP
-# interop, iproute2 for namespaces,
+# Peers and tools the tests start themselves (coturn for TURN interop, Kamailio, sipp, baresip and
+# tshark for SIP interop, iproute2 for namespaces,
 # Chromium and its driver for the browser tests, python3-venv for the aiortc peer).
-TEST_PACKAGES := $(BUILD_PACKAGES) coturn kamailio sip-tester iproute2 chromium chromium-driver python3-venv
+TEST_PACKAGES := $(BUILD_PACKAGES) coturn kamailio sip-tester baresip-core tshark iproute2 chromium chromium-driver python3-venv
 # Python test peers, pip-installed into a venv under the build directory: module=requirement.
 VENV := .build-venv
 PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6
@@ -32,5 +32,6 @@ test:
 	swift build --build-tests
 	TANDEM_INTEROP=required swift test
 	swift build --product tandem
-	python3 tools/interop/sip/run.py --tandem .build/debug/tandem
+	swift build --product sip-peer
+	python3 tools/interop/sip/run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer
 	python3 tools/interop/webrtc/run.py --tandem .build/debug/tandem --python $(VENV)/bin/python

@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "turn-load", targets: ["TURNLoad"]),
         .executable(name: "media-load", targets: ["MediaLoad"]),
         .executable(name: "sip-bench", targets: ["SIPBench"]),
+        .executable(name: "sip-peer", targets: ["SIPPeer"]),
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "TURN", targets: ["TURN"]),
         .library(name: "SDP", targets: ["SDP"]),
@@ -197,6 +198,19 @@ let package = Package(
         ),
         // Parser benchmark for tools/bench/sip.
         .executableTarget(name: "SIPBench", dependencies: ["SIP"], path: "tools/bench/sip/SIPBench", swiftSettings: strict),
+        // Tandem's SIP stack as a test peer for tools/interop/sip/run.py (answers with echo, or calls and checks a tone).
+        .executableTarget(
+            name: "SIPPeer",
+            dependencies: [
+                "SIP", "SIPUA", "G711",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "tools/interop/sip/SIPPeer",
+            swiftSettings: strict
+        ),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),

@@ -9,7 +9,13 @@ its own network namespace that has only `lo` (see shared/TESTING.md):
              move to the secondary; it comes back, they move back; then both die, and the
              staggered back-off (random 0…N/10 s, then 15 s) shows in the log until one returns
 
-  run.py --tandem .build/debug/tandem [SCENARIO ...]
+  calls      a sipp UAC calls extension 3001 through Kamailio; Tandem's UA (sip-peer) answers
+             with a G.711 SDP and echoes RTP: BYE from sipp, BYE from Tandem, CANCEL while ringing
+  baresip    Tandem's UA calls a registered baresip through Kamailio (answering Kamailio's 407)
+             with a 1 kHz tone; baresip auto-answers playing 440 Hz: Tandem must hear 440 Hz and
+             baresip's recording of Tandem's audio must be 1 kHz
+
+  run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer [SCENARIO ...]
 
 The script re-runs itself inside a fresh namespace (`ip netns exec`), so every peer, probe and
 Tandem itself see only that namespace's loopback.
@@ -27,7 +33,7 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIOS = ["register", "failover"]
+SCENARIOS = ["register", "failover", "calls", "baresip"]
 KAMAILIO_CFG = os.path.join(HERE, "kamailio.cfg")
 SIP_PORT = 5062
 
@@ -175,7 +181,7 @@ def extensions(first, count):
     return {str(n) for n in range(first, first + count)}
 
 
-def scenario_register(tandem_binary, workdir):
+def scenario_register(tandem_binary, workdir, _peer=None):
     facts = {}
     kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=20).start()
     tandem = Tandem(tandem_binary, workdir, "udp", secondary=False)
@@ -212,7 +218,7 @@ def scenario_register(tandem_binary, workdir):
         kamailio.kill()
 
 
-def scenario_failover(tandem_binary, workdir):
+def scenario_failover(tandem_binary, workdir, _peer=None):
     facts = {}
     primary = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
     secondary = Kamailio(workdir, "secondary", "127.0.0.2", max_expires=300).start()
@@ -265,13 +271,180 @@ def scenario_failover(tandem_binary, workdir):
         secondary.kill()
 
 
+def ulaw(sample):
+    """G.711 µ-law of a 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = 7
+    while exponent > 0 and not magnitude & (0x4000 >> (7 - exponent)):
+        exponent -= 1
+    return ~(sign | (exponent << 4) | ((magnitude >> (exponent + 3)) & 0x0F)) & 0xFF
+
+
+def tone(hz, seconds, rate=8000, amplitude=8000):
+    import math
+    return [int(amplitude * math.sin(2 * math.pi * hz * n / rate)) for n in range(int(seconds * rate))]
+
+
+def dominant(samples, rate=8000):
+    """(frequency, share of power) of the strongest 10 Hz step of a 1 s window mid-recording."""
+    import math
+    mid = len(samples) // 2
+    window = samples[max(0, mid - rate // 2):mid + rate // 2]
+    best, total = (0, 0.0), 0.0
+    for hz in range(50, 3500, 10):
+        c = 2 * math.cos(2 * math.pi * hz / rate)
+        s1 = s2 = 0.0
+        for x in window:
+            s1, s2 = x + c * s1 - s2, s1
+        power = s1 * s1 + s2 * s2 - c * s1 * s2
+        total += power
+        if power > best[1]:
+            best = (hz, power)
+    return best[0], (best[1] / total if total else 0)
+
+
+class Peer:
+    """sip-peer: Tandem's SIP stack registered as one extension."""
+
+    def __init__(self, binary, workdir, *args):
+        self.out = open(os.path.join(workdir, "sip-peer.out"), "a")
+        self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE, stderr=self.out, text=True, start_new_session=True)
+        self.registered = self.line(30)
+        assert "registered" in self.registered, self.registered
+
+    def line(self, timeout):
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError("sip-peer said nothing in time")
+        text = self.proc.stdout.readline()
+        if not text:
+            raise AssertionError(f"sip-peer exited ({self.proc.wait()})")
+        return json.loads(text)
+
+    def stop(self):
+        stop(self.proc)
+
+
+def capture(workdir, name):
+    path = os.path.join(workdir, f"{name}.pcap")
+    proc = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", "udp and not port 5060 and not port 5062", "-w", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(1)
+    return proc, path
+
+
+def udp_flows(path):
+    """{(src port, dst port): packets} of a capture."""
+    out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport"], capture_output=True, text=True)
+    flows = {}
+    for line in out.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0] and parts[1]:
+            key = (int(parts[0]), int(parts[1]))
+            flows[key] = flows.get(key, 0) + 1
+    return flows
+
+
+def sipp(workdir, scenario, service):
+    out = subprocess.run(["sipp", "127.0.0.1:5060", "-sf", os.path.join(HERE, scenario), "-s", service, "-i", "127.0.0.1", "-p", "5070",
+                          "-m", "1", "-timeout", "30s", "-nostdin", "-trace_err"], cwd=workdir, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"sipp {scenario} failed ({out.returncode}): {out.stdout[-1500:]}")
+
+
+def scenario_calls(tandem_binary, workdir, peer_binary):
+    facts = {}
+    kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(ulaw(x) for x in tone(440, 10)))
+    base = ["--mode", "answer", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001", "--answer-delay-ms", "1000", "--timeout", "40"]
+    try:
+        for case, scenario, extra in [("bye-from-sipp", "uac-bye.xml", []), ("bye-from-tandem", "uac-wait-bye.xml", ["--hangup-after", "3"]), ("cancel", "uac-cancel.xml", [])]:
+            dump, pcap = capture(workdir, case)
+            peer = Peer(peer_binary, workdir, *base, *extra)
+            try:
+                wait_for("3001 in Kamailio", lambda: "3001" in (kamailio.contacts() or {}), 10)
+                sipp(workdir, scenario, "3001")
+                result = peer.line(20)
+            finally:
+                peer.stop()
+                stop(dump, signal.SIGINT)
+            flows = udp_flows(pcap)
+            port = peer.registered["media_port"]
+            to_peer = sum(n for (src, dst), n in flows.items() if dst == port)
+            from_peer = sum(n for (src, dst), n in flows.items() if src == port)
+            if case == "cancel":
+                assert result["code"] == 487 and "cancelled" in result["ended"], result
+                assert to_peer == 0 and from_peer == 0, flows
+            else:
+                expected = "remote hangup" if case == "bye-from-sipp" else "local hangup"
+                assert result["ended"] == expected, result
+                # sipp streams 50 packets a second for about 3 s; every one comes back.
+                assert result["rtp_in"] >= 100 and result["rtp_echoed"] == result["rtp_in"], result
+                assert to_peer >= 100 and from_peer >= to_peer - 2, flows
+            facts[case] = {"ended": result["ended"], "rtp_to_tandem": to_peer, "rtp_echoed": from_peer}
+        return facts
+    finally:
+        kamailio.kill()
+
+
+def scenario_baresip(tandem_binary, workdir, peer_binary):
+    import wave
+    facts = {}
+    kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    home = os.path.join(workdir, "baresip")
+    records = os.path.join(workdir, "records")
+    os.makedirs(home, exist_ok=True)
+    os.makedirs(records, exist_ok=True)
+    with wave.open(os.path.join(workdir, "tone440.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in tone(440, 30)))
+    open(os.path.join(home, "accounts"), "w").write(
+        "<sip:1001@tandem.test>;auth_pass=pw1001;outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
+    open(os.path.join(home, "config"), "w").write("\n".join([
+        "sip_listen 127.0.0.1:5080", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
+        "module g711.so", "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
+        f"audio_source aufile,{workdir}/tone440.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
+    baresip_log = open(os.path.join(workdir, "baresip.log"), "w")
+    baresip = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=baresip_log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
+        peer = Peer(peer_binary, workdir, "--mode", "call", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001",
+                    "--target", "sip:1001@tandem.test", "--tone-hz", "1000", "--seconds", "4", "--timeout", "30")
+        try:
+            result = peer.line(30)
+        finally:
+            peer.stop()
+        facts["tandem_heard"] = {"hz": result.get("dominant_hz"), "share": round(result.get("tone_ratio", 0), 2), "rtp_in": result.get("rtp_in")}
+        assert result.get("rtp_in", 0) >= 100, result
+        assert abs(result["dominant_hz"] - 440) <= 20 and result["tone_ratio"] > 0.5, result
+        assert "407" not in result["ended"], result
+        stop(baresip)
+        decoded = [f for f in os.listdir(records) if f.endswith("-dec.wav")]
+        assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
+        with wave.open(os.path.join(records, decoded[0])) as w:
+            frames = w.readframes(w.getnframes())
+            rate = w.getframerate()
+        samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
+        hz, share = dominant(samples)
+        facts["baresip_heard"] = {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
+        assert abs(hz - 1000) <= 20 and share > 0.5, facts
+        return facts
+    finally:
+        stop(baresip)
+        kamailio.kill()
+
+
 def inner(args):
     failed = 0
     for name in args.scenarios:
         workdir = tempfile.mkdtemp(prefix=f"tandem-sip-{name}-")
         started = time.monotonic()
         try:
-            facts = {"register": scenario_register, "failover": scenario_failover}[name](args.tandem, workdir)
+            facts = {"register": scenario_register, "failover": scenario_failover, "calls": scenario_calls, "baresip": scenario_baresip}[name](args.tandem, workdir, args.peer)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
             failed += 1
@@ -286,17 +459,19 @@ def inner(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tandem", required=True)
+    p.add_argument("--peer", required=True, help="sip-peer binary")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("scenarios", nargs="*", default=SCENARIOS)
     a = p.parse_args()
     a.tandem = os.path.abspath(a.tandem)
+    a.peer = os.path.abspath(a.peer)
     if a.inside:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         sys.exit(inner(a))
     ns = f"tandem-sip-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        code = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "--inside", "--tandem", a.tandem, *a.scenarios]).returncode
+        code = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "--inside", "--tandem", a.tandem, "--peer", a.peer, *a.scenarios]).returncode
     finally:
         subprocess.run(["ip", "netns", "del", ns])
     sys.exit(code)
