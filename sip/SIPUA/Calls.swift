@@ -123,9 +123,10 @@ public final class SIPCallManager: @unchecked Sendable {
 
     // MARK: outgoing
 
-    /// Places a call from extension `user` to `target` (a SIP URI) with `body` as the offer.
+    /// Places a call from extension `user` to `target` (a SIP URI) with `body` as the offer;
+    /// `headers` are added to the INVITE (Require: 100rel, P-Asserted-Identity, …).
     @discardableResult
-    public func call(from user: String, to target: String, body: [UInt8], contentType: String = "application/sdp") -> SIPCall? {
+    public func call(from user: String, to target: String, body: [UInt8], contentType: String = "application/sdp", headers: [(String, String)] = []) -> SIPCall? {
         endpoint.loop.preconditionInEventLoop()
         guard let destination = route(user) else { return nil }
         let call = SIPCall(direction: .outgoing, user: user, remoteURI: target, callID: SIPEndpoint.newCallID(), localBody: body, localContentType: contentType, destination: destination)
@@ -143,6 +144,7 @@ public final class SIPCallManager: @unchecked Sendable {
         invite.headers.append("Supported", "100rel, timer")
         invite.headers.append("Session-Expires", String(sessionInterval))
         invite.headers.append("Min-SE", String(SessionTimer.minimum))
+        for (name, value) in headers { invite.headers.append(name, value) }
         invite.headers.append("Content-Type", contentType)
         invite.body = body
         pending[call.callID] = call

@@ -556,33 +556,43 @@ extension String {
 }
 
 /// The SIP counters (swift-metrics): transactions, retransmissions, responses by class,
-/// parse errors, timeouts.
-struct SIPMetrics {
+/// parse errors, timeouts. Each counter is made once and kept (the endpoint's loop only).
+final class SIPMetrics {
     enum Kind: String { case client, server }
     enum ParseErrorKind: String { case request, response, stream }
 
+    private static let methods: Set<String> = ["INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "UPDATE", "INFO"]
+    private var counters: [String: Counter] = [:]
+
+    private func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        if let counter = counters[key] { return counter }
+        let counter = Counter(label: label, dimensions: dimensions)
+        counters[key] = counter
+        return counter
+    }
+
     func transaction(_ kind: Kind, _ method: SIPMethod) {
-        let known: Set<String> = ["INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "UPDATE", "INFO"]
-        Counter(label: "tandem_sip_transactions_total", dimensions: [("kind", kind.rawValue), ("method", known.contains(method.name) ? method.name : "other")]).increment()
+        counter("tandem_sip_transactions_total", [("kind", kind.rawValue), ("method", Self.methods.contains(method.name) ? method.name : "other")]).increment()
     }
 
     func retransmission(_ kind: Kind) {
-        Counter(label: "tandem_sip_retransmissions_total", dimensions: [("kind", kind.rawValue)]).increment()
+        counter("tandem_sip_retransmissions_total", [("kind", kind.rawValue)]).increment()
     }
 
     func retransmissionReceived() {
-        Counter(label: "tandem_sip_retransmissions_received_total").increment()
+        counter("tandem_sip_retransmissions_received_total").increment()
     }
 
     func response(_ code: Int, sent: Bool) {
-        Counter(label: "tandem_sip_responses_total", dimensions: [("class", "\(code / 100)xx"), ("direction", sent ? "sent" : "received")]).increment()
+        counter("tandem_sip_responses_total", [("class", "\(min(max(code / 100, 1), 6))xx"), ("direction", sent ? "sent" : "received")]).increment()
     }
 
     func parseErrors(_ kind: ParseErrorKind) {
-        Counter(label: "tandem_sip_parse_errors_total", dimensions: [("kind", kind.rawValue)]).increment()
+        counter("tandem_sip_parse_errors_total", [("kind", kind.rawValue)]).increment()
     }
 
     func timeout() {
-        Counter(label: "tandem_sip_transaction_timeouts_total").increment()
+        counter("tandem_sip_transaction_timeouts_total").increment()
     }
 }

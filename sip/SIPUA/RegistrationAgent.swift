@@ -94,6 +94,13 @@ public final class RegistrationAgent: @unchecked Sendable {
     }
 
     private var extensions: [String: Extension] = [:]
+    /// Extensions by status and side, kept as they change (publishing must not walk them all).
+    private var counts: [Status: Int] = [:]
+    private var registeredBySide: [PlatformSide: Int] = [:]
+    private var failures: [String: String] = [:]
+    private let gauges: [(Status, Gauge)] = [Status.unregistered, .registering, .registered, .failed].map {
+        ($0, Gauge(label: "tandem_sip_registrations", dimensions: [("state", $0.rawValue)]))
+    }
     private var reachable: [PlatformSide: Bool] = [:]
     private var keepAliveTimer: RepeatedTask?
     private var generator = SystemRandomNumberGenerator()
@@ -147,6 +154,7 @@ public final class RegistrationAgent: @unchecked Sendable {
             let first = ext.backoff.start()
             ext.side = first.side
             extensions[item.user] = ext
+            tally(ext, +1)
             let delay = Int64(started) * 1000 / Int64(perSecond)
             started += 1
             schedule(item.user, afterMilliseconds: delay) { $0.attempt(item.user, on: first.side) }
@@ -198,8 +206,10 @@ public final class RegistrationAgent: @unchecked Sendable {
             return
         }
         if side != ext.side {
+            tally(ext, -1)
             ext.client = makeClient(ext.credentials)
             ext.side = side
+            tally(ext, +1)
         }
         ext.generation += 1
         setStatus(&ext, .registering)
@@ -243,7 +253,7 @@ public final class RegistrationAgent: @unchecked Sendable {
                 let side = ext.side
                 let next = lost ? ext.backoff.lost(side) : ext.backoff.failed(on: side, retryAfterSeconds: retryAfter, using: &generator)
                 extensions[user] = ext
-                snapshot.withLock { $0.summary.failures[user] = statusCode.map { "\($0) \(reason)" } ?? reason }
+                failures[user] = statusCode.map { "\($0) \(reason)" } ?? reason
                 reschedule(user, next, reason: statusCode.map { "\($0) \(reason)" } ?? reason)
             }
         }
@@ -320,7 +330,8 @@ public final class RegistrationAgent: @unchecked Sendable {
     private func forget(_ user: String) {
         guard let ext = extensions.removeValue(forKey: user) else { return }
         ext.timer?.cancel()
-        snapshot.withLock { _ = $0.summary.failures.removeValue(forKey: user) }
+        tally(ext, -1)
+        failures[user] = nil
         publish()
     }
 
@@ -399,26 +410,27 @@ public final class RegistrationAgent: @unchecked Sendable {
     // MARK: counts
 
     private func setStatus(_ ext: inout Extension, _ status: Status) {
+        tally(ext, -1)
         ext.status = status
+        if status != .failed { failures[ext.credentials.user] = nil }
+        tally(ext, +1)
+    }
+
+    private func tally(_ ext: Extension, _ delta: Int) {
+        counts[ext.status, default: 0] += delta
+        if ext.status == .registered { registeredBySide[ext.side, default: 0] += delta }
     }
 
     private func publish() {
         var summary = RegistrationSummary()
-        for ext in extensions.values {
-            switch ext.status {
-            case .registered: summary.registered[ext.side, default: 0] += 1
-            case .registering: summary.registering += 1
-            case .failed: summary.failed += 1
-            case .unregistered: summary.unregistered += 1
-            }
-        }
-        let byState: [(Status, Int)] = [(.unregistered, summary.unregistered), (.registering, summary.registering), (.registered, summary.registeredCount), (.failed, summary.failed)]
-        for (status, n) in byState {
-            Gauge(label: "tandem_sip_registrations", dimensions: [("state", status.rawValue)]).record(n)
-        }
+        summary.registered = registeredBySide.filter { $0.value > 0 }
+        summary.registering = counts[.registering] ?? 0
+        summary.failed = counts[.failed] ?? 0
+        summary.unregistered = counts[.unregistered] ?? 0
+        summary.failures = failures
+        for (status, gauge) in gauges { gauge.record(counts[status] ?? 0) }
         let reachable = self.reachable
         snapshot.withLock {
-            summary.failures = $0.summary.failures.filter { extensions[$0.key]?.status == .failed }
             $0.summary = summary
             $0.reachable = reachable
         }

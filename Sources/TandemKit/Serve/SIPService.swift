@@ -100,8 +100,8 @@ final class SIPService: Service {
             clientTLS: try NIOSSLContext(configuration: client))
     }
 
-    /// The platform sides, resolved at start: address literals as they are, names through the
-    /// system resolver (A/AAAA). An outbound proxy takes every request, and does the failover
+    /// The platform sides, resolved at start: address literals as they are, names through
+    /// DNS SRV and A/AAAA (RFC 3263), then the system resolver (/etc/hosts). An outbound proxy takes every request, and does the failover
     /// itself: the secondary is not used then.
     static func platform(_ sip: TandemConfiguration.SIP) throws -> SIPPlatform {
         let transport = SIPTransport(rawValue: sip.platformTransport.rawValue) ?? .udp
@@ -117,13 +117,12 @@ final class SIPService: Service {
             registrationsPerSecond: sip.registrationsPerSecond)
     }
 
+    /// RFC 3263: an address as it is; a name by SRV (without a port) and A/AAAA, the first
+    /// address in the order to try (the DNS is asked at start).
     static func resolve(_ target: HostAndPort, _ transport: SIPTransport) throws -> SIPDestination {
-        let port = target.port ?? transport.defaultPort
-        if target.isAddress {
-            return try SIPDestination(transport: transport, ipAddress: target.host, port: port, serverName: nil)
-        }
-        let address = try SocketAddress.makeAddressResolvingHost(target.host, port: port)
-        return SIPDestination(transport: transport, address: address, serverName: target.host)
+        let all = try SIPResolver().resolve(host: target.host, port: target.port, transport: transport)
+        guard let first = all.first else { throw SIPServiceError.noPlatform }
+        return first
     }
 }
 

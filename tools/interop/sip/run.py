@@ -63,13 +63,14 @@ class Kamailio:
     """A registrar/proxy from kamailio.cfg on `address` (udp and tcp), with a binrpc socket
     for `kamcmd ul.dump`; `max_expires` caps the expiry it grants."""
 
-    def __init__(self, workdir, name, address, max_expires):
-        self.workdir, self.name, self.address, self.max_expires = workdir, name, address, max_expires
+    def __init__(self, workdir, name, address, max_expires, children=1):
+        self.workdir, self.name, self.address, self.max_expires, self.children = workdir, name, address, max_expires, children
         self.ctl = os.path.join(workdir, f"{name}.ctl")
         self.proc = None
 
     def start(self):
         text = open(KAMAILIO_CFG).read()
+        text = text.replace("children=1", f"children={self.children}")
         text = text.replace("listen=udp:127.0.0.1:5060", f"listen=udp:{self.address}:5060\nlisten=tcp:{self.address}:5060")
         text = text.replace('modparam("usrloc", "db_mode", 0)',
                             f'modparam("usrloc", "db_mode", 0)\nloadmodule "ctl.so"\nmodparam("ctl", "binrpc", "unix:{self.ctl}")\n'

@@ -20,7 +20,7 @@ import SIPUA
 struct SIPPeer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sip-peer", abstract: "Tandem's SIP stack as an interop test peer.")
 
-    enum Mode: String, ExpressibleByArgument { case answer, call }
+    enum Mode: String, ExpressibleByArgument { case answer, call, register }
 
     @Option var mode: Mode
     @Option(help: "Local SIP address host:port (UDP).") var listen = "127.0.0.1:5062"
@@ -35,6 +35,10 @@ struct SIPPeer: AsyncParsableCommand {
     @Option(help: "answer: hang up (BYE) this many seconds after answering (0 = wait for the peer).") var hangupAfter = 0.0
     @Option(help: "answer: exit after this many calls ended.") var calls = 1
     @Option(help: "Give up after this many seconds.") var timeout = 60.0
+    @Option(help: "register: the extensions, first-last (password pw + number).") var extensions: String?
+    @Option(help: "register: REGISTERs started per second.") var rate = 200
+    @Flag(help: "answer: no line per call (for load).") var quiet = false
+    @Flag(help: "answer: no 180 before the 200 (for load through a multi-process proxy, which may reorder them).") var noRing = false
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -51,20 +55,25 @@ struct SIPPeer: AsyncParsableCommand {
         try await endpoint.start()
         let platformParts = platform.split(separator: ":")
         let destination = try SIPDestination(transport: .udp, ipAddress: String(platformParts[0]), port: Int(platformParts[1]) ?? 5060)
-        let agent = RegistrationAgent(endpoint: endpoint, platform: SIPPlatform(primary: destination, domain: domain, keepAliveInterval: 0), logger: logger)
+        let agent = RegistrationAgent(endpoint: endpoint, platform: SIPPlatform(primary: destination, domain: domain, keepAliveInterval: 0, registrationsPerSecond: rate), logger: logger)
+        if mode == .register {
+            try await registerMany(agent: agent, loop: loop)
+            await endpoint.stop()
+            return
+        }
         let (user, password) = (self.user, self.password)
         let manager = SIPCallManager(endpoint: endpoint, domain: domain, logger: logger,
                                      credentials: { $0 == user ? (user, password) : nil }, route: { _ in destination })
         let results = AsyncStream<String>.makeStream()
         let media = try await MediaSocket.bind(host: String(parts[0]), loop: loop)
-        let mode = self.mode, answerDelayMs = self.answerDelayMs, hangupAfter = self.hangupAfter
+        let mode = self.mode, answerDelayMs = self.answerDelayMs, hangupAfter = self.hangupAfter, ring = !noRing
         try await loop.submit {
             manager.install()
             agent.start([SIPExtensionCredentials(user: user, username: user, password: password)])
             manager.onIncomingCall = { call in
                 guard mode == .answer else { return call.reject(486, "Busy Here") }
                 media.reset(echo: true)
-                call.ring()
+                if ring { call.ring() }
                 let answer = Self.sdp(port: media.port)
                 let started = NIODeadline.now()
                 call.onEvent = { event in
@@ -95,11 +104,13 @@ struct SIPPeer: AsyncParsableCommand {
         Self.emit(Self.json(["registered": user, "media_port": media.port]))
 
         switch mode {
+        case .register:
+            return
         case .answer:
             var ended = 0
             let timer = Task { try await Task.sleep(for: .seconds(timeout)); results.continuation.finish() }
             for await line in results.stream {
-                Self.emit(line)
+                if !quiet { Self.emit(line) }
                 ended += 1
                 if ended >= calls { break }
             }
@@ -140,6 +151,33 @@ struct SIPPeer: AsyncParsableCommand {
         await agent.stop()
         await endpoint.stop()
         try await media.close()
+    }
+
+    /// Registers every extension of `--extensions` at `--rate` and reports how long it took
+    /// and the CPU time it cost this process.
+    func registerMany(agent: RegistrationAgent, loop: any EventLoop) async throws {
+        guard let text = extensions, let dash = text.firstIndex(of: "-"), let first = Int(text[..<dash]), let last = Int(text[text.index(after: dash)...]), first <= last else {
+            throw ValidationError("--extensions first-last")
+        }
+        let list = (first...last).map { SIPExtensionCredentials(user: String($0), username: String($0), password: "pw\($0)") }
+        let cpu0 = Self.cpuSeconds()
+        let started = ContinuousClock.now
+        try await loop.submit { agent.start(list) }.get()
+        let deadline = started + .seconds(timeout)
+        var summary = agent.summary
+        while summary.registeredCount + summary.failed < list.count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            summary = agent.summary
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        Self.emit(Self.json(["registered": summary.registeredCount, "failed": summary.failed, "seconds": seconds, "cpu_seconds": Self.cpuSeconds() - cpu0]))
+    }
+
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     static func sdp(port: Int) -> String {
