@@ -75,6 +75,13 @@ struct CallTests {
         #expect(try await a.on { a.lastCall?.state } == .confirmed)
         try await a.on { a.lastCall?.sendInfo(body: Array("Signal=5".utf8), contentType: "application/dtmf-relay") }
         try await b.waitFor("info Signal=5")
+        // A re-INVITE with a new offer (say, hold): B sees it and answers with its description;
+        // A gets that answer.
+        try await a.on { a.lastCall?.update(body: Array("v=0 hold".utf8)) }
+        try await b.waitFor("updated")
+        try await a.waitFor("updated")
+        #expect(try await b.on { b.lastCall.map { String(decoding: $0.remoteBody ?? [], as: UTF8.self) } } == "v=0 hold")
+        #expect(try await a.on { a.lastCall?.state } == .confirmed)
         try await b.on { b.lastCall?.hangUp() }
         try await a.waitFor("ended remote hangup")
         try await b.waitFor("ended local hangup")

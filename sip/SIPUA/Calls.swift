@@ -592,12 +592,20 @@ public final class SIPCallManager: @unchecked Sendable {
     }
 
     /// A session refresh: re-INVITE with the same session description (RFC 4028 §7.4).
-    private func refresh(_ call: SIPCall) {
-        guard var dialog = call.dialog, let timer = call.sessionTimer else { return }
+    private func refresh(_ call: SIPCall) { reinvite(call, body: nil) }
+
+    /// A re-INVITE (RFC 3261 §14) with `body` as the new offer (hold, resume, video), or the
+    /// current one for a session refresh; its 2xx is ACKed and refreshes the session timer.
+    /// A 491 (glare) is retried once after a random 2.1–4 s (§14.1).
+    func reinvite(_ call: SIPCall, body: [UInt8]?, glareRetry: Bool = true) {
+        guard var dialog = call.dialog, call.state == .confirmed, !call.reinviting else { return }
+        if let body { call.localBody = body }
         var reinvite = dialog.request(.invite, via: endpoint.newVia(nextHop(call).transport))
         reinvite.headers.append("Allow", SIPEndpoint.allow)
         reinvite.headers.append("Supported", "timer")
-        reinvite.headers.append("Session-Expires", SessionTimer(interval: timer.interval, refresher: call.direction == .outgoing ? .uac : .uas).headerValue)
+        if let timer = call.sessionTimer {
+            reinvite.headers.append("Session-Expires", SessionTimer(interval: timer.interval, refresher: call.direction == .outgoing ? .uac : .uas).headerValue)
+        }
         reinvite.headers.append("Content-Type", call.localContentType)
         reinvite.body = call.localBody
         call.dialog = dialog
@@ -608,27 +616,43 @@ public final class SIPCallManager: @unchecked Sendable {
             switch event {
             case .response(let response):
                 guard let code = response.statusCode, code >= 200 else { return }
+                guard call.reinviting else {
+                    if (200...299).contains(code) { self.ackReinvite(call, reinvite, destination) }  // a retransmitted 2xx
+                    return
+                }
                 call.reinviting = false
                 if (200...299).contains(code) {
-                    var ackDialog = call.dialog
-                    if var d = ackDialog, let cseq = reinvite.cseq {
-                        let ack = d.request(.ack, via: self.endpoint.newVia(destination.transport), cseq: cseq.sequence)
-                        ackDialog = d
-                        self.endpoint.sendStateless(ack, to: destination)
-                    }
-                    call.dialog = ackDialog
+                    self.ackReinvite(call, reinvite, destination)
                     if let t = response.headers.first("Session-Expires").flatMap(SessionTimer.init(parsing:)) { call.sessionTimer = t }
+                    if let contact = response.contacts.first?.uri { call.dialog?.remoteTarget = contact }
                     self.restartSessionTimer(call)
+                    if body != nil, !response.body.isEmpty {
+                        call.remoteBody = response.body
+                        call.onEvent(.updated(body: response.body))
+                    }
                 } else if code == 481 || code == 408 {
-                    self.end(call, reason: "session refresh: \(code)", code: code)
+                    self.end(call, reason: "re-INVITE: \(code)", code: code)
+                } else if code == 491, glareRetry {
+                    let wait = Int64.random(in: 2100...4000)
+                    call.timers["glare"] = self.endpoint.loop.scheduleTask(in: .milliseconds(wait)) { [weak self, weak call] in
+                        guard let self, let call else { return }
+                        self.reinvite(call, body: body, glareRetry: false)
+                    }
                 } else {
-                    self.restartSessionTimer(call)  // refused, the session stays (RFC 4028 §10)
+                    self.restartSessionTimer(call)  // refused: the session stays as it was (RFC 4028 §10)
                 }
             case .timeout:
                 call.reinviting = false
-                self.bye(call, reason: "session refresh timed out")
+                self.bye(call, reason: "re-INVITE timed out")
             }
         }
+    }
+
+    private func ackReinvite(_ call: SIPCall, _ reinvite: SIPMessage, _ destination: SIPDestination) {
+        guard var dialog = call.dialog, let cseq = reinvite.cseq else { return }
+        let ack = dialog.request(.ack, via: endpoint.newVia(destination.transport), cseq: cseq.sequence)
+        call.dialog = dialog
+        endpoint.sendStateless(ack, to: destination)
     }
 
     /// Sends an INFO in the call's dialog.
@@ -670,6 +694,9 @@ extension SIPCall {
     public func reject(_ code: Int, _ reason: String) { manager?.reject(self, code, reason) }
     /// Ends the call whatever its state.
     public func hangUp() { manager?.hangUp(self) }
+    /// Sends a re-INVITE with a new offer (hold, resume, adding video); the answer comes as
+    /// ``Event/updated(body:)``.
+    public func update(body: [UInt8]) { manager?.reinvite(self, body: body) }
     /// Sends an INFO (RFC 6086) in the established dialog.
     public func sendInfo(body: [UInt8], contentType: String) { manager?.info(self, body: body, contentType: contentType) }
 }

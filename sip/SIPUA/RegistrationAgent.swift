@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import Metrics
 import NIOCore
@@ -20,9 +21,13 @@ public struct SIPPlatform: Sendable {
     public var keepAliveTimeoutMilliseconds: Int64
     /// REGISTERs started per second when many extensions begin at once.
     public var registrationsPerSecond: Int
+    /// Whether each Contact carries `+sip.instance` and `reg-id` (RFC 5626 §4.2): a registrar
+    /// that supports outbound then replaces this node's binding instead of adding one after a
+    /// restart; others ignore the parameters.
+    public var instanceIDs: Bool
 
     public init(primary: SIPDestination, secondary: SIPDestination? = nil, domain: String, registrationExpires: Int = 600,
-                keepAliveInterval: Int = 30, keepAliveTimeoutMilliseconds: Int64 = 4000, registrationsPerSecond: Int = 200) {
+                keepAliveInterval: Int = 30, keepAliveTimeoutMilliseconds: Int64 = 4000, registrationsPerSecond: Int = 200, instanceIDs: Bool = true) {
         self.primary = primary
         self.secondary = secondary
         self.domain = domain
@@ -30,6 +35,7 @@ public struct SIPPlatform: Sendable {
         self.keepAliveInterval = keepAliveInterval
         self.keepAliveTimeoutMilliseconds = keepAliveTimeoutMilliseconds
         self.registrationsPerSecond = registrationsPerSecond
+        self.instanceIDs = instanceIDs
     }
 
     public func destination(_ side: PlatformSide) -> SIPDestination? { side == .primary ? primary : secondary }
@@ -189,6 +195,8 @@ public final class RegistrationAgent: @unchecked Sendable {
             contact: endpoint.contactURI(user: credentials.user, transport: transport),
             via: "\(transport.viaToken) \(endpoint.sentBy(transport))",
             expires: platform.registrationExpires,
+            instanceID: platform.instanceIDs ? "<urn:uuid:\(InstanceID.uuid(for: "\(endpoint.sentBy(transport))/\(credentials.user)"))>" : nil,
+            registrationID: platform.instanceIDs ? 1 : nil,
             username: credentials.username,
             password: credentials.password,
             realm: credentials.realm.isEmpty ? nil : credentials.realm)
@@ -434,5 +442,21 @@ public final class RegistrationAgent: @unchecked Sendable {
             $0.summary = summary
             $0.reachable = reachable
         }
+    }
+}
+
+/// A `+sip.instance` URN that stays the same across restarts (RFC 5626 §4.1): a name-based
+/// UUID (RFC 9562 §5.5, version 5) of this node's address and the extension.
+enum InstanceID {
+    /// The namespace of Tandem's instance names (a fixed random UUID).
+    static let namespace: [UInt8] = [0x6e, 0x1f, 0x2a, 0x4c, 0x93, 0x0b, 0x4e, 0x57, 0xa4, 0x71, 0x0c, 0x3d, 0x8b, 0x52, 0xe6, 0x19]
+
+    static func uuid(for name: String) -> String {
+        var digest = Array(Insecure.SHA1.hash(data: namespace + Array(name.utf8)).prefix(16))
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        let hex = digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let h = Array(hex)
+        return [h[0..<8], h[8..<12], h[12..<16], h[16..<20], h[20..<32]].map { String($0) }.joined(separator: "-")
     }
 }

@@ -98,6 +98,7 @@ extension ConfigurationKey {
     static let sipRegistrationExpires = Self("sip.registration-expires", default: "600", "Expiry asked for in REGISTER, seconds (at least 300); refreshed a minute before it ends.")
     static let sipKeepAliveInterval = Self("sip.keep-alive-interval", default: "30", "Seconds between OPTIONS keep-alives to each platform side (0 = none; /readyz then follows the registrations).")
     static let sipRegistrationsPerSecond = Self("sip.registrations-per-second", default: "200", "REGISTERs started per second when many extensions start at once.")
+    static let sipInstanceID = Self("sip.instance-id", default: "true", "Send +sip.instance and reg-id (RFC 5626) with each Contact, so a registrar that supports outbound replaces a restarted node's bindings instead of adding to them.")
     static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
 
     /// Every key, in the order of `config/tandem.yaml`.
@@ -114,6 +115,6 @@ extension ConfigurationKey {
         .mediaOpusBitrate, .mediaOpusComplexity, .mediaOpusGovernor, .mediaSIPCodec, .mediaPreferPassThrough, .mediaConsentTimeout, .mediaEcho,
         .sipListenAddresses, .sipListenPort, .sipTLSPort, .sipTransports, .sipAdvertisedAddress,
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
-        .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipTLSVerifyPeer,
+        .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
     ]
 }

@@ -183,6 +183,7 @@ extension TandemConfiguration {
         sip.registrationExpires = try parser.integer(.sipRegistrationExpires, in: 300...86_400)
         sip.keepAliveInterval = try parser.integer(.sipKeepAliveInterval, in: 0...3600)
         sip.registrationsPerSecond = try parser.integer(.sipRegistrationsPerSecond, in: 1...100_000)
+        sip.instanceID = try parser.boolean(.sipInstanceID)
         sip.tlsVerifyPeer = try parser.boolean(.sipTLSVerifyPeer)
         configuration.sip = sip
 

@@ -64,6 +64,7 @@ extension TandemConfiguration {
         case .sipRegistrationExpires: return one(sip.registrationExpires)
         case .sipKeepAliveInterval: return one(sip.keepAliveInterval)
         case .sipRegistrationsPerSecond: return one(sip.registrationsPerSecond)
+        case .sipInstanceID: return one(sip.instanceID)
         case .sipTLSVerifyPeer: return one(sip.tlsVerifyPeer)
         default: preconditionFailure("unknown configuration key \(key.name)")
         }

@@ -53,6 +53,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var registrationExpires = 600
         public var keepAliveInterval = 30
         public var registrationsPerSecond = 200
+        public var instanceID = true
         public var tlsVerifyPeer = true
 
         public init() {}

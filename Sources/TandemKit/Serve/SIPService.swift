@@ -114,7 +114,7 @@ final class SIPService: Service {
             primary: primary, secondary: secondary,
             domain: sip.domain.isEmpty ? primaryHost.host : sip.domain,
             registrationExpires: sip.registrationExpires, keepAliveInterval: sip.keepAliveInterval,
-            registrationsPerSecond: sip.registrationsPerSecond)
+            registrationsPerSecond: sip.registrationsPerSecond, instanceIDs: sip.instanceID)
     }
 
     /// RFC 3263: an address as it is; a name by SRV (without a port) and A/AAAA, the first

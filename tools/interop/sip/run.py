@@ -15,6 +15,10 @@ its own network namespace that has only `lo` (see shared/TESTING.md):
              with a 1 kHz tone; baresip auto-answers playing 440 Hz: Tandem must hear 440 Hz and
              baresip's recording of Tandem's audio must be 1 kHz
 
+  forking    extension 1002 is registered twice (two sip-peers); Kamailio forks Tandem's INVITE
+             to both, both answer at once: Tandem keeps one call (and hears its tone echoed by
+             it), the other fork is cancelled by Kamailio or ACKed and ended with BYE by Tandem
+
   run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer [SCENARIO ...]
 
 The script re-runs itself inside a fresh namespace (`ip netns exec`), so every peer, probe and
@@ -33,7 +37,7 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIOS = ["register", "failover", "calls", "baresip"]
+SCENARIOS = ["register", "failover", "calls", "baresip", "forking"]
 KAMAILIO_CFG = os.path.join(HERE, "kamailio.cfg")
 SIP_PORT = 5062
 
@@ -93,6 +97,7 @@ class Kamailio:
         out = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "ul.dump"], capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
             return None
+        self.last_dump = out.stdout
         bindings = {}
         aor = None
         for line in out.stdout.splitlines():
@@ -197,6 +202,10 @@ def scenario_register(tandem_binary, workdir, _peer=None):
         bindings = wait_for("100 bindings in Kamailio", lambda: (lambda b: b if b is not None and wanted <= set(b) else None)(kamailio.contacts()), 30)
         facts["registered_s"] = round(time.monotonic() - started, 2)
         assert "3100" not in bindings, "the wrong password registered"
+        # RFC 5626: each Contact carries a stable +sip.instance and reg-id.
+        instances = set(re.findall(r"urn:uuid:[0-9a-f-]{36}", kamailio.last_dump))
+        assert len(instances) == 100, f"{len(instances)} instance ids: {kamailio.last_dump[:1500]}"
+        facts["instance_ids"] = len(instances)
         wait_for("3100 reported with wrong credentials", lambda: re.search(r"extension=3100 .*Wrong credentials|Wrong credentials.*extension=3100", tandem.log()), 10)
         wait_for("registered gauge 100", lambda: tandem.metric("tandem_sip_registrations", state="registered") == 100, 10)
         assert tandem.metric("tandem_sip_registrations", state="failed") == 1
@@ -212,7 +221,6 @@ def scenario_register(tandem_binary, workdir, _peer=None):
         # Graceful shutdown unregisters the rest.
         tandem.stop()
         wait_for("no bindings after shutdown", lambda: kamailio.contacts() == {}, 10)
-        facts["register_transactions"] = "ok"
         return facts
     finally:
         tandem.stop()
@@ -439,13 +447,42 @@ def scenario_baresip(tandem_binary, workdir, peer_binary):
         kamailio.kill()
 
 
+def scenario_forking(tandem_binary, workdir, peer_binary):
+    facts = {}
+    kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    callees = []
+    try:
+        for port in (5063, 5064):
+            callees.append(Peer(peer_binary, workdir, "--mode", "answer", "--listen", f"127.0.0.1:{port}", "--user", "1002", "--password", "pw1002",
+                                "--answer-delay-ms", "0", "--timeout", "40"))
+        wait_for("two bindings of 1002", lambda: kamailio.last_dump.count("sip:1002@127.0.0.1:506") == 2 if kamailio.contacts() is not None else False, 10)
+        caller = Peer(peer_binary, workdir, "--mode", "call", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001",
+                      "--target", "sip:1002@tandem.test", "--tone-hz", "1000", "--seconds", "3", "--timeout", "30")
+        try:
+            result = caller.line(30)
+        finally:
+            caller.stop()
+        ends = sorted((c.line(15) for c in callees), key=lambda r: r["seconds"])
+        facts["caller"] = {"ended": result["ended"], "heard_hz": result["dominant_hz"], "rtp_in": result["rtp_in"]}
+        facts["forks"] = [{"ended": r["ended"], "code": r["code"], "seconds": round(r["seconds"], 2), "rtp_in": r["rtp_in"]} for r in ends]
+        assert result["ended"] == "local hangup" and abs(result["dominant_hz"] - 1000) <= 20, result
+        kept, dropped = ends[-1], ends[0]
+        assert kept["ended"] == "remote hangup" and kept["rtp_in"] >= 100, ends
+        assert dropped["ended"] in ("remote hangup", "cancelled by the caller") and dropped["seconds"] < 2 and dropped["rtp_in"] < 10, ends
+        return facts
+    finally:
+        for c in callees:
+            c.stop()
+        kamailio.kill()
+
+
 def inner(args):
     failed = 0
     for name in args.scenarios:
         workdir = tempfile.mkdtemp(prefix=f"tandem-sip-{name}-")
         started = time.monotonic()
         try:
-            facts = {"register": scenario_register, "failover": scenario_failover, "calls": scenario_calls, "baresip": scenario_baresip}[name](args.tandem, workdir, args.peer)
+            facts = {"register": scenario_register, "failover": scenario_failover, "calls": scenario_calls, "baresip": scenario_baresip, "forking": scenario_forking}[name](args.tandem, workdir, args.peer)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
             failed += 1
