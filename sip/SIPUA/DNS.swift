@@ -171,28 +171,11 @@ public enum DNS {
     public static func ask(_ name: String, _ type: RecordType, server: String, port: UInt16 = 53, timeoutMilliseconds: Int = 2000) throws(Error) -> Answer {
         let id = UInt16.random(in: 0...UInt16.max)
         let request = try query(id: id, name: name, type: type)
-        let v6 = server.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard let address = try? SocketAddress(ipAddress: server, port: Int(port)) else { throw .noServer }
+        let fd = socket(address.protocol.rawValue, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw .noServer }
         defer { close(fd) }
-        var sent = -1
-        if v6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, server, &address.sin6_addr) == 1 else { throw .noServer }
-            sent = withUnsafePointer(to: &address) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else { throw .noServer }
-            sent = withUnsafePointer(to: &address) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
+        let sent = address.withSockAddr { sendto(fd, request, request.count, 0, $0, socklen_t($1)) }
         guard sent == request.count else { throw .noServer }
         var buffer = [UInt8](repeating: 0, count: 4096)
         var remaining = timeoutMilliseconds

@@ -79,25 +79,15 @@ public final class SIPEndpoint: @unchecked Sendable {
     public var onStrayResponse: (SIPMessage, SIPDestination) -> Void = { _, _ in }
 
     private struct ClientEntry {
-        var machine: ClientMachine
+        var machine: any ClientTransactionMachine
         let destination: SIPDestination
         let handler: (SIPClientEvent) -> Void
         var failure: String?
     }
 
-    private enum ClientMachine {
-        case invite(InviteClientTransaction)
-        case nonInvite(NonInviteClientTransaction)
-    }
-
     private struct ServerEntry {
-        var machine: ServerMachine
+        var machine: any ServerTransactionMachine
         let destination: SIPDestination
-    }
-
-    private enum ServerMachine {
-        case invite(InviteServerTransaction)
-        case nonInvite(NonInviteServerTransaction)
     }
 
     private enum Side: Hashable { case client, server }
@@ -195,17 +185,10 @@ public final class SIPEndpoint: @unchecked Sendable {
             return
         }
         let reliable = destination.transport.isReliable
-        let machine: ClientMachine
-        let actions: [SIPTransactionAction]
-        if method == .invite {
-            let t = InviteClientTransaction(request: request, reliable: reliable, timers: configuration.timers)
-            actions = t.start()
-            machine = .invite(t)
-        } else {
-            let t = NonInviteClientTransaction(request: request, reliable: reliable, timers: configuration.timers)
-            actions = t.start()
-            machine = .nonInvite(t)
-        }
+        let machine: any ClientTransactionMachine = method == .invite
+            ? InviteClientTransaction(request: request, reliable: reliable, timers: configuration.timers)
+            : NonInviteClientTransaction(request: request, reliable: reliable, timers: configuration.timers)
+        let actions = machine.start()
         clients[key] = ClientEntry(machine: machine, destination: destination, handler: handler)
         metrics.transaction(.client, method)
         runClient(key, actions, retransmission: false)
@@ -246,15 +229,7 @@ public final class SIPEndpoint: @unchecked Sendable {
     private func clientTransportFailed(_ key: SIPTransactionKey, _ error: SIPTransportError) {
         guard var entry = clients[key] else { return }
         entry.failure = error.description
-        let actions: [SIPTransactionAction]
-        switch entry.machine {
-        case .invite(var t):
-            actions = t.transportError()
-            entry.machine = .invite(t)
-        case .nonInvite(var t):
-            actions = t.transportError()
-            entry.machine = .nonInvite(t)
-        }
+        let actions = entry.machine.transportError()
         clients[key] = entry
         runClient(key, actions, retransmission: false)
     }
@@ -267,15 +242,7 @@ public final class SIPEndpoint: @unchecked Sendable {
         guard var entry = servers[id.key] else { return }
         var response = response
         if response.headers.first("Server") == nil { response.headers.append("Server", configuration.userAgent) }
-        let actions: [SIPTransactionAction]
-        switch entry.machine {
-        case .invite(var t):
-            actions = t.respond(response)
-            entry.machine = .invite(t)
-        case .nonInvite(var t):
-            actions = t.respond(response)
-            entry.machine = .nonInvite(t)
-        }
+        let actions = entry.machine.respond(response)
         servers[id.key] = entry
         runServer(id.key, actions, retransmission: false)
     }
@@ -288,11 +255,7 @@ public final class SIPEndpoint: @unchecked Sendable {
 
     /// The request of a server transaction still alive.
     public func request(of id: SIPServerTransactionID) -> SIPMessage? {
-        switch servers[id.key]?.machine {
-        case .invite(let t): t.request
-        case .nonInvite(let t): t.request
-        case nil: nil
-        }
+        servers[id.key]?.machine.request
     }
 
     private func runServer(_ key: SIPTransactionKey, _ actions: [SIPTransactionAction], retransmission: Bool) {
@@ -332,28 +295,12 @@ public final class SIPEndpoint: @unchecked Sendable {
         switch timerKey.side {
         case .client:
             guard var entry = clients[key] else { return }
-            let actions: [SIPTransactionAction]
-            switch entry.machine {
-            case .invite(var t):
-                actions = t.fire(timerKey.timer)
-                entry.machine = .invite(t)
-            case .nonInvite(var t):
-                actions = t.fire(timerKey.timer)
-                entry.machine = .nonInvite(t)
-            }
+            let actions = entry.machine.fire(timerKey.timer)
             clients[key] = entry
             runClient(key, actions, retransmission: true)
         case .server:
             guard var entry = servers[key] else { return }
-            let actions: [SIPTransactionAction]
-            switch entry.machine {
-            case .invite(var t):
-                actions = t.fire(timerKey.timer)
-                entry.machine = .invite(t)
-            case .nonInvite(var t):
-                actions = t.fire(timerKey.timer)
-                entry.machine = .nonInvite(t)
-            }
+            let actions = entry.machine.fire(timerKey.timer)
             servers[key] = entry
             runServer(key, actions, retransmission: true)
         }
@@ -372,7 +319,10 @@ public final class SIPEndpoint: @unchecked Sendable {
         if message.isRequest, message.headers.first("User-Agent") == nil { message.headers.append("User-Agent", configuration.userAgent) }
         if let code = message.statusCode { metrics.response(code, sent: true) }
         logger.trace("SIP out", metadata: ["to": "\(destination)", "message": "\(String(decoding: message.serialized(), as: UTF8.self))"])
-        transports.send(message.serialized(), to: destination, completion: completion)
+        transports.send(message.serialized(), to: destination) { [logger] error in
+            if let error { logger.notice("SIP send failed", metadata: ["to": "\(destination)", "error": "\(error)"]) }
+            completion(error)
+        }
     }
 
     private func input(_ input: SIPTransportInput, from source: SIPDestination) {
@@ -452,9 +402,8 @@ public final class SIPEndpoint: @unchecked Sendable {
         }
         let destination = Self.responseDestination(topVia: request.vias.first, source: source)
         if method == .ack {
-            if var entry = servers[key], case .invite(var t) = entry.machine {
-                let actions = t.receive(request)
-                entry.machine = .invite(t)
+            if var entry = servers[key], entry.machine is InviteServerTransaction {
+                let actions = entry.machine.receive(request)
                 servers[key] = entry
                 runServer(key, actions, retransmission: false)
             } else {
@@ -464,15 +413,7 @@ public final class SIPEndpoint: @unchecked Sendable {
         }
         if var entry = servers[key] {
             metrics.retransmissionReceived()
-            let actions: [SIPTransactionAction]
-            switch entry.machine {
-            case .invite(var t):
-                actions = t.receive(request)
-                entry.machine = .invite(t)
-            case .nonInvite(var t):
-                actions = t.receive(request)
-                entry.machine = .nonInvite(t)
-            }
+            let actions = entry.machine.receive(request)
             servers[key] = entry
             runServer(key, actions, retransmission: true)
             return
@@ -481,18 +422,18 @@ public final class SIPEndpoint: @unchecked Sendable {
         let reliable = source.transport.isReliable
         if method == .invite {
             let t = InviteServerTransaction(request: request, reliable: reliable, timers: configuration.timers)
-            servers[key] = ServerEntry(machine: .invite(t), destination: destination)
+            servers[key] = ServerEntry(machine: t, destination: destination)
             runServer(key, t.start(), retransmission: false)
             return
         }
         let t = NonInviteServerTransaction(request: request, reliable: reliable, timers: configuration.timers)
-        servers[key] = ServerEntry(machine: .nonInvite(t), destination: destination)
+        servers[key] = ServerEntry(machine: t, destination: destination)
         if method == .cancel {
             // RFC 3261 §9.2: the INVITE with the same branch, still without a final response.
             var inviteKey = key
             inviteKey.method = .invite
             let id = SIPServerTransactionID(key: key)
-            guard let invite = servers[inviteKey], case .invite(let inviteTransaction) = invite.machine else {
+            guard let inviteTransaction = servers[inviteKey]?.machine as? InviteServerTransaction else {
                 respond(481, "Call/Transaction Does Not Exist", to: id)
                 return
             }
@@ -510,15 +451,7 @@ public final class SIPEndpoint: @unchecked Sendable {
             onStrayResponse(response, source)
             return
         }
-        let actions: [SIPTransactionAction]
-        switch entry.machine {
-        case .invite(var t):
-            actions = t.receive(response)
-            entry.machine = .invite(t)
-        case .nonInvite(var t):
-            actions = t.receive(response)
-            entry.machine = .nonInvite(t)
-        }
+        let actions = entry.machine.receive(response)
         clients[key] = entry
         runClient(key, actions, retransmission: false)
     }
@@ -596,3 +529,25 @@ final class SIPMetrics {
         counter("tandem_sip_transaction_timeouts_total").increment()
     }
 }
+
+/// What the endpoint asks of a client transaction, INVITE or not (RFC 3261 §17.1).
+protocol ClientTransactionMachine: Sendable {
+    func start() -> [SIPTransactionAction]
+    mutating func receive(_ response: SIPMessage) -> [SIPTransactionAction]
+    mutating func fire(_ timer: SIPTransactionTimer) -> [SIPTransactionAction]
+    mutating func transportError() -> [SIPTransactionAction]
+}
+
+/// What the endpoint asks of a server transaction, INVITE or not (RFC 3261 §17.2).
+protocol ServerTransactionMachine: Sendable {
+    var request: SIPMessage { get }
+    func start() -> [SIPTransactionAction]
+    mutating func respond(_ response: SIPMessage) -> [SIPTransactionAction]
+    mutating func receive(_ message: SIPMessage) -> [SIPTransactionAction]
+    mutating func fire(_ timer: SIPTransactionTimer) -> [SIPTransactionAction]
+}
+
+extension InviteClientTransaction: ClientTransactionMachine {}
+extension NonInviteClientTransaction: ClientTransactionMachine {}
+extension InviteServerTransaction: ServerTransactionMachine {}
+extension NonInviteServerTransaction: ServerTransactionMachine {}

@@ -166,15 +166,8 @@ def main():
     if a.inside:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         sys.exit(inner(a))
-    ns = f"tandem-sip-bench-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        args = [sys.executable, os.path.abspath(__file__), "--inside", "--seconds", str(a.seconds), "--extensions", str(a.extensions)]
-        args += (["--quick"] if a.quick else []) + (["--json", a.json] if a.json else [])
-        code = subprocess.run(["ip", "netns", "exec", ns, *args]).returncode
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
-    sys.exit(code)
+    args = ["--seconds", str(a.seconds), "--extensions", str(a.extensions)] + (["--quick"] if a.quick else []) + (["--json", a.json] if a.json else [])
+    sys.exit(interop.in_fresh_namespace("tandem-sip-bench", __file__, args))
 
 
 if __name__ == "__main__":

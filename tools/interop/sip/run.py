@@ -333,7 +333,21 @@ class Peer:
         return json.loads(text)
 
     def stop(self):
-        stop(self.proc)
+        """Lets it finish on its own (its BYE answered, its extension unregistered), then stops it."""
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            stop(self.proc)
+
+
+def call_from_3001(peer_binary, workdir, target, seconds):
+    """sip-peer as extension 3001 calls `target` with a 1 kHz tone for `seconds`; its result line."""
+    caller = Peer(peer_binary, workdir, "--mode", "call", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001",
+                  "--target", target, "--tone-hz", "1000", "--seconds", str(seconds), "--timeout", "30")
+    try:
+        return caller.line(30)
+    finally:
+        caller.stop()
 
 
 def capture(workdir, name):
@@ -421,12 +435,7 @@ def scenario_baresip(tandem_binary, workdir, peer_binary):
     baresip = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=baresip_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
-        peer = Peer(peer_binary, workdir, "--mode", "call", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001",
-                    "--target", "sip:1001@tandem.test", "--tone-hz", "1000", "--seconds", "4", "--timeout", "30")
-        try:
-            result = peer.line(30)
-        finally:
-            peer.stop()
+        result = call_from_3001(peer_binary, workdir, "sip:1001@tandem.test", seconds=4)
         facts["tandem_heard"] = {"hz": result.get("dominant_hz"), "share": round(result.get("tone_ratio", 0), 2), "rtp_in": result.get("rtp_in")}
         assert result.get("rtp_in", 0) >= 100, result
         assert abs(result["dominant_hz"] - 440) <= 20 and result["tone_ratio"] > 0.5, result
@@ -456,12 +465,7 @@ def scenario_forking(tandem_binary, workdir, peer_binary):
             callees.append(Peer(peer_binary, workdir, "--mode", "answer", "--listen", f"127.0.0.1:{port}", "--user", "1002", "--password", "pw1002",
                                 "--answer-delay-ms", "0", "--timeout", "40"))
         wait_for("two bindings of 1002", lambda: kamailio.last_dump.count("sip:1002@127.0.0.1:506") == 2 if kamailio.contacts() is not None else False, 10)
-        caller = Peer(peer_binary, workdir, "--mode", "call", "--listen", f"127.0.0.1:{SIP_PORT}", "--user", "3001", "--password", "pw3001",
-                      "--target", "sip:1002@tandem.test", "--tone-hz", "1000", "--seconds", "3", "--timeout", "30")
-        try:
-            result = caller.line(30)
-        finally:
-            caller.stop()
+        result = call_from_3001(peer_binary, workdir, "sip:1002@tandem.test", seconds=3)
         ends = sorted((c.line(15) for c in callees), key=lambda r: r["seconds"])
         facts["caller"] = {"ended": result["ended"], "heard_hz": result["dominant_hz"], "rtp_in": result["rtp_in"]}
         facts["forks"] = [{"ended": r["ended"], "code": r["code"], "seconds": round(r["seconds"], 2), "rtp_in": r["rtp_in"]} for r in ends]
@@ -494,6 +498,17 @@ def inner(args):
     return 1 if failed else 0
 
 
+def in_fresh_namespace(prefix, script, args):
+    """Runs `script args` inside a new network namespace with only `lo`, up; its exit status.
+    The script sees `--inside` and brings `lo` up itself."""
+    ns = f"{prefix}-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(script), "--inside", *args]).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tandem", required=True)
@@ -506,13 +521,7 @@ def main():
     if a.inside:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         sys.exit(inner(a))
-    ns = f"tandem-sip-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        code = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "--inside", "--tandem", a.tandem, "--peer", a.peer, *a.scenarios]).returncode
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
-    sys.exit(code)
+    sys.exit(in_fresh_namespace("tandem-sip", __file__, ["--tandem", a.tandem, "--peer", a.peer, *a.scenarios]))
 
 
 if __name__ == "__main__":

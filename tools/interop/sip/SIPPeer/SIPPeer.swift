@@ -147,6 +147,8 @@ struct SIPPeer: AsyncParsableCommand {
                 break
             }
             timer.cancel()
+            // Give the BYE its answer before the sockets close.
+            try await Task.sleep(for: .milliseconds(500))
         }
         await agent.stop()
         await endpoint.stop()
