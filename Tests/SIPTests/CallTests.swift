@@ -120,4 +120,29 @@ struct CallTests {
         await a.endpoint.stop()
         await b.endpoint.stop()
     }
+
+    /// RFC 4028 §10: the refresher (here the caller, refresher=uac) re-INVITEs at half the
+    /// interval; with Min-SE lowered to 2 s that is after 1 s.
+    @Test func sessionRefresh() async throws {
+        let (a, b) = try await Self.pair()
+        try await b.on {
+            b.manager.minimumSessionInterval = 2
+            b.manager.onIncomingCall = { call in b.record(call); call.accept(body: Array("v=0 b".utf8)) }
+        }
+        try await a.on {
+            a.manager.minimumSessionInterval = 2
+            a.manager.sessionInterval = 2
+            a.record(a.manager.call(from: "3001", to: "sip:1001@127.0.0.1", body: Array("v=0 a".utf8))!)
+        }
+        try await a.waitFor("answered")
+        #expect(try await a.on { a.lastCall?.sessionTimer } == SessionTimer(interval: 2, refresher: .uac))
+        // The refresh re-INVITE carries the same offer: B sees it as an update.
+        try await b.waitFor("updated", timeout: .seconds(3))
+        #expect(try await a.on { a.lastCall?.state } == .confirmed)
+        #expect(try await b.on { b.lastCall?.state } == .confirmed)
+        try await a.on { a.lastCall?.hangUp() }
+        try await b.waitFor("ended remote hangup")
+        await a.endpoint.stop()
+        await b.endpoint.stop()
+    }
 }

@@ -89,4 +89,26 @@ struct DialogTests {
         let cancel = try #require(invite.cancelRequest())
         #expect(cancel.cseq == CSeq(sequence: 2, method: .cancel) && cancel.vias.first?.branch == "z9hG4bKa" && cancel.requestURI == invite.requestURI)
     }
+
+    @Test func typedHeaders() throws {
+        var m = Self.invite()
+        m.headers.append("Record-Route", "<sip:10.0.0.1;lr>, <sip:10.0.0.2;lr>")
+        m.headers.append("Route", "<sip:p1.example;lr>")
+        m.headers.append("Allow", "INVITE, ACK, bye")
+        m.headers.append("k", "100rel, Timer")
+        m.headers.append("Require", "timer")
+        m.headers.append("RSeq", "988789")
+        m.headers.append("RAck", "776656 1 INVITE")
+        m.headers.append("x", "1800;refresher=uas")
+        m.headers.append("Min-SE", "90;lr")
+        m.headers.append("Min-Expires", "3600")
+        m.headers.append("Proxy-Authenticate", "Digest realm=\"a\", nonce=\"n\"")
+        let parsed = try SIPMessage(parsing: m.serialized())
+        #expect(parsed.recordRoutes.map(\.uri) == ["sip:10.0.0.1;lr", "sip:10.0.0.2;lr"] && parsed.routes.first?.uri == "sip:p1.example;lr")
+        #expect(parsed.allow == [.invite, .ack, .bye] && parsed.supported == ["100rel", "timer"] && parsed.require == ["timer"])
+        #expect(parsed.rseq == 988789 && parsed.rack == RAck(responseNumber: 776656, cseq: CSeq(sequence: 1, method: .invite)))
+        #expect(parsed.sessionExpires == SessionTimer(interval: 1800, refresher: .uas) && parsed.minSE == 90 && parsed.minExpires == 3600)
+        #expect(parsed.contentLength == 0 && parsed.challenges.first?.realm == "a")
+        #expect(RAck(parsing: "1 x INVITE") == nil && RAck(parsing: "1 2") == nil)
+    }
 }

@@ -201,9 +201,8 @@ extension SIPMessage {
     public var requestURI: String? { if case .request(_, let uri) = startLine { uri } else { nil } }
 
     /// Whether `option` is in Require (or, with `supported`, in Supported too).
-    public func lists(_ option: String, inSupported supported: Bool = false) -> Bool {
-        let names = supported ? ["Require", "Supported"] : ["Require"]
-        return names.contains { headers.values($0).contains { $0.lowercased() == option } }
+    public func lists(_ option: String, inSupported alsoSupported: Bool = false) -> Bool {
+        require.contains(option) || (alsoSupported && supported.contains(option))
     }
 }
 
@@ -243,9 +242,9 @@ public struct SessionTimer: Hashable, Sendable {
 
     /// What a UAS answers to `request` (§9): nil when the request asked for no timer and
     /// does not support it; 422 territory when below `minimum` is the caller's to handle.
-    public static func forAnswer(to request: SIPMessage) -> SessionTimer? {
+    public static func forAnswer(to request: SIPMessage, minimum: Int = SessionTimer.minimum) -> SessionTimer? {
         let supports = request.lists("timer", inSupported: true)
-        guard let asked = request.headers.first("Session-Expires").flatMap(SessionTimer.init(parsing:)) else {
+        guard let asked = request.sessionExpires else {
             return supports ? SessionTimer(interval: defaultInterval, refresher: .uas) : nil
         }
         let hasRefresher = request.headers.first("Session-Expires")?.lowercased().contains("refresher=") == true

@@ -133,7 +133,7 @@ public struct RegistrationClient: Sendable {
             answered = (challenge, proxy)
             return [.send(request(expires: asked, generator: &generator))]
         case 423:
-            guard let minimum = response.headers.first("Min-Expires").flatMap({ Int($0) }), minimum > expires, minimum <= 86_400 else {
+            guard let minimum = response.minExpires, minimum > expires, minimum <= 86_400 else {
                 return fail("423 without a usable Min-Expires", code, response)
             }
             expires = minimum

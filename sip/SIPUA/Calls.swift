@@ -96,6 +96,9 @@ public final class SIPCallManager: @unchecked Sendable {
     public var onIncomingCall: (SIPCall) -> Void = { $0.reject(480, "Temporarily Unavailable") }
     /// Session timer interval asked for (s).
     public var sessionInterval = SessionTimer.defaultInterval
+    /// The smallest interval accepted from a caller (Min-SE, RFC 4028 §5; 90 s unless lowered,
+    /// as tests do).
+    public var minimumSessionInterval = SessionTimer.minimum
 
     private var calls: [SIPDialogID: SIPCall] = [:]
     /// Outgoing calls without a dialog yet, and incoming ones before their final response, by Call-ID.
@@ -143,7 +146,7 @@ public final class SIPCallManager: @unchecked Sendable {
         invite.headers.append("Allow", SIPEndpoint.allow)
         invite.headers.append("Supported", "100rel, timer")
         invite.headers.append("Session-Expires", String(sessionInterval))
-        invite.headers.append("Min-SE", String(SessionTimer.minimum))
+        invite.headers.append("Min-SE", String(minimumSessionInterval))
         for (name, value) in headers { invite.headers.append(name, value) }
         invite.headers.append("Content-Type", contentType)
         invite.body = body
@@ -181,10 +184,10 @@ public final class SIPCallManager: @unchecked Sendable {
                 call.dialog = SIPDialog(uac: invite, response: response, localContact: contact(call))
                 call.state = .early
             }
-            if response.lists("100rel"), let rseq = response.headers.first("RSeq"), var dialog = call.dialog {
+            if response.lists("100rel"), let rseq = response.rseq, let cseq = invite.cseq, var dialog = call.dialog {
                 // RFC 3262 §4: acknowledge the reliable provisional.
                 var prack = dialog.request(.prack, via: endpoint.newVia(call.destination.transport))
-                prack.headers.append("RAck", "\(rseq) \(invite.cseq?.sequence ?? 1) INVITE")
+                prack.headers.append("RAck", RAck(responseNumber: rseq, cseq: cseq).serialized)
                 call.dialog = dialog
                 sendInDialog(call, prack) { _ in }
             }
@@ -193,8 +196,8 @@ public final class SIPCallManager: @unchecked Sendable {
         case 200...299:
             answered(call, invite, response)
         case 401, 407:
-            guard !call.authenticated || DigestChallenge.stale(in: response), var digest = call.digest,
-                  let challenge = DigestClient.choose(DigestChallenge.all(in: response)) else {
+            guard !call.authenticated || response.challenges.contains(where: \.stale), var digest = call.digest,
+                  let challenge = DigestClient.choose(response.challenges) else {
                 end(call, reason: "\(code) \(response.reasonPhrase)", code: code)
                 return
             }
@@ -208,7 +211,7 @@ public final class SIPCallManager: @unchecked Sendable {
             call.digest = digest
             sendInvite(call, retry)
         case 422:
-            guard let minimum = response.headers.first("Min-SE").flatMap({ Int($0.split(separator: ";").first ?? "") }), minimum > (Int(invite.headers.first("Session-Expires") ?? "") ?? 0), minimum <= 86_400 else {
+            guard let minimum = response.minSE, minimum > (invite.sessionExpires?.interval ?? 0), minimum <= 86_400 else {
                 end(call, reason: "422 without a usable Min-SE", code: 422)
                 return
             }
@@ -306,7 +309,7 @@ public final class SIPCallManager: @unchecked Sendable {
             case .response(let response):
                 guard let code = response.statusCode, code >= 200 else { return }
                 if (code == 401 || code == 407), !retried, var dialog = call.dialog, var digest = call.digest ?? self.credentials(call.user).map({ DigestClient(username: $0.username, password: $0.password) }),
-                   let challenge = DigestClient.choose(DigestChallenge.all(in: response)), let method = request.method {
+                   let challenge = DigestClient.choose(response.challenges), let method = request.method {
                     var retry = dialog.request(method, via: self.endpoint.newVia(destination.transport))
                     for field in request.headers where !["Via", "CSeq", "From", "To", "Call-ID", "Max-Forwards", "Route", "Contact"].contains(field.canonicalName) {
                         retry.headers.append(field.name, field.value)
@@ -373,16 +376,16 @@ public final class SIPCallManager: @unchecked Sendable {
             endpoint.respond(404, "Not Found", to: id)
             return
         }
-        let unsupported = request.headers.values("Require").filter { !["100rel", "timer"].contains($0.lowercased()) }
+        let unsupported = request.require.filter { !["100rel", "timer"].contains($0) }
         guard unsupported.isEmpty else {
             var response = request.response(statusCode: 420, reasonPhrase: "Bad Extension")
             response.headers.append("Unsupported", unsupported.joined(separator: ", "))
             endpoint.respond(response, to: id)
             return
         }
-        if let asked = request.headers.first("Session-Expires").flatMap(SessionTimer.init(parsing:)), asked.interval < SessionTimer.minimum {
+        if let asked = request.sessionExpires, asked.interval < minimumSessionInterval {
             var response = request.response(statusCode: 422, reasonPhrase: "Session Interval Too Small")
-            response.headers.append("Min-SE", String(SessionTimer.minimum))
+            response.headers.append("Min-SE", String(minimumSessionInterval))
             endpoint.respond(response, to: id)
             return
         }
@@ -451,7 +454,7 @@ public final class SIPCallManager: @unchecked Sendable {
             var response = request.response(statusCode: 200, reasonPhrase: "OK")
             response.headers.append("Contact", "<\(dialog.localContact)>")
             response.headers.append("Allow", SIPEndpoint.allow)
-            if let timer = SessionTimer.forAnswer(to: request) {
+            if let timer = SessionTimer.forAnswer(to: request, minimum: minimumSessionInterval) {
                 call.sessionTimer = timer
                 response.headers.append("Session-Expires", timer.headerValue)
                 response.headers.append("Require", "timer")
@@ -528,7 +531,7 @@ public final class SIPCallManager: @unchecked Sendable {
         var response = dialogResponse(invite, 200, "OK", dialog)
         response.headers.append("Allow", SIPEndpoint.allow)
         response.headers.append("Supported", "timer")
-        if let timer = SessionTimer.forAnswer(to: invite) {
+        if let timer = SessionTimer.forAnswer(to: invite, minimum: minimumSessionInterval) {
             call.sessionTimer = timer
             response.headers.append("Session-Expires", timer.headerValue)
             if invite.lists("timer", inSupported: true) { response.headers.append("Require", "timer") }
@@ -573,7 +576,7 @@ public final class SIPCallManager: @unchecked Sendable {
     // MARK: session timers (RFC 4028)
 
     private func startSessionTimer(_ call: SIPCall, from response: SIPMessage, weAreUAC: Bool) {
-        guard let timer = response.headers.first("Session-Expires").flatMap(SessionTimer.init(parsing:)) else { return }
+        guard let timer = response.sessionExpires else { return }
         call.sessionTimer = timer
         restartSessionTimer(call)
     }
@@ -623,7 +626,7 @@ public final class SIPCallManager: @unchecked Sendable {
                 call.reinviting = false
                 if (200...299).contains(code) {
                     self.ackReinvite(call, reinvite, destination)
-                    if let t = response.headers.first("Session-Expires").flatMap(SessionTimer.init(parsing:)) { call.sessionTimer = t }
+                    if let t = response.sessionExpires { call.sessionTimer = t }
                     if let contact = response.contacts.first?.uri { call.dialog?.remoteTarget = contact }
                     self.restartSessionTimer(call)
                     if body != nil, !response.body.isEmpty {
@@ -699,13 +702,4 @@ extension SIPCall {
     public func update(body: [UInt8]) { manager?.reinvite(self, body: body) }
     /// Sends an INFO (RFC 6086) in the established dialog.
     public func sendInfo(body: [UInt8], contentType: String) { manager?.info(self, body: body, contentType: contentType) }
-}
-
-extension DigestChallenge {
-    /// The WWW- and Proxy-Authenticate challenges of a 401/407.
-    static func all(in response: SIPMessage) -> [DigestChallenge] {
-        (response.headers.values("WWW-Authenticate") + response.headers.values("Proxy-Authenticate")).compactMap(DigestChallenge.init(parsing:))
-    }
-
-    static func stale(in response: SIPMessage) -> Bool { all(in: response).contains { $0.stale } }
 }
