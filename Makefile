@@ -12,9 +12,9 @@ BUILD_PACKAGES := libsqlite3-dev libssl-dev libsrtp2-dev libopus-dev libvpx-dev
 # tshark for SIP interop, iproute2 for namespaces,
 # Chromium and its driver for the browser tests, python3-venv for the aiortc peer).
 TEST_PACKAGES := $(BUILD_PACKAGES) coturn kamailio sip-tester baresip-core tshark iproute2 chromium chromium-driver python3-venv
-# Python test peers, pip-installed into a venv under the build directory: module=requirement.
+# Python test peers and checkers, pip-installed into a venv under the build directory: module=requirement.
 VENV := .build-venv
-PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6
+PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6 openapi_spec_validator=openapi-spec-validator==0.7.1
 
 CONFIG ?= config/tandem.yaml
 
@@ -28,6 +28,7 @@ run:
 test:
 	tools/scripts/ensure-debian-packages.sh $(TEST_PACKAGES)
 	tools/scripts/ensure-python-venv.sh $(VENV) $(PYTHON_PEERS)
+	$(VENV)/bin/openapi-spec-validator Sources/ControlAPI/openapi.yaml
 	FUZZ_SECONDS=15 tools/fuzz/run.sh --smoke
 	swift build --build-tests
 	TANDEM_INTEROP=required swift test

@@ -2,8 +2,9 @@
 //
 // What it does: serves `GET /healthz` (liveness), `GET /readyz` (the ``Readiness`` checks;
 // 503 with the failing names when not ready) and `GET /metrics` (Prometheus text exposition
-// format 0.0.4) over TLS with Hummingbird 2, adding security headers to every response.
-// Later it carries the OAuth token endpoint, /api/v1 and /webkit (see DESIGN.md).
+// format 0.0.4) over TLS with Hummingbird 2, adding security headers to every response;
+// and the OAuth 2.0 token endpoint `POST /oauth/token` (OAuth.swift). Later /api/v1 and
+// /webkit (see DESIGN.md).
 //
 // What it does not do: load certificates or open the database (TandemKit hands it a
 // `TLSConfiguration` and the checks), or bootstrap the metrics system.
@@ -52,7 +53,9 @@ public enum ControlAPI {
         readiness: Readiness,
         metrics: PrometheusCollectorRegistry,
         strictTransportSecurity: Bool,
-        echo: EchoAnswerer? = nil
+        echo: EchoAnswerer? = nil,
+        oauth: OAuthTokenService? = nil,
+        api: ControlAPIBackend? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
@@ -77,6 +80,8 @@ public enum ControlAPI {
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
         }
         if let echo { EchoRoutes.add(to: router, answer: echo) }
+        oauth?.addRoutes(to: router)
+        if let oauth, let api { APIRoutes.add(to: router, oauth: oauth, backend: api) }
         return router
     }
 
@@ -88,10 +93,12 @@ public enum ControlAPI {
         metrics: PrometheusCollectorRegistry,
         logger: Logger,
         echo: EchoAnswerer? = nil,
+        oauth: OAuthTokenService? = nil,
+        api: ControlAPIBackend? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
-            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo)
+            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api)
         let server: HTTPServerBuilder =
             if let tls = configuration.tlsConfiguration {
                 try .tls(.http1(), tlsConfiguration: tls)

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v2-extensions"
+    static let latestIdentifier = "v3-token-signing-keys"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -45,6 +45,17 @@ enum StoreMigrations {
                         realm            TEXT NOT NULL DEFAULT '',
                         created_at       REAL NOT NULL,
                         updated_at       REAL NOT NULL
+                    );
+                    """)
+        }
+        migrator.registerMigration("v3-token-signing-keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE token_signing_keys (
+                        kid         TEXT PRIMARY KEY NOT NULL,
+                        algorithm   TEXT NOT NULL CHECK (algorithm IN ('HS256')),
+                        secret      BLOB NOT NULL CHECK (length(secret) >= 32),
+                        created_at  REAL NOT NULL
                     );
                     """)
         }

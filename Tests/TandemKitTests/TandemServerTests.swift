@@ -41,6 +41,7 @@ struct TandemServerTests {
         #expect(context.readiness.names == ["database"])
         #expect(try server.makeServices(context).map(\.serviceName) == ["store", "https"])
 
+        var signingKey: TokenSigningKey?
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let group = try server.makeServiceGroup(context, gracefulShutdownSignals: []) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -62,6 +63,19 @@ struct TandemServerTests {
             #expect(ready.status == .ok)
             let metrics = try await client.get("/metrics")
             #expect(metrics.status == .ok)
+            // The client and secret generated on first start get a token over real TLS (RFC 6749 §4.4).
+            let initial = try #require(turnContext.store.initialCredentials)
+            let basic = "Basic " + Data("\(initial.clientID):\(initial.clientSecret)".utf8).base64EncodedString()
+            let token = try await client.post("/oauth/token", headers: [.authorization: basic, .contentType: "application/x-www-form-urlencoded"],
+                                              body: ByteBuffer(string: "grant_type=client_credentials"))
+            #expect(token.status == .ok)
+            let json = try JSONSerialization.jsonObject(with: Data(buffer: try #require(token.body))) as? [String: Any]
+            #expect(json?["token_type"] as? String == "Bearer" && json?["expires_in"] as? Int == 1200)
+            let wrong = try await client.post("/oauth/token", headers: [.authorization: "Basic " + Data("\(initial.clientID):nope".utf8).base64EncodedString(),
+                                                                       .contentType: "application/x-www-form-urlencoded"],
+                                              body: ByteBuffer(string: "grant_type=client_credentials"))
+            #expect(wrong.status == .unauthorized)
+            signingKey = try context.store.tokenSigningKey()
             try await client.shutdown()
 
             await group.triggerGracefulShutdown()
@@ -73,6 +87,7 @@ struct TandemServerTests {
         let again = try server.prepare()
         #expect(again.store.initialCredentials == nil)
         #expect(again.tls.certificateChain == context.tls.certificateChain)
+        #expect(try again.store.tokenSigningKey() == signingKey, "the signing key is kept, so tokens outlive a restart")
         try again.store.close()
     }
 

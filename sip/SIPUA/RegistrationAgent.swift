@@ -111,6 +111,8 @@ public final class RegistrationAgent: @unchecked Sendable {
     private var keepAliveTimer: RepeatedTask?
     private var generator = SystemRandomNumberGenerator()
     private let snapshot = Mutex<(summary: RegistrationSummary, reachable: [PlatformSide: Bool])>((RegistrationSummary(), [:]))
+    /// Each extension's state by user part, for readers on other threads.
+    private let states = Mutex<[String: String]>([:])
 
     public init(endpoint: SIPEndpoint, platform: SIPPlatform, logger: Logger) {
         self.endpoint = endpoint
@@ -129,6 +131,8 @@ public final class RegistrationAgent: @unchecked Sendable {
     }
 
     public var summary: RegistrationSummary { snapshot.withLock { $0.summary } }
+    /// `unregistered`, `registering`, `registered` or `failed` for each extension.
+    public var extensionStates: [String: String] { states.withLock { $0 } }
     public var reachability: [PlatformSide: Bool] { snapshot.withLock { $0.reachable } }
 
     // MARK: control (on the loop)
@@ -425,6 +429,8 @@ public final class RegistrationAgent: @unchecked Sendable {
     }
 
     private func tally(_ ext: Extension, _ delta: Int) {
+        let user = ext.credentials.user, status = ext.status.rawValue
+        states.withLock { if delta > 0 { $0[user] = status } else { $0[user] = nil } }
         counts[ext.status, default: 0] += delta
         if ext.status == .registered { registeredBySide[ext.side, default: 0] += delta }
     }

@@ -79,7 +79,9 @@ public struct TandemServer: Sendable {
                 serviceName: "store")
         ]
         services += try makeTURNServices(context)
-        services += try makeSIPServices(context)
+        let sip = try makeSIPServices(context)
+        services += sip
+        let registrations = (sip.first?.service as? SIPService)?.agent
         var engine: MediaEngine?
         if context.configuration.media.enabled {
             let media = try MediaEngine(configuration: context.configuration.media.engineConfiguration(logger: context.logger), logger: context.logger)
@@ -90,7 +92,9 @@ public struct TandemServer: Sendable {
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "media"))
         }
-        services.append(try makeHTTPSService(context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil, onServerRunning: onHTTPSRunning))
+        services.append(try makeHTTPSService(
+            context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil,
+            api: Self.apiBackend(context, registrations: registrations), onServerRunning: onHTTPSRunning))
         return services
     }
 
@@ -114,6 +118,7 @@ public struct TandemServer: Sendable {
     public func makeHTTPSService(
         _ context: ServeContext,
         echo: ControlAPI.EchoAnswerer? = nil,
+        api: ControlAPIBackend? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
         let application = try ControlAPI.makeApplication(
@@ -125,12 +130,23 @@ public struct TandemServer: Sendable {
             metrics: context.metrics,
             logger: context.logger,
             echo: echo,
+            oauth: try Self.oauthService(context),
+            api: api,
             onServerRunning: onServerRunning)
         return .init(
             service: application,
             successTerminationBehavior: .gracefullyShutdownGroup,
             failureTerminationBehavior: .gracefullyShutdownGroup,
             serviceName: "https")
+    }
+
+    /// The token endpoint's service: the signing key from the database (made on first start),
+    /// clients checked against the database's salted hashes in constant time.
+    static func oauthService(_ context: ServeContext) throws -> OAuthTokenService {
+        let store = context.store
+        return OAuthTokenService(signingKey: try store.tokenSigningKey().secret, verifyClient: { id, secret in
+            try await store.verifyOAuthClient(id: id, secret: secret).map { OAuthClientGrant(clientID: $0.clientID, tokenValidityMinutes: $0.tokenValidityMinutes) }
+        }, logger: context.logger)
     }
 
     /// The group of ``makeServices(_:onHTTPSRunning:)``; `signals` trigger graceful shutdown.

@@ -42,6 +42,14 @@ KAMAILIO_CFG = os.path.join(HERE, "kamailio.cfg")
 SIP_PORT = 5062
 
 
+def insecure_tls():
+    """TLS toward the Tandem under test: its certificate is self-signed, in a throwaway namespace."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def wait_for(what, predicate, timeout, interval=0.25):
     deadline = time.monotonic() + timeout
     last = None
@@ -135,13 +143,32 @@ class Tandem:
             "TANDEM_SIP_KEEP_ALIVE_INTERVAL": "2",
         })
         self.proc = None
+        self.client_secret = None
         self.logpath = os.path.join(workdir, "tandem.out")
 
     def cli(self, *args):
         out = subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise AssertionError(f"tandem {' '.join(args)} failed: {out.stderr}")
+        # The first command seeds the database and shows the generated OAuth secret once.
+        m = re.search(r"client-secret=(\S+)", out.stderr)
+        if m:
+            self.client_secret = m.group(1)
         return out.stdout
+
+    def api(self, method, path, body=None):
+        """The control API as an application server uses it: a token by client credentials, then the call."""
+        import base64
+        context = insecure_tls()
+        basic = base64.b64encode(f"default-client-id:{self.client_secret}".encode()).decode()
+        token_request = urllib.request.Request("https://127.0.0.1:7443/oauth/token", data=b"grant_type=client_credentials", method="POST",
+                                               headers={"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(token_request, context=context, timeout=5) as r:
+            token = json.loads(r.read())["access_token"]
+        request = urllib.request.Request(f"https://127.0.0.1:7443{path}", data=None if body is None else json.dumps(body).encode(), method=method,
+                                         headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=context, timeout=5) as r:
+            return json.loads(r.read())
 
     def start(self):
         self.out = open(self.logpath, "a")
@@ -155,9 +182,7 @@ class Tandem:
         stop(self.proc)
 
     def get(self, path, status=False):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        context = insecure_tls()
         try:
             with urllib.request.urlopen(f"https://127.0.0.1:7443{path}", context=context, timeout=3) as r:
                 return (r.status, r.read().decode()) if status else r.read().decode()
@@ -211,6 +236,11 @@ def scenario_register(tandem_binary, workdir, _peer=None):
         assert tandem.metric("tandem_sip_registrations", state="failed") == 1
         status, body = tandem.get("/readyz", status=True)
         assert status == 200, (status, body)
+        # The control API reports the same, per extension.
+        listed = {e["extension"]: e for e in tandem.api("GET", "/api/v1/extensions")["extensions"]}
+        assert sum(1 for e in listed.values() if e["state"] == "registered") == 100, listed
+        assert listed["3100"]["state"] == "failed" and "Wrong credentials" in listed["3100"].get("failure", ""), listed["3100"]
+        facts["api_extensions"] = len(listed)
         # Kamailio grants 20 s: each refreshes 15 s later (a quarter before expiry), over the same Call-ID with a higher CSeq.
         refreshed = wait_for("every binding refreshed", lambda: (lambda b: b if b and all(b.get(u, 0) > bindings[u] for u in wanted) else None)(kamailio.contacts()), 30)
         facts["refreshed"] = len([u for u in wanted if refreshed[u] > bindings[u]])
