@@ -36,16 +36,74 @@ public struct ExtensionStatus: Codable, Sendable, Equatable {
     }
 }
 
+/// An ICE server as `RTCPeerConnection` takes it (W3C WebRTC §4.2.1).
+public struct ICEServer: Codable, Sendable, Equatable {
+    public var urls: [String]
+    public var username: String
+    public var credential: String
+
+    public init(urls: [String], username: String, credential: String) {
+        self.urls = urls
+        self.username = username
+        self.credential = credential
+    }
+}
+
+/// A browser session as `POST /api/v1/sessions` answers it: the token the browser presents,
+/// the extension it holds, when it ends, and the TURN servers to reach Tandem through.
+public struct SessionResponse: Codable, Sendable, Equatable {
+    public var id: String
+    /// Shown once; only its hash is kept.
+    public var token: String?
+    public var `extension`: String?
+    public var clientID: String
+    public var expiresAt: String
+    public var iceServers: [ICEServer]?
+
+    public init(id: String, token: String?, extension number: String?, clientID: String, expiresAt: String, iceServers: [ICEServer]?) {
+        self.id = id
+        self.token = token
+        self.extension = number
+        self.clientID = clientID
+        self.expiresAt = expiresAt
+        self.iceServers = iceServers
+    }
+}
+
+/// An error a backend call reports to the API client: its status, code and text.
+public struct ControlAPIError: Error, Sendable, Equatable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var description: String
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ description: String) {
+        self.status = status
+        self.code = code
+        self.description = description
+    }
+}
+
 /// What `/api/v1` serves, supplied by `tandem serve` (the Store, the TURN settings, the SIP side).
 public struct ControlAPIBackend: Sendable {
     /// Credentials for `user` (nil: none in the username) valid `ttl` seconds (nil: the stored TTL).
     public var turnCredentials: @Sendable (_ user: String?, _ ttl: Int?) async throws -> TURNCredentialResponse
     public var extensions: @Sendable () async throws -> [ExtensionStatus]
+    /// A session for `extension` (nil: any free one) made by `clientID`; throws ``ControlAPIError``.
+    public var createSession: @Sendable (_ extension: String?, _ clientID: String) async throws -> SessionResponse
+    public var sessions: @Sendable () async throws -> [SessionResponse]
+    /// Ends a session; whether it existed.
+    public var deleteSession: @Sendable (_ id: String) async throws -> Bool
 
     public init(turnCredentials: @escaping @Sendable (String?, Int?) async throws -> TURNCredentialResponse,
-                extensions: @escaping @Sendable () async throws -> [ExtensionStatus]) {
+                extensions: @escaping @Sendable () async throws -> [ExtensionStatus],
+                createSession: @escaping @Sendable (String?, String) async throws -> SessionResponse,
+                sessions: @escaping @Sendable () async throws -> [SessionResponse],
+                deleteSession: @escaping @Sendable (String) async throws -> Bool) {
         self.turnCredentials = turnCredentials
         self.extensions = extensions
+        self.createSession = createSession
+        self.sessions = sessions
+        self.deleteSession = deleteSession
     }
 }
 
@@ -66,9 +124,8 @@ enum APIRoutes {
         api.get("openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: openAPIDocument))
         }
-        api.post("turn-credentials") { request, _ -> Response in
+        api.post("turn-credentials", use: guarded("turn", oauth) { request, _, _ in
             var request = request
-            if let denied = await deny(request, scope: "turn", oauth: oauth) { return denied }
             let body = try await request.collectBody(upTo: 4096)
             struct Ask: Decodable {
                 var user: String?
@@ -86,20 +143,51 @@ enum APIRoutes {
                 return problem(.badRequest, "invalid_user", "user must be at most 128 characters without ':' or line breaks")
             }
             return json(.ok, try await backend.turnCredentials(ask.user, ask.ttl))
-        }
-        api.get("extensions") { request, _ -> Response in
-            if let denied = await deny(request, scope: "extensions", oauth: oauth) { return denied }
-            return json(.ok, ["extensions": try await backend.extensions()])
-        }
+        })
+        api.get("extensions", use: guarded("extensions", oauth) { _, _, _ in
+            json(.ok, ["extensions": try await backend.extensions()])
+        })
+        api.post("sessions", use: guarded("sessions", oauth) { request, _, claims in
+            var request = request
+            let body = try await request.collectBody(upTo: 4096)
+            struct Ask: Decodable { var `extension`: String? }
+            var ask = Ask(extension: nil)
+            if body.readableBytes > 0 {
+                guard let decoded = try? JSONDecoder().decode(Ask.self, from: Data(buffer: body)) else {
+                    return problem(.badRequest, "invalid_body", "the body must be JSON like {\"extension\": \"3001\"}, or empty for any free extension")
+                }
+                ask = decoded
+            }
+            do {
+                return json(.created, try await backend.createSession(ask.extension, claims.sub.value))
+            } catch let error as ControlAPIError {
+                return problem(error.status, error.code, error.description)
+            }
+        })
+        api.get("sessions", use: guarded("sessions", oauth) { _, _, _ in
+            json(.ok, ["sessions": try await backend.sessions()])
+        })
+        api.delete("sessions/:id", use: guarded("sessions", oauth) { _, context, _ in
+            let id = context.parameters.get("id") ?? ""
+            guard try await backend.deleteSession(id) else { return problem(.notFound, "unknown_session", "no live session \(id)") }
+            return Response(status: .noContent)
+        })
     }
 
-    /// The 401/403 for a request without a valid token of `scope`, else nil.
-    static func deny(_ request: Request, scope: String, oauth: OAuthTokenService) async -> Response? {
-        do {
-            _ = try await oauth.authenticate(authorization: request.headers[.authorization], scope: scope)
-            return nil
-        } catch {
-            return OAuthTokenService.errorResponse(error, basicChallenge: false)
+    /// A route handler that runs only for a valid Bearer token with `scope`; others get the
+    /// 401 or 403 of RFC 6750 §3.1.
+    static func guarded(
+        _ scope: String, _ oauth: OAuthTokenService,
+        _ body: @escaping @Sendable (Request, BasicRequestContext, AccessTokenClaims) async throws -> Response
+    ) -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        { request, context in
+            let claims: AccessTokenClaims
+            do throws(OAuthError) {
+                claims = try await oauth.authenticate(authorization: request.headers[.authorization], scope: scope)
+            } catch {
+                return OAuthTokenService.errorResponse(error, basicChallenge: false)
+            }
+            return try await body(request, context, claims)
         }
     }
 

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v3-token-signing-keys"
+    static let latestIdentifier = "v4-sessions"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -56,6 +56,19 @@ enum StoreMigrations {
                         algorithm   TEXT NOT NULL CHECK (algorithm IN ('HS256')),
                         secret      BLOB NOT NULL CHECK (length(secret) >= 32),
                         created_at  REAL NOT NULL
+                    );
+                    """)
+        }
+        migrator.registerMigration("v4-sessions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sessions (
+                        id          TEXT PRIMARY KEY NOT NULL,
+                        token_hash  BLOB NOT NULL UNIQUE,
+                        extension   TEXT UNIQUE REFERENCES extensions(extension) ON DELETE CASCADE,
+                        client_id   TEXT NOT NULL,
+                        created_at  REAL NOT NULL,
+                        expires_at  REAL NOT NULL
                     );
                     """)
         }

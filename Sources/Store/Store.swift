@@ -187,6 +187,12 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unknownClient(id: String)
     /// These extensions exist already (add without replacing).
     case duplicateExtensions([String])
+    /// No extension has this number.
+    case unknownExtension(String)
+    /// A live session holds this extension.
+    case extensionInUse(String)
+    /// Every extension is held by a live session (or there are none).
+    case noFreeExtension
 
     public var description: String {
         switch self {
@@ -206,6 +212,12 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "an OAuth client with id \(id) already exists"
         case .unknownClient(let id):
             "no OAuth client with id \(id)"
+        case .unknownExtension(let number):
+            "no extension \(number)"
+        case .extensionInUse(let number):
+            "extension \(number) is held by a live session"
+        case .noFreeExtension:
+            "no free extension"
         case .duplicateExtensions(let numbers):
             "extensions exist already: \(numbers.prefix(10).joined(separator: ", "))\(numbers.count > 10 ? " and \(numbers.count - 10) more" : "")"
         }

@@ -54,3 +54,53 @@ struct ExtensionStoreTests {
         #expect(try await store.extensions().isEmpty)
     }
 }
+
+@Suite("Store: sessions")
+struct SessionStoreTests {
+    let logger = Logger(label: "test.store")
+
+    func store(_ directory: borrowing TemporaryDirectory, extensions: [String]) async throws -> Store {
+        let store = try Store.open(directory: directory.path, logger: logger)
+        try await store.addExtensions(extensions.map { ExtensionRecord(number: $0, authentication: .none) })
+        return store
+    }
+
+    @Test func sessionsHoldExtensions() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await store(directory, extensions: ["3002", "3001", "3010"])
+        defer { try? store.close() }
+        let (first, token) = try await store.createSession(extension: nil, clientID: "app", lifetime: 60)
+        #expect(first.extension == "3001", "the first free one in number order")
+        #expect(token.count == 43 && !token.contains("=") && !token.contains("+"))
+        #expect(try await store.session(token: token)?.id == first.id)
+        #expect(try await store.session(token: token + "x") == nil)
+        await #expect(throws: StoreError.extensionInUse("3001")) { try await store.createSession(extension: "3001", clientID: "app", lifetime: 60) }
+        await #expect(throws: StoreError.unknownExtension("4000")) { try await store.createSession(extension: "4000", clientID: "app", lifetime: 60) }
+        #expect(try await store.createSession(extension: nil, clientID: "app", lifetime: 60).0.extension == "3002")
+        #expect(try await store.createSession(extension: nil, clientID: "app", lifetime: 60).0.extension == "3010")
+        await #expect(throws: StoreError.noFreeExtension) { try await store.createSession(extension: nil, clientID: "app", lifetime: 60) }
+        #expect(try await store.deleteSession(id: first.id))
+        #expect(try await !store.deleteSession(id: first.id))
+        #expect(try await store.createSession(extension: nil, clientID: "app", lifetime: 60).0.extension == "3001")
+        // An expired session frees its extension and its token stops working.
+        let later = Date().addingTimeInterval(120)
+        #expect(try await store.sessions(now: later).isEmpty)
+        #expect(try await store.session(token: token, now: later) == nil)
+        #expect(try await store.createSession(extension: "3002", clientID: "app", lifetime: 60, now: later).0.extension == "3002")
+    }
+
+    /// Two requests for one extension at once: exactly one wins.
+    @Test func concurrentRequestsForOneExtension() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await store(directory, extensions: ["3001"])
+        defer { try? store.close() }
+        for _ in 0..<20 {
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 { group.addTask { (try? await store.createSession(extension: "3001", clientID: "app", lifetime: 60)) != nil } }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 1)
+            for session in try await store.sessions() { try await store.deleteSession(id: session.id) }
+        }
+    }
+}

@@ -114,7 +114,13 @@ struct OAuthTests {
         let service = Self.service()
         let backend = ControlAPIBackend(
             turnCredentials: { user, ttl in TURNCredentialResponse(username: "1700000000:\(user ?? "")", password: "p", ttl: ttl ?? 600, uris: ["turn:192.0.2.1:3478?transport=udp"]) },
-            extensions: { [ExtensionStatus(extension: "3001", state: "registered"), ExtensionStatus(extension: "3002", state: "failed", failure: "401 Wrong credentials")] })
+            extensions: { [ExtensionStatus(extension: "3001", state: "registered"), ExtensionStatus(extension: "3002", state: "failed", failure: "401 Wrong credentials")] },
+            createSession: { number, client in
+                guard number != "3001" else { throw ControlAPIError(.conflict, "extension_in_use", "extension 3001 is held by a live session") }
+                return SessionResponse(id: "s1", token: "t", extension: number ?? "3002", clientID: client, expiresAt: "2026-12-02T12:00:00Z", iceServers: [])
+            },
+            sessions: { [SessionResponse(id: "s1", token: nil, extension: "3002", clientID: "app", expiresAt: "2026-12-02T12:00:00Z", iceServers: nil)] },
+            deleteSession: { $0 == "s1" })
         let app = Application(router: ControlAPI.makeRouter(readiness: Readiness(), metrics: PrometheusCollectorRegistry(), strictTransportSecurity: true, oauth: service, api: backend))
         try await app.test(.router) { client in
             var all = "", turnOnly = ""
@@ -143,6 +149,29 @@ struct OAuthTests {
             }
             try await client.execute(uri: "/api/v1/extensions", method: .get, headers: [.authorization: "Bearer not.a.jwt"]) { response in
                 #expect(response.status == .unauthorized)
+            }
+            try await client.execute(uri: "/api/v1/sessions", method: .post, headers: [.authorization: "Bearer \(all)"], body: ByteBuffer(string: #"{"extension": "3001"}"#)) { response in
+                #expect(response.status == .conflict)
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(json?["error"] as? String == "extension_in_use")
+            }
+            try await client.execute(uri: "/api/v1/sessions", method: .post, headers: [.authorization: "Bearer \(all)"]) { response in
+                #expect(response.status == .created)
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(json?["extension"] as? String == "3002" && json?["clientID"] as? String == "app" && json?["token"] as? String == "t")
+            }
+            try await client.execute(uri: "/api/v1/sessions", method: .post, headers: [.authorization: "Bearer \(turnOnly)"]) { response in
+                #expect(response.status == .forbidden)
+            }
+            try await client.execute(uri: "/api/v1/sessions", method: .get, headers: [.authorization: "Bearer \(all)"]) { response in
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: [[String: Any]]]
+                #expect(response.status == .ok && json?["sessions"]?.count == 1 && json?["sessions"]?.first?["token"] == nil)
+            }
+            try await client.execute(uri: "/api/v1/sessions/s1", method: .delete, headers: [.authorization: "Bearer \(all)"]) { response in
+                #expect(response.status == .noContent)
+            }
+            try await client.execute(uri: "/api/v1/sessions/nope", method: .delete, headers: [.authorization: "Bearer \(all)"]) { response in
+                #expect(response.status == .notFound)
             }
             try await client.execute(uri: "/api/v1/openapi.yaml", method: .get) { response in
                 #expect(response.status == .ok)

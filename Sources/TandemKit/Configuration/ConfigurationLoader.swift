@@ -83,6 +83,7 @@ extension TandemConfiguration {
 
         configuration.http.listenAddress = try parser.ipAddress(.httpListenAddress)
         configuration.http.port = try parser.port(.httpPort)
+        configuration.http.sessionLifetime = try parser.integer(.httpSessionLifetime, in: 60...604_800)
 
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)

@@ -6,6 +6,7 @@ extension TandemConfiguration {
         switch key {
         case .httpListenAddress: return one(http.listenAddress)
         case .httpPort: return one(http.port)
+        case .httpSessionLifetime: return one(http.sessionLifetime)
         case .tlsCertificate: return one(tls.certificatePath ?? "")
         case .tlsPrivateKey: return one(tls.privateKeyPath ?? "")
         case .tlsCACertificate: return one(tls.caCertificatePath ?? "")

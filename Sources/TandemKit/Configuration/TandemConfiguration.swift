@@ -85,10 +85,13 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var listenAddress: IPAddress
         /// 1–65535 from configuration; 0 (an ephemeral port) is accepted when set in code.
         public var port: Int
+        /// Seconds a browser session lives.
+        public var sessionLifetime: Int
 
-        public init(listenAddress: IPAddress = .ipv4Any, port: Int = 7443) {
+        public init(listenAddress: IPAddress = .ipv4Any, port: Int = 7443, sessionLifetime: Int = 43200) {
             self.listenAddress = listenAddress
             self.port = port
+            self.sessionLifetime = sessionLifetime
         }
     }
 

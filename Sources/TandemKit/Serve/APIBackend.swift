@@ -9,13 +9,19 @@ extension TandemServer {
     static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?) -> ControlAPIBackend {
         let store = context.store
         let turn = context.configuration.turn
+        let lifetime = TimeInterval(context.configuration.http.sessionLifetime)
+        @Sendable func credentials(_ user: String?, _ ttl: Int?) async throws -> TURNCredentialResponse {
+            let settings = try await store.turnSettings()
+            let credential = TURNCredentials.issue(settings: settings, user: user, ttl: ttl)
+            return TURNCredentialResponse(username: credential.username, password: credential.password, ttl: ttl ?? settings.credentialTTL,
+                                          uris: turn.enabled ? turnURIs(turn, settings: settings) : [])
+        }
+        @Sendable func response(_ session: SessionRecord, token: String?, ice: [ICEServer]?) -> SessionResponse {
+            SessionResponse(id: session.id, token: token, extension: session.extension, clientID: session.clientID,
+                            expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: ice)
+        }
         return ControlAPIBackend(
-            turnCredentials: { user, ttl in
-                let settings = try await store.turnSettings()
-                let credential = TURNCredentials.issue(settings: settings, user: user, ttl: ttl)
-                return TURNCredentialResponse(username: credential.username, password: credential.password, ttl: ttl ?? settings.credentialTTL,
-                                              uris: turn.enabled ? turnURIs(turn, settings: settings) : [])
-            },
+            turnCredentials: credentials,
             extensions: {
                 let states = registrations?.extensionStates ?? [:]
                 let failures = registrations?.summary.failures ?? [:]
@@ -24,7 +30,25 @@ extension TandemServer {
                     return ExtensionStatus(extension: record.number, state: state, realm: record.realm.isEmpty ? nil : record.realm,
                                            failure: state == "failed" ? failures[record.number] : nil)
                 }
-            })
+            },
+            createSession: { number, clientID in
+                let (session, token): (SessionRecord, String)
+                do {
+                    (session, token) = try await store.createSession(extension: number, clientID: clientID, lifetime: lifetime)
+                } catch let error as StoreError {
+                    switch error {
+                    case .unknownExtension: throw ControlAPIError(.notFound, "unknown_extension", error.description)
+                    case .extensionInUse: throw ControlAPIError(.conflict, "extension_in_use", error.description)
+                    case .noFreeExtension: throw ControlAPIError(.conflict, "no_free_extension", error.description)
+                    default: throw error
+                    }
+                }
+                let turnCredential = turn.enabled ? try await credentials(session.extension, nil) : nil
+                let ice = turnCredential.map { [ICEServer(urls: $0.uris, username: $0.username, credential: $0.password)] }
+                return response(session, token: token, ice: ice)
+            },
+            sessions: { try await store.sessions().map { response($0, token: nil, ice: nil) } },
+            deleteSession: { try await store.deleteSession(id: $0) })
     }
 
     /// `turn:` and `turns:` URIs (RFC 7065) for the enabled transports, on the address

@@ -167,8 +167,12 @@ class Tandem:
             token = json.loads(r.read())["access_token"]
         request = urllib.request.Request(f"https://127.0.0.1:7443{path}", data=None if body is None else json.dumps(body).encode(), method=method,
                                          headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, context=context, timeout=5) as r:
-            return json.loads(r.read())
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=5) as r:
+                text = r.read()
+                return r.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
 
     def start(self):
         self.out = open(self.logpath, "a")
@@ -237,10 +241,21 @@ def scenario_register(tandem_binary, workdir, _peer=None):
         status, body = tandem.get("/readyz", status=True)
         assert status == 200, (status, body)
         # The control API reports the same, per extension.
-        listed = {e["extension"]: e for e in tandem.api("GET", "/api/v1/extensions")["extensions"]}
+        status, body = tandem.api("GET", "/api/v1/extensions")
+        listed = {e["extension"]: e for e in body["extensions"]}
         assert sum(1 for e in listed.values() if e["state"] == "registered") == 100, listed
         assert listed["3100"]["state"] == "failed" and "Wrong credentials" in listed["3100"].get("failure", ""), listed["3100"]
         facts["api_extensions"] = len(listed)
+        # A session holds an extension; a second one for it is refused until the first ends.
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201 and session["extension"] == "3001" and len(session["token"]) == 43, (status, session)
+        status, clash = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 409 and clash["error"] == "extension_in_use", (status, clash)
+        status, _ = tandem.api("DELETE", f"/api/v1/sessions/{session['id']}")
+        assert status == 204, status
+        status, again = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201, (status, again)
+        facts["api_sessions"] = "201, 409, 204, 201"
         # Kamailio grants 20 s: each refreshes 15 s later (a quarter before expiry), over the same Call-ID with a higher CSeq.
         refreshed = wait_for("every binding refreshed", lambda: (lambda b: b if b and all(b.get(u, 0) > bindings[u] for u in wanted) else None)(kamailio.contacts()), 30)
         facts["refreshed"] = len([u for u in wanted if refreshed[u] > bindings[u]])
