@@ -55,10 +55,12 @@ public enum ControlAPI {
         strictTransportSecurity: Bool,
         echo: EchoAnswerer? = nil,
         oauth: OAuthTokenService? = nil,
-        api: ControlAPIBackend? = nil
+        api: ControlAPIBackend? = nil,
+        corsOrigins: [String] = []
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
+        if !corsOrigins.isEmpty { router.add(middleware: CORSMiddleware(allowedOrigins: corsOrigins)) }
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
 
@@ -95,10 +97,12 @@ public enum ControlAPI {
         echo: EchoAnswerer? = nil,
         oauth: OAuthTokenService? = nil,
         api: ControlAPIBackend? = nil,
+        corsOrigins: [String] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
-            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api)
+            readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api,
+            corsOrigins: corsOrigins)
         let server: HTTPServerBuilder =
             if let tls = configuration.tlsConfiguration {
                 try .tls(.http1(), tlsConfiguration: tls)

@@ -84,6 +84,12 @@ extension TandemConfiguration {
         configuration.http.listenAddress = try parser.ipAddress(.httpListenAddress)
         configuration.http.port = try parser.port(.httpPort)
         configuration.http.sessionLifetime = try parser.integer(.httpSessionLifetime, in: 60...604_800)
+        configuration.http.corsOrigins = try parser.list(.httpCORSOrigins) { text throws(ConfigurationError) in
+            // An origin is scheme://host[:port] (RFC 6454 §6.2), or *.
+            let valid = text == "*" || ((text.hasPrefix("https://") || text.hasPrefix("http://")) && !text.dropFirst(8).contains("/") && text.count <= 255)
+            guard valid else { throw .invalidValue(key: "http.cors-origins", value: text, reason: "must be * or scheme://host[:port] without a path") }
+            return text
+        }
 
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)

@@ -7,6 +7,7 @@ extension TandemConfiguration {
         case .httpListenAddress: return one(http.listenAddress)
         case .httpPort: return one(http.port)
         case .httpSessionLifetime: return one(http.sessionLifetime)
+        case .httpCORSOrigins: return http.corsOrigins
         case .tlsCertificate: return one(tls.certificatePath ?? "")
         case .tlsPrivateKey: return one(tls.privateKeyPath ?? "")
         case .tlsCACertificate: return one(tls.caCertificatePath ?? "")

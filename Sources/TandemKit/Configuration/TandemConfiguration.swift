@@ -87,6 +87,8 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var port: Int
         /// Seconds a browser session lives.
         public var sessionLifetime: Int
+        /// Origins allowed cross-origin access to /api/v1 and /webkit (`*` = any).
+        public var corsOrigins: [String] = []
 
         public init(listenAddress: IPAddress = .ipv4Any, port: Int = 7443, sessionLifetime: Int = 43200) {
             self.listenAddress = listenAddress

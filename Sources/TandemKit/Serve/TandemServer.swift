@@ -132,6 +132,7 @@ public struct TandemServer: Sendable {
             echo: echo,
             oauth: try Self.oauthService(context),
             api: api,
+            corsOrigins: context.configuration.http.corsOrigins,
             onServerRunning: onServerRunning)
         return .init(
             service: application,
