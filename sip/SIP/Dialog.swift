@@ -49,7 +49,7 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible {
     /// Loose routing (RFC 3261 §16.12): the URI carries `lr`.
     public var isLooseRouter: Bool { parameter("lr") != nil }
     /// The host without IPv6 brackets.
-    public var bareHost: String { host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host }
+    public var bareHost: String { HostPort.bare(host) }
 
     public var description: String {
         var text = (secure ? "sips:" : "sip:") + (user.map { "\($0)@" } ?? "") + HostPort.format(host: host, port: port)

@@ -120,6 +120,8 @@ public struct Via: Hashable, Sendable {
     /// `rport` present: "" until a server fills in the port it saw.
     public var rport: String? { parameters["rport"] }
     public var received: String? { parameters["received"] }
+    /// The sent-by host without IPv6 brackets.
+    public var bareHost: String { HostPort.bare(host) }
 
     public init(transport: String, host: String, port: Int?, parameters: [(String, String)] = []) {
         self.transport = transport
@@ -174,7 +176,7 @@ public struct Via: Hashable, Sendable {
 }
 
 /// `host[:port]` with IPv6 references in brackets (RFC 3261 §25.1).
-enum HostPort {
+public enum HostPort {
     static func parse<S: StringProtocol>(_ text: S) -> (String, Int?)? {
         let text = String(text)
         if text.hasPrefix("[") {
@@ -195,8 +197,15 @@ enum HostPort {
         return (String(host), nil)
     }
 
-    static func format(host: String, port: Int?) -> String {
-        port.map { "\(host):\($0)" } ?? host
+    /// `host[:port]`, bracketing an IPv6 address given without brackets.
+    public static func format(host: String, port: Int?) -> String {
+        let reference = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return port.map { "\(reference):\($0)" } ?? reference
+    }
+
+    /// The host without IPv6 brackets (`[::1]` → `::1`).
+    public static func bare(_ host: String) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 }
 

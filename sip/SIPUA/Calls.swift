@@ -263,11 +263,18 @@ public final class SIPCallManager: @unchecked Sendable {
     }
 
     private func ack(_ call: SIPCall, _ response: SIPMessage) {
-        guard var dialog = call.dialog, let invite = call.invite, let cseq = invite.cseq else { return }
-        var ack = dialog.request(.ack, via: endpoint.newVia(call.destination.transport), cseq: cseq.sequence)
-        for name in ["Authorization", "Proxy-Authorization"] { if let value = invite.headers.first(name) { ack.headers.append(name, value) } }
+        guard let invite = call.invite else { return }
+        sendACK(call, for: invite, to: nextHop(call))
+    }
+
+    /// The ACK of a 2xx to `request`, an INVITE or re-INVITE (RFC 3261 §13.2.2.4): in the
+    /// dialog, with the request's CSeq number and its credentials.
+    private func sendACK(_ call: SIPCall, for request: SIPMessage, to destination: SIPDestination) {
+        guard var dialog = call.dialog, let cseq = request.cseq else { return }
+        var ack = dialog.request(.ack, via: endpoint.newVia(destination.transport), cseq: cseq.sequence)
+        for name in ["Authorization", "Proxy-Authorization"] { if let value = request.headers.first(name) { ack.headers.append(name, value) } }
         call.dialog = dialog
-        endpoint.sendStateless(ack, to: nextHop(call))
+        endpoint.sendStateless(ack, to: destination)
     }
 
     /// Ends the call: BYE when confirmed; CANCEL while calling (once a provisional came,
@@ -499,7 +506,8 @@ public final class SIPCallManager: @unchecked Sendable {
         if invite.lists("100rel") {
             response.headers.append("Require", "100rel")
             response.headers.append("RSeq", "1")
-            retransmitReliably(call, response, interval: endpoint.configuration.timers.t1, total: 0)
+            let t1 = endpoint.configuration.timers.t1
+            retransmit(call, response, timer: "100rel", interval: t1, limit: 64 * t1) { $0.finalResponse == nil }
         }
         endpoint.respond(response, to: id)
     }
@@ -513,13 +521,17 @@ public final class SIPCallManager: @unchecked Sendable {
         return response
     }
 
-    private func retransmitReliably(_ call: SIPCall, _ response: SIPMessage, interval: Int64, total: Int64) {
-        let t1 = endpoint.configuration.timers.t1
-        guard total + interval < 64 * t1 else { return }
-        call.timers["100rel"] = endpoint.loop.scheduleTask(in: .milliseconds(interval)) { [weak self, weak call] in
-            guard let self, let call, let id = call.serverTransaction, call.finalResponse == nil else { return }
+    /// Sends `response` again on the INVITE's server transaction after `interval`, doubling up
+    /// to `cap`, while `pending(call)` holds and (with a `limit`) until `limit` ms have passed:
+    /// a reliable provisional until its PRACK (RFC 3262 §3, T1 doubling, for 64·T1), the 2xx
+    /// until its ACK (RFC 3261 §13.3.1.4, capped at T2).
+    private func retransmit(_ call: SIPCall, _ response: SIPMessage, timer: String, interval: Int64, elapsed: Int64 = 0,
+                            cap: Int64 = .max, limit: Int64 = .max, while pending: @escaping @Sendable (SIPCall) -> Bool) {
+        guard elapsed + interval < limit else { return }
+        call.timers[timer] = endpoint.loop.scheduleTask(in: .milliseconds(interval)) { [weak self, weak call] in
+            guard let self, let call, let id = call.serverTransaction, pending(call) else { return }
             self.endpoint.respond(response, to: id)
-            self.retransmitReliably(call, response, interval: interval * 2, total: total + interval)
+            self.retransmit(call, response, timer: timer, interval: min(interval * 2, cap), elapsed: elapsed + interval, cap: cap, limit: limit, while: pending)
         }
     }
 
@@ -542,7 +554,8 @@ public final class SIPCallManager: @unchecked Sendable {
         call.timers.removeValue(forKey: "100rel")?.cancel()
         guard let id = call.serverTransaction else { return }
         endpoint.respond(response, to: id)
-        retransmit2xx(call, response, interval: endpoint.configuration.timers.t1)
+        let timers = endpoint.configuration.timers
+        retransmit(call, response, timer: "2xx", interval: timers.t1, cap: timers.t2) { $0.state != .confirmed && !$0.isEnded }
         let t1 = endpoint.configuration.timers.t1
         call.timers["ack-timeout"] = endpoint.loop.scheduleTask(in: .milliseconds(64 * t1)) { [weak self, weak call] in
             guard let self, let call, call.state != .confirmed, !call.isEnded else { return }
@@ -550,14 +563,6 @@ public final class SIPCallManager: @unchecked Sendable {
         }
         restartSessionTimer(call)
         logger.info("Call answered", metadata: ["extension": "\(call.user)", "call-id": "\(call.callID)", "direction": "incoming"])
-    }
-
-    private func retransmit2xx(_ call: SIPCall, _ response: SIPMessage, interval: Int64) {
-        call.timers["2xx"] = endpoint.loop.scheduleTask(in: .milliseconds(interval)) { [weak self, weak call] in
-            guard let self, let call, call.state != .confirmed, !call.isEnded, let id = call.serverTransaction else { return }
-            self.endpoint.respond(response, to: id)
-            self.retransmit2xx(call, response, interval: min(interval * 2, self.endpoint.configuration.timers.t2))
-        }
     }
 
     func respondFinal(_ call: SIPCall, _ code: Int, _ reason: String) {
@@ -620,12 +625,12 @@ public final class SIPCallManager: @unchecked Sendable {
             case .response(let response):
                 guard let code = response.statusCode, code >= 200 else { return }
                 guard call.reinviting else {
-                    if (200...299).contains(code) { self.ackReinvite(call, reinvite, destination) }  // a retransmitted 2xx
+                    if (200...299).contains(code) { self.sendACK(call, for: reinvite, to: destination) }  // a retransmitted 2xx
                     return
                 }
                 call.reinviting = false
                 if (200...299).contains(code) {
-                    self.ackReinvite(call, reinvite, destination)
+                    self.sendACK(call, for: reinvite, to: destination)
                     if let t = response.sessionExpires { call.sessionTimer = t }
                     if let contact = response.contacts.first?.uri { call.dialog?.remoteTarget = contact }
                     self.restartSessionTimer(call)
@@ -649,13 +654,6 @@ public final class SIPCallManager: @unchecked Sendable {
                 self.bye(call, reason: "re-INVITE timed out")
             }
         }
-    }
-
-    private func ackReinvite(_ call: SIPCall, _ reinvite: SIPMessage, _ destination: SIPDestination) {
-        guard var dialog = call.dialog, let cseq = reinvite.cseq else { return }
-        let ack = dialog.request(.ack, via: endpoint.newVia(destination.transport), cseq: cseq.sequence)
-        call.dialog = dialog
-        endpoint.sendStateless(ack, to: destination)
     }
 
     /// Sends an INFO in the call's dialog.

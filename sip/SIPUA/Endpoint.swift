@@ -122,7 +122,7 @@ public final class SIPEndpoint: @unchecked Sendable {
     public func start() async throws {
         try await transports.start(configuration.listen)
         let bound = try await loop.submit { self.transports.boundAddresses }.get()
-        logger.info("SIP listening", metadata: ["addresses": "\(bound.map { "\($0.transport.rawValue):\(HostAddressText.format($0.host, $0.port))" })"])
+        logger.info("SIP listening", metadata: ["addresses": "\(bound.map { "\($0.transport.rawValue):\(HostPort.format(host: $0.host, port: $0.port))" })"])
     }
 
     /// Ends every transaction and closes the sockets.
@@ -151,7 +151,7 @@ public final class SIPEndpoint: @unchecked Sendable {
 
     /// `host:port` this endpoint says it sends from over `transport` (Via sent-by, Contact).
     public func sentBy(_ transport: SIPTransport) -> String {
-        HostAddressText.format(configuration.advertisedHost, port(of: transport) ?? port(of: .udp) ?? transport.defaultPort)
+        HostPort.format(host: configuration.advertisedHost, port: port(of: transport) ?? port(of: .udp) ?? transport.defaultPort)
     }
 
     /// A top Via for a new request over `transport`, with a fresh branch and `rport` (RFC 3581 §3).
@@ -375,7 +375,7 @@ public final class SIPEndpoint: @unchecked Sendable {
         let values = HeaderValue.splitList(fields[index].value)
         guard let first = values.first, var via = Via(parsing: first) else { return }
         let sourceIP = source.ipAddress
-        if via.host.trimmingCharacters(in: "[]") != sourceIP || via.rport != nil { via.setParameter("received", sourceIP) }
+        if via.bareHost != sourceIP || via.rport != nil { via.setParameter("received", sourceIP) }
         if via.rport != nil { via.setParameter("rport", String(source.port)) }
         fields[index].value = ([via.serialized] + values.dropFirst()).joined(separator: ", ")
         message.headers = SIPHeaders(fields)
@@ -476,15 +476,6 @@ extension Via {
     mutating func setParameter(_ name: String, _ value: String) {
         if parameters[name] == nil { parameterOrder.append(name) }
         parameters[name] = value
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return String(s)
     }
 }
 

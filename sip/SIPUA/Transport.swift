@@ -47,7 +47,7 @@ public struct SIPDestination: Hashable, Sendable, CustomStringConvertible {
     public var ipAddress: String { address.ipAddress ?? "" }
     public var port: Int { address.port ?? 0 }
 
-    public var description: String { "\(transport.rawValue):\(HostAddressText.format(ipAddress, port))" }
+    public var description: String { "\(transport.rawValue):\(HostPort.format(host: ipAddress, port: port))" }
 
     var connectionKey: ConnectionKey { ConnectionKey(transport: transport, address: address) }
 }
@@ -62,13 +62,6 @@ public struct SIPListenAddress: Hashable, Sendable {
         self.transport = transport
         self.host = host
         self.port = port
-    }
-}
-
-/// `host:port`, with IPv6 addresses in brackets (RFC 3261 §25.1).
-enum HostAddressText {
-    static func format(_ host: String, _ port: Int) -> String {
-        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

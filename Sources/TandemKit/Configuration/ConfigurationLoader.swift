@@ -104,10 +104,7 @@ extension TandemConfiguration {
 
         var turn = TandemConfiguration.TURN()
         turn.enabled = try parser.boolean(.turnEnabled)
-        turn.listenAddresses = try parser.list(.turnListenAddresses) { text throws(ConfigurationError) in
-            guard let address = IPAddress(text) else { throw .invalidIPAddress(key: "turn.listen-addresses", value: text) }
-            return address
-        }
+        turn.listenAddresses = try parser.ipAddresses(.turnListenAddresses)
         turn.listenPort = try parser.port(.turnListenPort)
         turn.tlsPort = try parser.port(.turnTLSPort)
         turn.transports = try parser.list(.turnTransports) { text throws(ConfigurationError) in
@@ -172,10 +169,7 @@ extension TandemConfiguration {
         configuration.media = media
 
         var sip = TandemConfiguration.SIP()
-        sip.listenAddresses = try parser.list(.sipListenAddresses) { text throws(ConfigurationError) in
-            guard let address = IPAddress(text) else { throw .invalidIPAddress(key: "sip.listen-addresses", value: text) }
-            return address
-        }
+        sip.listenAddresses = try parser.ipAddresses(.sipListenAddresses)
         sip.listenPort = try parser.port(.sipListenPort)
         sip.tlsPort = try parser.port(.sipTLSPort)
         sip.transports = try parser.list(.sipTransports) { text throws(ConfigurationError) in
@@ -261,6 +255,14 @@ private struct ValueParser {
         var result: [T] = []
         for item in items(key) { result.append(try transform(item)) }
         return result
+    }
+
+    /// A list of IP addresses (the unspecified ones allowed: they mean "every address").
+    func ipAddresses(_ key: ConfigurationKey) throws(ConfigurationError) -> [IPAddress] {
+        try list(key) { text throws(ConfigurationError) in
+            guard let address = IPAddress(text) else { throw .invalidIPAddress(key: key.name, value: text) }
+            return address
+        }
     }
 
     func ipAddress(_ key: ConfigurationKey) throws(ConfigurationError) -> IPAddress {
