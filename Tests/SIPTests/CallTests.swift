@@ -15,8 +15,8 @@ struct CallTests {
         var events: [String] = []
         var lastCall: SIPCall?
 
-        init(user: String, peer: @escaping @Sendable () -> SIPDestination?) async throws {
-            endpoint = try await EndpointTests.endpoint([.udp])
+        init(user: String, timers: SIPTimerValues, peer: @escaping @Sendable () -> SIPDestination?) async throws {
+            endpoint = try await EndpointTests.endpoint([.udp], timers: timers)
             manager = SIPCallManager(endpoint: endpoint, domain: "tandem.test", logger: Logger(label: "test"),
                                      credentials: { $0 == user ? (user, "pw") : nil }, route: { _ in peer() })
             try await endpoint.loop.submit { self.manager.install() }.get()
@@ -47,21 +47,22 @@ struct CallTests {
         }
     }
 
-    static func pair() async throws -> (Side, Side) {
+    static func pair(timers: SIPTimerValues = EndpointTests.fast) async throws -> (Side, Side) {
         let holder = Box<SIPDestination?>(nil)
-        let a = try await Side(user: "3001", peer: { holder.value })
-        let b = try await Side(user: "1001", peer: { nil })
+        let a = try await Side(user: "3001", timers: timers, peer: { holder.value })
+        let b = try await Side(user: "1001", timers: timers, peer: { nil })
         holder.value = try EndpointTests.destination(b.endpoint, .udp)
         return (a, b)
     }
 
     @Test func reliableRingingAnswerInfoAndBye() async throws {
-        let (a, b) = try await Self.pair()
+        // T1 = 100 ms: the PRACK has 100 ms to stop the 180's retransmission, even on a busy host.
+        let (a, b) = try await Self.pair(timers: SIPTimerValues(t1: 100, t2: 800, t4: 500))
         try await b.on {
             b.manager.onIncomingCall = { call in
                 b.record(call)
                 call.ring()
-                // Answer after 300 ms: without the PRACK the 180 would go again at 20, 60, 140 ms.
+                // Answer after 300 ms: without the PRACK the 180 would go again at 100 and 300 ms.
                 b.endpoint.loop.scheduleTask(in: .milliseconds(300)) { call.accept(body: Array("v=0 answer".utf8)) }
             }
         }
@@ -72,6 +73,8 @@ struct CallTests {
         try await a.waitFor("answered v=0 answer")
         try await b.waitFor("answered v=0 offer")
         #expect(try await a.on { a.events.filter { $0 == "progress 180" }.count } == 1)
+        // The confirmed dialog counts CSeq on from the early dialog's PRACK.
+        #expect(try await a.on { a.lastCall?.dialog?.localSequence } == 2)
         #expect(try await a.on { a.lastCall?.state } == .confirmed)
         try await a.on { a.lastCall?.sendInfo(body: Array("Signal=5".utf8), contentType: "application/dtmf-relay") }
         try await b.waitFor("info Signal=5")

@@ -43,6 +43,27 @@ struct DialogTests {
         #expect(reinvite.headers.first("Contact") == "<sip:3001@127.0.0.1:5062>")
     }
 
+    /// §13.2.2.4: the 2xx's dialog takes over from the early one without reusing its CSeqs.
+    @Test func confirmedDialogContinuesTheEarlySequence() throws {
+        let invite = Self.invite()
+        var ringing = invite.response(statusCode: 180, reasonPhrase: "Ringing", toTag: "t")
+        ringing.headers.append("Contact", "<sip:1001@10.0.0.9>")
+        var early = try #require(SIPDialog(uac: invite, response: ringing, localContact: "sip:3001@127.0.0.1"))
+        _ = early.request(.prack, via: "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp1")
+        _ = early.request(.prack, via: "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp2")
+        var ok = invite.response(statusCode: 200, reasonPhrase: "OK", toTag: "t")
+        ok.headers.append("Contact", "<sip:1001@10.0.0.9>")
+        var confirmed = try #require(SIPDialog(uac: invite, response: ok, localContact: "sip:3001@127.0.0.1"))
+        confirmed.continueSequence(after: early)
+        #expect(confirmed.request(.info, via: "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKi").cseq?.sequence == 5)
+        // Another fork's early dialog does not count.
+        var other = try #require(SIPDialog(uac: invite, response: invite.response(statusCode: 180, reasonPhrase: "Ringing", toTag: "u"), localContact: "x"))
+        _ = other.request(.prack, via: "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp3")
+        var fresh = try #require(SIPDialog(uac: invite, response: ok, localContact: "sip:3001@127.0.0.1"))
+        fresh.continueSequence(after: other)
+        #expect(fresh.request(.info, via: "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKj").cseq?.sequence == 3)
+    }
+
     /// §16.12.1.2: a strict router in the route set becomes the Request-URI, the target the last Route.
     @Test func strictRouting() throws {
         let invite = Self.invite()

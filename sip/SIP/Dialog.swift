@@ -189,6 +189,13 @@ public struct SIPDialog: Hashable, Sendable {
         return true
     }
 
+    /// The 2xx's dialog replaces the early one of the same tags (RFC 3261 §13.2.2.4) but keeps
+    /// counting CSeq from where the early dialog's requests (PRACK, UPDATE) left it.
+    public mutating func continueSequence(after early: SIPDialog) {
+        guard early.id == id else { return }
+        localSequence = max(localSequence, early.localSequence)
+    }
+
     /// A 2xx of ours confirms the dialog (UAS), or the UAC got its 2xx.
     public mutating func confirm(with response: SIPMessage? = nil) {
         state = .confirmed

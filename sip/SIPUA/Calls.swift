@@ -247,6 +247,7 @@ public final class SIPCallManager: @unchecked Sendable {
             return
         }
         dialog.confirm(with: response)
+        if let early = call.dialog { dialog.continueSequence(after: early) }
         call.dialog = dialog
         call.state = .confirmed
         pending[call.callID] = nil
