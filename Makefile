@@ -1,8 +1,9 @@
 # Tandem — the two commands of README.md, for a fresh Debian 12 machine with Swift.
 #   make run    build (release) and run `tandem serve` with config/tandem.yaml
 #   make test   build and run every test: short fuzz runs of the STUN, SDP, RTP/RTCP and SIP parsers and SRTP,
-#               unit tests, the interop tests against coturn's clients and Kamailio, and the WebRTC
-#               end-to-end tests (aiortc and headless Chromium against the echo service)
+#               unit tests, the interop tests against coturn's clients and Kamailio, the WebRTC
+#               end-to-end tests (aiortc and headless Chromium against the echo service), and the
+#               gateway's end-to-end tests (Chromium on the agent page bridged to sipp through Kamailio)
 
 SHELL := /bin/bash
 
@@ -36,3 +37,4 @@ test:
 	swift build --product sip-peer
 	python3 tools/interop/sip/run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer
 	python3 tools/interop/webrtc/run.py --tandem .build/debug/tandem --python $(VENV)/bin/python
+	$(VENV)/bin/python tools/interop/gateway/run.py --tandem .build/debug/tandem

@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         // Linux socket calls Swift cannot reach through Glibc (epoll, eventfd, recvmmsg/sendmmsg).
@@ -84,11 +85,14 @@ let package = Package(
             dependencies: ["SDP", "STUN", "CDTLS", "CSRTP", "Datapath"],
             swiftSettings: strict
         ),
-        // Calls: the media engine (WebRTC leg + audio bridge + far end) and, later, the SIP side.
+        // Calls: the media engine (WebRTC leg + audio bridge + far end), the SIP leg's RTP and
+        // SDP, and the back-to-back agent joining browser sessions to SIP calls. The only module
+        // that knows both WebRTC and SIP.
         .target(
             name: "Gateway",
             dependencies: [
-                "WebRTC", "Media", "SDP", "STUN", "Datapath", "G711", "Opus",
+                "WebRTC", "Media", "SDP", "STUN", "Datapath", "G711", "Opus", "SIP", "SIPUA",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -143,15 +147,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             ],
-            resources: [.copy("openapi.yaml")],
+            resources: [.copy("openapi.yaml"), .copy("webkit")],
             swiftSettings: strict
         ),
         // Configuration, TLS material, logging, and the wiring of `tandem serve`.
         .target(
             name: "TandemKit",
             dependencies: [
-                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Opus", "SIP", "SIPUA",
+                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Media", "Opus", "SIP", "SIPUA",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -217,6 +222,7 @@ let package = Package(
         ),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SDP", "Datapath", "G711"], swiftSettings: strict),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),
         .testTarget(name: "CodecTests", dependencies: ["G711", "Opus"], swiftSettings: strict),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),

@@ -59,6 +59,8 @@ public struct SessionResponse: Codable, Sendable, Equatable {
     public var clientID: String
     public var expiresAt: String
     public var iceServers: [ICEServer]?
+    /// Where the browser opens its signalling socket (`wss://host:port/webkit/ws`), with the token as `?token=`.
+    public var websocketURL: String?
 
     public init(id: String, token: String?, extension number: String?, clientID: String, expiresAt: String, iceServers: [ICEServer]?) {
         self.id = id
@@ -67,6 +69,45 @@ public struct SessionResponse: Codable, Sendable, Equatable {
         self.clientID = clientID
         self.expiresAt = expiresAt
         self.iceServers = iceServers
+    }
+}
+
+/// A bridged call as `GET /api/v1/calls` lists it, with the quality of the browser's stream
+/// as Tandem receives it (RFC 3550 §6.4.1 jitter and loss; round trip from the browser's
+/// receiver reports; MOS by the simplified E-model of ITU-T G.107).
+public struct CallStatus: Codable, Sendable, Equatable {
+    public var call: String
+    public var session: String
+    public var direction: String
+    public var `extension`: String?
+    public var remote: String
+    /// calling, early, answering, confirmed
+    public var state: String
+    public var held: Bool
+    public var startedAt: String
+    public var codec: String?
+    public var mode: String?
+    public var jitterMs: Double?
+    public var lossPercent: Double?
+    public var rttMs: Double?
+    public var mos: Double?
+
+    public init(call: String, session: String, direction: String, extension number: String?, remote: String, state: String, held: Bool, startedAt: String,
+                codec: String? = nil, mode: String? = nil, jitterMs: Double? = nil, lossPercent: Double? = nil, rttMs: Double? = nil, mos: Double? = nil) {
+        self.call = call
+        self.session = session
+        self.direction = direction
+        self.extension = number
+        self.remote = remote
+        self.state = state
+        self.held = held
+        self.startedAt = startedAt
+        self.codec = codec
+        self.mode = mode
+        self.jitterMs = jitterMs
+        self.lossPercent = lossPercent
+        self.rttMs = rttMs
+        self.mos = mos
     }
 }
 
@@ -93,12 +134,15 @@ public struct ControlAPIBackend: Sendable {
     public var sessions: @Sendable () async throws -> [SessionResponse]
     /// Ends a session; whether it existed.
     public var deleteSession: @Sendable (_ id: String) async throws -> Bool
+    public var calls: @Sendable () async throws -> [CallStatus]
 
     public init(turnCredentials: @escaping @Sendable (String?, Int?) async throws -> TURNCredentialResponse,
                 extensions: @escaping @Sendable () async throws -> [ExtensionStatus],
                 createSession: @escaping @Sendable (String?, String) async throws -> SessionResponse,
                 sessions: @escaping @Sendable () async throws -> [SessionResponse],
-                deleteSession: @escaping @Sendable (String) async throws -> Bool) {
+                deleteSession: @escaping @Sendable (String) async throws -> Bool,
+                calls: @escaping @Sendable () async throws -> [CallStatus] = { [] }) {
+        self.calls = calls
         self.turnCredentials = turnCredentials
         self.extensions = extensions
         self.createSession = createSession
@@ -159,10 +203,15 @@ enum APIRoutes {
                 ask = decoded
             }
             do {
-                return json(.created, try await backend.createSession(ask.extension, claims.sub.value))
+                var session = try await backend.createSession(ask.extension, claims.sub.value)
+                session.websocketURL = WebKitRoutes.websocketURL(request)
+                return json(.created, session)
             } catch let error as ControlAPIError {
                 return problem(error.status, error.code, error.description)
             }
+        })
+        api.get("calls", use: guarded("calls", oauth) { _, _, _ in
+            json(.ok, ["calls": try await backend.calls()])
         })
         api.get("sessions", use: guarded("sessions", oauth) { _, _, _ in
             json(.ok, ["sessions": try await backend.sessions()])

@@ -56,6 +56,7 @@ public enum ControlAPI {
         echo: EchoAnswerer? = nil,
         oauth: OAuthTokenService? = nil,
         api: ControlAPIBackend? = nil,
+        signalling: SignallingBackend? = nil,
         corsOrigins: [String] = []
     ) -> Router<BasicRequestContext> {
         let router = Router()
@@ -84,6 +85,7 @@ public enum ControlAPI {
         if let echo { EchoRoutes.add(to: router, answer: echo) }
         oauth?.addRoutes(to: router)
         if let oauth, let api { APIRoutes.add(to: router, oauth: oauth, backend: api) }
+        WebKitRoutes.add(to: router, signalling: signalling)
         return router
     }
 
@@ -97,17 +99,25 @@ public enum ControlAPI {
         echo: EchoAnswerer? = nil,
         oauth: OAuthTokenService? = nil,
         api: ControlAPIBackend? = nil,
+        signalling: SignallingBackend? = nil,
         corsOrigins: [String] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
             readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api,
-            corsOrigins: corsOrigins)
-        let server: HTTPServerBuilder =
-            if let tls = configuration.tlsConfiguration {
-                try .tls(.http1(), tlsConfiguration: tls)
+            signalling: signalling, corsOrigins: corsOrigins)
+        let http: HTTPServerBuilder =
+            if let signalling {
+                .http1WebSocketUpgrade(webSocketRouter: WebKitRoutes.webSocketRouter(signalling, logger: logger),
+                                       configuration: .init(ws: .init(maxFrameSize: WebKitRoutes.maximumFrame, autoPing: .enabled(timePeriod: .seconds(20)))))
             } else {
                 .http1()
+            }
+        let server: HTTPServerBuilder =
+            if let tls = configuration.tlsConfiguration {
+                try .tls(http, tlsConfiguration: tls)
+            } else {
+                http
             }
         return Application(
             router: router,

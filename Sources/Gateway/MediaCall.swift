@@ -121,8 +121,9 @@ final class MediaLoopCore {
         pending = WebRTCLeg.Counters()
     }
 
-    func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, localICE: ICECredentials, localSSRC: UInt32,
-                   identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onRelease: @escaping () -> Void) throws {
+    func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, sip: SIPAudio, localICE: ICECredentials, localSSRC: UInt32,
+                   identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onEnded: (@Sendable (String) -> Void)?,
+                   onRelease: @escaping () -> Void) throws {
         var ice = ICELiteAgent(local: localICE, remote: audio.remoteICE)
         ice.consentTimeout = Int64(configuration.consentTimeoutSeconds) * 1000
         let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
@@ -135,27 +136,23 @@ final class MediaLoopCore {
             throw MediaError("no socket and no shared port for the leg")
         }
         let leg = WebRTCLeg(loop: loop, transport: transport, ice: ice, dtls: dtls)
-        let law: G711.Law
-        let mode: BridgeMode
-        switch audio.codec {
-        case .opus:
-            law = configuration.sipLaw == .pcmu ? .muLaw : .aLaw
-            mode = .transcode
-        case .pcmu:
-            law = .muLaw
-            mode = .passThrough
-        case .pcma:
-            law = .aLaw
-            mode = .passThrough
-        }
+        let law = sip.law
+        let mode: BridgeMode = audio.codec == .opus ? .transcode : .passThrough
         let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate,
                                      telephoneEventClockRate: audio.telephoneEventClockRate, ssrc: localSSRC)
-        let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
+        let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: sip.telephoneEventPayloadType, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
         var opus = configuration.opus
         opus.complexity = governor.current  // a new call starts where the governor stands
         let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: opus)
-        let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onRelease: onRelease)
-        try leg.start()
+        let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onEnded: onEnded, onRelease: onRelease)
+        do {
+            try leg.start()
+            try farEnd.attach(loop: loop) { [unowned call] packet in call.fromSIP(packet) }
+        } catch {
+            leg.close()
+            farEnd.close()
+            throw error
+        }
         calls[id] = call
         metrics.legsStarted.increment()
         metrics.legs.record(metrics.liveLegs.add(1, ordering: .relaxed).newValue)
@@ -183,10 +180,13 @@ final class MediaCall {
     let codec: AudioCodec
     unowned let core: MediaLoopCore
     private var onRelease: (() -> Void)?
+    private var onEnded: (@Sendable (String) -> Void)?
     private var ended = false
     private var reported = WebRTCLeg.Counters()
 
-    init(id: String, leg: WebRTCLeg, bridge: AudioBridge, farEnd: any FarEnd, codec: AudioCodec, core: MediaLoopCore, onRelease: @escaping () -> Void) {
+    init(id: String, leg: WebRTCLeg, bridge: AudioBridge, farEnd: any FarEnd, codec: AudioCodec, core: MediaLoopCore,
+         onEnded: (@Sendable (String) -> Void)?, onRelease: @escaping () -> Void) {
+        self.onEnded = onEnded
         self.id = id
         self.leg = leg
         self.bridge = bridge
@@ -218,6 +218,12 @@ final class MediaCall {
         farEnd.receive(packet) { back in
             bridge.fromSIP(back, now: now) { buffer, length in leg.sendRTP(buffer, length: length) }
         }
+    }
+
+    /// A packet that arrived from the far end on its own (the SIP leg's socket).
+    func fromSIP(_ packet: UnsafeRawBufferPointer) {
+        guard !ended else { return }
+        bridge.fromSIP(packet, now: DatapathLoop.monotonicMilliseconds()) { buffer, length in leg.sendRTP(buffer, length: length) }
     }
 
     private func rtcpFromBrowser(_ packet: UnsafeRawBufferPointer) {
@@ -308,6 +314,8 @@ final class MediaCall {
         core.remove(self, reason: reason)
         onRelease?()
         onRelease = nil
+        onEnded?(reason)
+        onEnded = nil
     }
 }
 

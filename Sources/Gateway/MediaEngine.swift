@@ -1,4 +1,5 @@
 import Datapath
+import G711
 import Glibc
 import Logging
 import Media
@@ -16,6 +17,10 @@ public struct MediaConfiguration: Sendable {
     /// Addresses advertised as host candidates and in c= (a public or 1:1 NAT address); empty: the bind address.
     public var advertisedAddresses: [String] = []
     public var portRange: ClosedRange<UInt16> = 40000...49999
+    /// Ports of the SIP legs' RTP sockets (one per call).
+    public var sipPortRange: ClosedRange<UInt16> = 30000...39999
+    /// The address put in the SIP legs' SDP (c=); nil: the first advertised (or the bind) address.
+    public var sipAddress: String?
     /// One UDP port for every leg of a media thread (thread i serves `sharedPort + i`)
     /// instead of a port per leg from ``portRange``; 0: a port per leg.
     public var sharedPort: UInt16 = 0
@@ -56,6 +61,7 @@ public final class MediaEngine: Sendable {
     let cores: [LoopBound<MediaLoopCore>]
     let load: Mutex<[Int]>
     let nextPort: Mutex<UInt16>
+    let nextSIPPort: Mutex<UInt16>
     let metrics = MediaMetrics()
 
     public init(configuration: MediaConfiguration, logger: Logger) throws {
@@ -70,6 +76,7 @@ public final class MediaEngine: Sendable {
         self.loops = loops
         load = Mutex(Array(repeating: 0, count: loops.count))
         nextPort = Mutex(configuration.portRange.lowerBound)
+        nextSIPPort = Mutex(configuration.sipPortRange.lowerBound)
         let metrics = self.metrics
         // The shared ports are bound and registered before the loops' threads start.
         var shared: [SharedUDPPort?] = Array(repeating: nil, count: loops.count)
@@ -115,13 +122,26 @@ public final class MediaEngine: Sendable {
     /// doubles it); a deeper queue only turns an overload into seconds of delay.
     static let legSocketBuffer = 128 << 10
 
-    /// Binds a UDP socket on the next free port of the range.
+    /// Binds a UDP socket on the next free port of the WebRTC range.
     func bindSocket() throws -> UDPSocket {
+        try bindSocket(in: configuration.portRange, next: nextPort)
+    }
+
+    /// Binds the RTP socket of a SIP leg on the next free port of ``MediaConfiguration/sipPortRange``.
+    public func bindSIPSocket() throws -> UDPSocket {
+        try bindSocket(in: configuration.sipPortRange, next: nextSIPPort)
+    }
+
+    /// The address of the SIP legs' SDP.
+    public var sipAddress: String {
+        configuration.sipAddress ?? configuration.advertisedAddresses.first ?? configuration.bindAddress
+    }
+
+    private func bindSocket(in range: ClosedRange<UInt16>, next: borrowing Mutex<UInt16>) throws -> UDPSocket {
         guard let ip = IPAddress(configuration.bindAddress) else { throw MediaError("media.bind-address \(configuration.bindAddress) is not an IP address") }
-        let range = configuration.portRange
         let span = Int(range.upperBound) - Int(range.lowerBound) + 1
         for _ in 0..<span {
-            let port = nextPort.withLock { p -> UInt16 in
+            let port = next.withLock { p -> UInt16 in
                 let current = p
                 p = p >= range.upperBound ? range.lowerBound : p + 1
                 return current
@@ -150,14 +170,18 @@ public final class MediaEngine: Sendable {
         load.withLock { $0[index] -= 1 }
     }
 
-    /// Answers a browser's offer with a call whose far end is `farEnd`, created on a media
-    /// loop; returns the answer SDP and the call's id.
-    public func answer(offer text: String, farEnd: @escaping @Sendable () -> any FarEnd) async throws -> (answer: String, callID: String) {
+    /// A WebRTC leg's loop, socket (or shared port) and local parameters, held from before
+    /// the SDP is built until its call starts or is given up.
+    struct PreparedLeg: Sendable {
+        let index: Int
+        let socket: UDPSocket?
+        let parameters: LocalMediaParameters
+    }
+
+    /// Takes the least loaded loop and a port on it.
+    private func prepare() throws -> PreparedLeg {
         start()
-        let offer: SessionDescription
-        do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
         let index = pickLoop()
-        let core = cores[index]
         // A socket of the leg's own, unless the loop serves every leg on its shared port.
         let socket: UDPSocket?
         let port: UInt16
@@ -178,31 +202,150 @@ public final class MediaEngine: Sendable {
                                               addresses: configuration.advertisedAddresses.isEmpty ? [configuration.bindAddress] : configuration.advertisedAddresses,
                                               port: port)
         parameters.preferPassThrough = configuration.preferPassThrough
-        let answer: SessionDescription, audio: NegotiatedAudio
-        do {
-            (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: parameters)
-        } catch {
-            socket?.close()
-            released(loop: index)
-            throw MediaError("offer: \(error)")
+        return PreparedLeg(index: index, socket: socket, parameters: parameters)
+    }
+
+    private func discard(_ prepared: PreparedLeg) {
+        prepared.socket?.close()
+        released(loop: prepared.index)
+    }
+
+    /// The G.711 law of the SIP leg: the browser's own law when it sends G.711 (pass-through), else the SIP leg's or the configured one.
+    func law(for codec: AudioCodec, sip: SIPAudio?) -> G711.Law {
+        switch codec {
+        case .pcmu: .muLaw
+        case .pcma: .aLaw
+        case .opus: sip?.law ?? (configuration.sipLaw == .pcmu ? .muLaw : .aLaw)
         }
+    }
+
+    /// Starts the call of a prepared leg on its loop.
+    private func start(_ prepared: PreparedLeg, audio: NegotiatedAudio, sip: SIPAudio?, farEnd: @escaping @Sendable () -> any FarEnd,
+                       onEnded: (@Sendable (String) -> Void)?) async throws -> String {
         let id = CallID.make()
         let configuration = self.configuration
         let identity = self.identity
-        let localSSRC = parameters.ssrc
-        let localICE = parameters.ice
+        let core = cores[prepared.index]
+        let index = prepared.index
+        var side = sip ?? SIPAudio(law: law(for: audio.codec, sip: nil))
+        side.law = law(for: audio.codec, sip: sip)
+        let sipSide = side
         do {
             try await core.loop.submit {
-                try core.value.startCall(id: id, loopIndex: index, socket: socket, audio: audio, localICE: localICE, localSSRC: localSSRC,
-                                         identity: identity, configuration: configuration, farEnd: farEnd()) { [weak self] in self?.released(loop: index) }
+                try core.value.startCall(id: id, loopIndex: index, socket: prepared.socket, audio: audio, sip: sipSide, localICE: prepared.parameters.ice,
+                                         localSSRC: prepared.parameters.ssrc, identity: identity, configuration: configuration, farEnd: farEnd(),
+                                         onEnded: onEnded) { [weak self] in self?.released(loop: index) }
             }
         } catch {
-            released(loop: index)
-            socket?.close()
+            discard(prepared)
             throw error
         }
-        logger.info("media call started", metadata: ["call": "\(id)", "codec": "\(audio.codec.rawValue)", "port": "\(port)"])
-        return (answer.serialized, id)
+        logger.info("media call started", metadata: ["call": "\(id)", "codec": "\(audio.codec.rawValue)", "port": "\(prepared.parameters.port)"])
+        return id
+    }
+
+    /// A call whose WebRTC leg runs: its id, the browser's codec and the law of its SIP side.
+    public struct StartedCall: Sendable {
+        public let id: String
+        public let codec: AudioCodec
+        public let law: G711.Law
+        /// The SDP answer for the browser (when the browser offered).
+        public let answer: String?
+    }
+
+    /// Answers a browser's offer with a call whose far end is `farEnd`, created on a media
+    /// loop; returns the answer SDP and the call's id. `onEnded` hears the reason when the
+    /// call ends (on the media loop).
+    public func answer(offer text: String, farEnd: @escaping @Sendable () -> any FarEnd) async throws -> (answer: String, callID: String) {
+        let call = try await start(offer: text, farEnd: farEnd)
+        return (call.answer ?? "", call.id)
+    }
+
+    /// Answers a browser's offer (see ``answer(offer:farEnd:)``) with the details of the started call.
+    public func start(offer text: String, sip: SIPAudio? = nil, farEnd: @escaping @Sendable () -> any FarEnd, onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
+        let offer: SessionDescription
+        do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
+        var prepared = try prepare()
+        if let sip {
+            // Pass-through only with the SIP leg's own law.
+            var parameters = prepared.parameters
+            parameters.codecs = [.opus, sip.law == .muLaw ? .pcmu : .pcma]
+            prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
+        }
+        let answer: SessionDescription, audio: NegotiatedAudio
+        do {
+            (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: prepared.parameters)
+        } catch {
+            discard(prepared)
+            throw MediaError("offer: \(error)")
+        }
+        let id = try await start(prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded)
+        return StartedCall(id: id, codec: audio.codec, law: law(for: audio.codec, sip: sip), answer: answer.serialized)
+    }
+
+    /// An offer toward a browser for a call that came from SIP: the leg's loop and port are
+    /// held until ``accept(_:answer:sip:farEnd:onEnded:)`` or ``discard(_:)``.
+    public struct BrowserOffer: Sendable {
+        public let sdp: String
+        let description: SessionDescription
+        let prepared: PreparedLeg
+    }
+
+    /// Offers Opus (and the SIP leg's law, for pass-through, when `media.prefer-pass-through`) to a browser.
+    public func offer(sip: SIPAudio) throws -> BrowserOffer {
+        var prepared = try prepare()
+        var parameters = prepared.parameters
+        let g711: AudioCodec = sip.law == .muLaw ? .pcmu : .pcma
+        parameters.codecs = configuration.preferPassThrough ? [g711, .opus] : [.opus, g711]
+        prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
+        let description = WebRTCOfferAnswer.offer(local: parameters)
+        return BrowserOffer(sdp: description.serialized, description: description, prepared: prepared)
+    }
+
+    /// Starts the call of an offer with the browser's answer.
+    public func accept(_ offer: BrowserOffer, answer text: String, sip: SIPAudio, farEnd: @escaping @Sendable () -> any FarEnd,
+                       onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
+        let audio: NegotiatedAudio
+        do {
+            audio = try WebRTCOfferAnswer.apply(answer: try SessionDescription(parsing: text), to: offer.description)
+        } catch {
+            discard(offer.prepared)
+            throw MediaError("answer: \(error)")
+        }
+        let id = try await start(offer.prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded)
+        return StartedCall(id: id, codec: audio.codec, law: law(for: audio.codec, sip: sip), answer: nil)
+    }
+
+    /// Gives up an offer the browser did not answer.
+    public func discard(_ offer: BrowserOffer) { discard(offer.prepared) }
+
+    /// Runs `body` with a call's far end on its loop (false: no such call).
+    @discardableResult
+    public func withFarEnd(of callID: String, _ body: @escaping @Sendable (any FarEnd) -> Void) async -> Bool {
+        for core in cores {
+            let found = (try? await core.loop.submit { () -> Bool in
+                guard let call = core.value.calls[callID] else { return false }
+                body(call.farEnd)
+                return true
+            }) ?? false
+            if found { return true }
+        }
+        return false
+    }
+
+    /// Ends a call (its `onEnded` hears "closed").
+    public func end(callID: String, reason: String = "closed") async {
+        for core in cores {
+            _ = try? await core.loop.submit { core.value.calls[callID]?.end(reason: reason) }
+        }
+    }
+
+    /// The snapshot of one call.
+    public func snapshot(of callID: String) async -> CallSnapshot? {
+        for core in cores {
+            if let s = (try? await core.loop.submit { core.value.calls[callID]?.snapshot }) ?? nil { return s }
+        }
+        return nil
     }
 
     /// Ends every call and stops the loops.
@@ -236,12 +379,19 @@ enum CallID {
     }
 }
 
-/// What sits at the G.711 end of a call: the SIP leg later; the echo service now.
+/// What sits at the G.711 end of a call: the SIP leg's RTP (``SIPRTPLeg``) or the echo service.
 public protocol FarEnd: AnyObject {
+    /// Called once on the call's loop before media flows: `toBrowser` carries RTP packets
+    /// that arrive on their own (from a socket) into the bridge.
+    func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws
     /// A G.711 RTP packet from the bridge (valid during the call only); `send` carries RTP
-    /// packets back into the bridge.
+    /// packets back into the bridge at once.
     func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void)
     func close()
+}
+
+extension FarEnd {
+    public func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {}
 }
 
 /// The in-process echo far end: every G.711 RTP packet (and telephone-event) goes straight back.

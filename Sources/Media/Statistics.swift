@@ -98,3 +98,26 @@ public enum NTPTime {
         return Double(rtt) * 1000 / 65536
     }
 }
+
+/// A listening-quality estimate of a stream from what RTP/RTCP statistics give: the
+/// E-model of ITU-T G.107 reduced to delay and loss (the "simplified E-model" monitoring
+/// tools use), with G.711's packet-loss robustness (Bpl = 25.1, G.113 Appendix I).
+public enum QualityEstimate {
+    /// R-factor: 93.2 less the delay impairment (one-way delay = RTT/2 + 2·jitter + 10 ms of
+    /// codec) and the effective equipment impairment of the loss.
+    public static func rFactor(jitterMs: Double, lossFraction: Double, roundTripMs: Double) -> Double {
+        let delay = max(0, roundTripMs) / 2 + 2 * max(0, jitterMs) + 10
+        let delayImpairment = delay < 160 ? delay / 40 : (delay - 120) / 10
+        let lossPercent = min(100, max(0, lossFraction) * 100)
+        let lossImpairment = 95 * lossPercent / (lossPercent + 25.1)
+        return 93.2 - delayImpairment - lossImpairment
+    }
+
+    /// MOS from the R-factor (G.107 Annex B), 1 … 4.5.
+    public static func mos(jitterMs: Double, lossFraction: Double, roundTripMs: Double) -> Double {
+        let r = rFactor(jitterMs: jitterMs, lossFraction: lossFraction, roundTripMs: roundTripMs)
+        if r <= 0 { return 1 }
+        if r >= 100 { return 4.5 }
+        return min(4.5, max(1, 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)))
+    }
+}

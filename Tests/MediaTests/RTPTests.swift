@@ -105,3 +105,19 @@ struct RTCPTests {
         #expect(throws: RTPError.badLength) { try parse([0x81, 0xCA, 0x00, 0x02, 0, 0, 0, 1, 1, 40, 0x41, 0x42]) }
     }
 }
+
+@Suite struct QualityEstimateTests {
+    @Test func cleanLoopbackCallScoresNearTheG711Ceiling() {
+        let mos = QualityEstimate.mos(jitterMs: 1, lossFraction: 0, roundTripMs: 1)
+        #expect(mos > 4.3 && mos <= 4.5)
+    }
+
+    @Test func lossAndDelayLowerTheScore() {
+        let clean = QualityEstimate.mos(jitterMs: 5, lossFraction: 0, roundTripMs: 40)
+        let lossy = QualityEstimate.mos(jitterMs: 5, lossFraction: 0.05, roundTripMs: 40)
+        let slow = QualityEstimate.mos(jitterMs: 5, lossFraction: 0, roundTripMs: 600)
+        #expect(lossy < clean - 0.5)
+        #expect(slow < clean - 0.3)
+        #expect(QualityEstimate.mos(jitterMs: 0, lossFraction: 1, roundTripMs: 0) < 1.5)  // nothing arrives: "bad"
+    }
+}

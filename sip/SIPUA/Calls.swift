@@ -21,7 +21,8 @@ public final class SIPCall: @unchecked Sendable {
         /// The call is answered: the peer's session description (outgoing: from the 2xx;
         /// incoming: the offer of the INVITE, already known).
         case answered(body: [UInt8])
-        /// A re-INVITE or UPDATE brought a new offer; it was answered with ``localBody``.
+        /// A re-INVITE or UPDATE brought a new offer, answered with ``localBody`` once the
+        /// handler returns (it may set it); or the answer to our re-INVITE came.
         case updated(body: [UInt8])
         /// An INFO in the dialog (DTMF as application/dtmf-relay, picture_fast_update, …).
         case info(SIPMessage)
@@ -458,7 +459,11 @@ public final class SIPCallManager: @unchecked Sendable {
                 endpoint.respond(491, "Request Pending", to: id)
                 return
             }
-            if !request.body.isEmpty { call.remoteBody = request.body }
+            if !request.body.isEmpty {
+                call.remoteBody = request.body
+                // The owner may set `localBody` to its answer (hold: recvonly) before it goes out.
+                call.onEvent(.updated(body: request.body))
+            }
             var response = request.response(statusCode: 200, reasonPhrase: "OK")
             response.headers.append("Contact", "<\(dialog.localContact)>")
             response.headers.append("Allow", SIPEndpoint.allow)
@@ -473,7 +478,6 @@ public final class SIPCallManager: @unchecked Sendable {
             }
             endpoint.respond(response, to: id)
             restartSessionTimer(call)
-            if !request.body.isEmpty { call.onEvent(.updated(body: request.body)) }
         case .info:
             endpoint.respond(200, "OK", to: id)
             call.onEvent(.info(request))

@@ -137,6 +137,12 @@ public final class RegistrationAgent: @unchecked Sendable {
 
     // MARK: control (on the loop)
 
+    /// The platform side an extension registers on (nil: not one of ours). On the loop.
+    public func destination(for user: String) -> SIPDestination? {
+        loop.preconditionInEventLoop()
+        return extensions[user].flatMap { platform.destination($0.side) }
+    }
+
     /// Starts the keep-alives and registers `extensions` (paced at `registrationsPerSecond`).
     public func start(_ credentials: [SIPExtensionCredentials]) {
         loop.preconditionInEventLoop()

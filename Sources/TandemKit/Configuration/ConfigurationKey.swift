@@ -101,6 +101,10 @@ extension ConfigurationKey {
     static let sipKeepAliveInterval = Self("sip.keep-alive-interval", default: "30", "Seconds between OPTIONS keep-alives to each platform side (0 = none; /readyz then follows the registrations).")
     static let sipRegistrationsPerSecond = Self("sip.registrations-per-second", default: "200", "REGISTERs started per second when many extensions start at once.")
     static let sipInstanceID = Self("sip.instance-id", default: "true", "Send +sip.instance and reg-id (RFC 5626) with each Contact, so a registrar that supports outbound replaces a restarted node's bindings instead of adding to them.")
+    static let sipRegisterAll = Self("sip.register-all-extensions", default: "false", "Keep every extension of the database registered; false = an extension registers while a browser session holds it connected, and sip.unregister-grace seconds after.")
+    static let sipUnregisterGrace = Self("sip.unregister-grace", default: "30", "Seconds an extension stays registered after its browser disconnects (a reload or a network change does not lose calls meanwhile).")
+    static let sipRTPPortMin = Self("sip.rtp-port-min", default: "30000", "Lowest UDP port of the SIP legs' RTP (one port per call).")
+    static let sipRTPPortMax = Self("sip.rtp-port-max", default: "39999", "Highest UDP port of the SIP legs' RTP.")
     static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
 
     /// Every key, in the order of `config/tandem.yaml`.
@@ -118,5 +122,6 @@ extension ConfigurationKey {
         .sipListenAddresses, .sipListenPort, .sipTLSPort, .sipTransports, .sipAdvertisedAddress,
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
         .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
+        .sipRegisterAll, .sipUnregisterGrace, .sipRTPPortMin, .sipRTPPortMax,
     ]
 }

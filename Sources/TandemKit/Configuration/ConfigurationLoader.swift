@@ -83,7 +83,7 @@ extension TandemConfiguration {
 
         configuration.http.listenAddress = try parser.ipAddress(.httpListenAddress)
         configuration.http.port = try parser.port(.httpPort)
-        configuration.http.sessionLifetime = try parser.integer(.httpSessionLifetime, in: 60...604_800)
+        configuration.http.sessionLifetime = try parser.integer(.httpSessionLifetime, in: 10...604_800)
         configuration.http.corsOrigins = try parser.list(.httpCORSOrigins) { text throws(ConfigurationError) in
             // An origin is scheme://host[:port] (RFC 6454 §6.2), or *.
             let valid = text == "*" || ((text.hasPrefix("https://") || text.hasPrefix("http://")) && !text.dropFirst(8).contains("/") && text.count <= 255)
@@ -186,6 +186,12 @@ extension TandemConfiguration {
         sip.registrationsPerSecond = try parser.integer(.sipRegistrationsPerSecond, in: 1...100_000)
         sip.instanceID = try parser.boolean(.sipInstanceID)
         sip.tlsVerifyPeer = try parser.boolean(.sipTLSVerifyPeer)
+        sip.registerAll = try parser.boolean(.sipRegisterAll)
+        sip.unregisterGrace = try parser.integer(.sipUnregisterGrace, in: 0...3600)
+        let rtpMin = try parser.port(.sipRTPPortMin)
+        let rtpMax = try parser.port(.sipRTPPortMax)
+        guard rtpMin <= rtpMax, rtpMin > 0 else { throw .invalidValue(key: "sip.rtp-port-min", value: "\(rtpMin)", reason: "must be above 0 and not above sip.rtp-port-max (\(rtpMax))") }
+        sip.rtpPortRange = rtpMin...rtpMax
         configuration.sip = sip
 
         try configuration.validate()

@@ -68,6 +68,10 @@ extension TandemConfiguration {
         case .sipRegistrationsPerSecond: return one(sip.registrationsPerSecond)
         case .sipInstanceID: return one(sip.instanceID)
         case .sipTLSVerifyPeer: return one(sip.tlsVerifyPeer)
+        case .sipRegisterAll: return one(sip.registerAll)
+        case .sipUnregisterGrace: return one(sip.unregisterGrace)
+        case .sipRTPPortMin: return one(sip.rtpPortRange.lowerBound)
+        case .sipRTPPortMax: return one(sip.rtpPortRange.upperBound)
         default: preconditionFailure("unknown configuration key \(key.name)")
         }
     }

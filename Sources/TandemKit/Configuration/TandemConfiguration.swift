@@ -55,6 +55,9 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var registrationsPerSecond = 200
         public var instanceID = true
         public var tlsVerifyPeer = true
+        public var registerAll = false
+        public var unregisterGrace = 30
+        public var rtpPortRange: ClosedRange<Int> = 30000...39999
 
         public init() {}
     }

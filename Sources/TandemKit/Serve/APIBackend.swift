@@ -1,12 +1,14 @@
 import ControlAPI
 import Foundation
+import Gateway
+import Media
 import SIPUA
 import Store
 
 extension TandemServer {
     /// What `/api/v1` serves: TURN credentials from the stored secret with the URIs of this
     /// node's TURN listeners, and the extensions with their registration state.
-    static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?) -> ControlAPIBackend {
+    static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?, controller: CallController? = nil) -> ControlAPIBackend {
         let store = context.store
         let turn = context.configuration.turn
         let lifetime = TimeInterval(context.configuration.http.sessionLifetime)
@@ -48,7 +50,39 @@ extension TandemServer {
                 return response(session, token: token, ice: ice)
             },
             sessions: { try await store.sessions().map { response($0, token: nil, ice: nil) } },
-            deleteSession: { try await store.deleteSession(id: $0) })
+            deleteSession: { id in
+                let existed = try await store.deleteSession(id: id)
+                await controller?.endSession(id)
+                return existed
+            },
+            calls: {
+                guard let controller else { return [] }
+                let format = ISO8601DateFormatter()
+                return await controller.calls().map { c in
+                    let media = c.media
+                    return CallStatus(call: c.call, session: c.session, direction: c.direction, extension: c.extension, remote: c.remote, state: c.phase,
+                                      held: c.held, startedAt: format.string(from: c.startedAt), codec: media?.codec, mode: media?.mode,
+                                      jitterMs: media.map { ($0.jitterMilliseconds * 10).rounded() / 10 },
+                                      lossPercent: media.map { ($0.lossFraction * 1000).rounded() / 10 },
+                                      rttMs: media?.roundTripMilliseconds.map { $0.rounded() },
+                                      mos: media.map { (QualityEstimate.mos(jitterMs: $0.jitterMilliseconds, lossFraction: $0.lossFraction,
+                                                                             roundTripMs: $0.roundTripMilliseconds ?? 0) * 100).rounded() / 100 })
+                }
+            })
+    }
+
+    /// `/webkit/ws`: a session token from the database joins its socket to the call controller.
+    static func signallingBackend(_ context: ServeContext, controller: CallController) -> SignallingBackend {
+        let store = context.store
+        return SignallingBackend(
+            authorize: { token in ((try? await store.session(token: token)) ?? nil) != nil },
+            connect: { token, send in
+                guard let record = (try? await store.session(token: token)) ?? nil else { return nil }
+                let session = BrowserSession(id: record.id, extension: record.extension)
+                return await controller.connect(session) { message in send(message?.json) }
+            },
+            receive: { text, connection in await controller.receive(text, from: connection) },
+            disconnect: { connection in await controller.disconnect(connection) })
     }
 
     /// `turn:` and `turns:` URIs (RFC 7065) for the enabled transports, on the address

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import Logging
 import NIOCore
 import NIOPosix
@@ -7,20 +8,26 @@ import SIP
 import SIPUA
 import ServiceLifecycle
 import Store
+import Synchronization
 
 /// The SIP side of `tandem serve`: one endpoint (UDP/TCP/TLS listeners) and the registration
 /// agent that keeps every extension of the database registered with the platform. Runs when
 /// `sip.platform-primary` is set. It polls the database every few seconds, so extensions
 /// added or removed with `tandem extensions …` register or unregister without a restart.
 /// Its readiness check "sip-platform" passes while a platform side answers keep-alives.
+/// With a media engine it also runs the gateway's ``CallController``: extensions then
+/// register while a browser holds them (unless `sip.register-all-extensions`), and calls
+/// are bridged between browsers and the platform.
 final class SIPService: Service {
     let context: ServeContext
     let group: MultiThreadedEventLoopGroup
     let endpoint: SIPEndpoint
     let agent: RegistrationAgent
+    let calls: SIPCallManager?
+    let controller: CallController?
     let pollInterval: Duration
 
-    init(context: ServeContext, pollInterval: Duration = .seconds(3)) throws {
+    init(context: ServeContext, engine: MediaEngine?, pollInterval: Duration = .seconds(3)) throws {
         self.context = context
         self.pollInterval = pollInterval
         let sip = context.configuration.sip
@@ -30,7 +37,24 @@ final class SIPService: Service {
             let platform = try Self.platform(sip)
             let configuration = try Self.endpointConfiguration(sip, tls: context.tls, logger: logger)
             endpoint = SIPEndpoint(configuration: configuration, loop: group.next(), logger: logger)
-            agent = RegistrationAgent(endpoint: endpoint, platform: platform, logger: logger)
+            let agent = RegistrationAgent(endpoint: endpoint, platform: platform, logger: logger)
+            self.agent = agent
+            if let engine {
+                let credentialsByUser = credentialsCache
+                let manager = SIPCallManager(endpoint: endpoint, domain: platform.domain, logger: logger,
+                                             credentials: { credentialsByUser.get($0) },
+                                             route: { agent.destination(for: $0) })
+                calls = manager
+                var c = CallController.Configuration()
+                c.graceSeconds = sip.unregisterGrace
+                c.registerAll = sip.registerAll
+                c.laws = context.configuration.media.sipCodec == "pcma" ? [.aLaw, .muLaw] : [.muLaw, .aLaw]
+                c.sipDomain = platform.domain
+                controller = CallController(manager: manager, agent: agent, engine: engine, configuration: c, logger: logger)
+            } else {
+                calls = nil
+                controller = nil
+            }
         } catch {
             try? group.syncShutdownGracefully()
             throw error
@@ -49,7 +73,17 @@ final class SIPService: Service {
         }
         let initialMark = try? await context.store.extensionsChangeMark()
         let initial = try await Self.credentials(context.store)
-        try await endpoint.loop.submit { [agent] in agent.start(initial) }.get()
+        credentialsCache.set(initial)
+        try await endpoint.loop.submit { [agent, calls, controller] in
+            if let calls, let controller {
+                calls.install()
+                controller.install()
+                agent.start([])
+            } else {
+                agent.start(initial)
+            }
+        }.get()
+        await controller?.setExtensions(initial)
         logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(agent.platform.primary)", "secondary": "\(agent.platform.secondary.map(\.description) ?? "none")"])
         await cancelWhenGracefulShutdown {
             var mark = initialMark
@@ -59,13 +93,29 @@ final class SIPService: Service {
                 mark = now
                 guard let list = try? await Self.credentials(self.context.store) else { continue }
                 logger.info("Extensions changed in the database", metadata: ["count": "\(list.count)"])
-                try? await self.endpoint.loop.submit { [agent = self.agent] in agent.update(list) }.get()
+                self.credentialsCache.set(list)
+                if let controller = self.controller {
+                    await controller.setExtensions(list)
+                } else {
+                    try? await self.endpoint.loop.submit { [agent = self.agent] in agent.update(list) }.get()
+                }
             }
         }
         await agent.stop()
         await endpoint.stop()
         try? await group.shutdownGracefully()
         logger.info("SIP stopped")
+    }
+
+    let credentialsCache = CredentialsCache()
+
+    /// The extensions' digest credentials by user part, for the call manager's challenges.
+    final class CredentialsCache: Sendable {
+        private let map = Mutex<[String: (username: String, password: String)]>([:])
+        func set(_ list: [SIPExtensionCredentials]) {
+            map.withLock { m in m = Dictionary(list.map { ($0.user, ($0.username, $0.password)) }, uniquingKeysWith: { a, _ in a }) }
+        }
+        func get(_ user: String) -> (username: String, password: String)? { map.withLock { $0[user] } }
     }
 
     static func credentials(_ store: Store) async throws -> [SIPExtensionCredentials] {
@@ -134,13 +184,13 @@ enum SIPServiceError: Error, CustomStringConvertible {
 
 extension TandemServer {
     /// The SIP service, started after the Store (none without `sip.platform-primary`).
-    func makeSIPServices(_ context: ServeContext) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    func makeSIPServices(_ context: ServeContext, engine: MediaEngine?) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard !context.configuration.sip.platformPrimary.isEmpty else {
             context.logger.info("SIP is off: sip.platform-primary is empty")
             return []
         }
         return [.init(
-            service: try SIPService(context: context),
+            service: try SIPService(context: context, engine: engine),
             successTerminationBehavior: .gracefullyShutdownGroup,
             failureTerminationBehavior: .gracefullyShutdownGroup,
             serviceName: "sip")]

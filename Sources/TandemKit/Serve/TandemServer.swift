@@ -79,22 +79,27 @@ public struct TandemServer: Sendable {
                 serviceName: "store")
         ]
         services += try makeTURNServices(context)
-        let sip = try makeSIPServices(context)
-        services += sip
-        let registrations = (sip.first?.service as? SIPService)?.agent
         var engine: MediaEngine?
         if context.configuration.media.enabled {
-            let media = try MediaEngine(configuration: context.configuration.media.engineConfiguration(logger: context.logger), logger: context.logger)
-            engine = media
+            var configuration = context.configuration.media.engineConfiguration(logger: context.logger)
+            configuration.sipPortRange = UInt16(context.configuration.sip.rtpPortRange.lowerBound)...UInt16(context.configuration.sip.rtpPortRange.upperBound)
+            engine = try MediaEngine(configuration: configuration, logger: context.logger)
+        }
+        let sip = try makeSIPServices(context, engine: engine)
+        services += sip
+        let sipService = sip.first?.service as? SIPService
+        if let engine {
             services.append(.init(
-                service: MediaService(engine: media, logger: context.logger),
+                service: MediaService(engine: engine, logger: context.logger),
                 successTerminationBehavior: .gracefullyShutdownGroup,
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "media"))
         }
         services.append(try makeHTTPSService(
             context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil,
-            api: Self.apiBackend(context, registrations: registrations), onServerRunning: onHTTPSRunning))
+            api: Self.apiBackend(context, registrations: sipService?.agent, controller: sipService?.controller),
+            signalling: sipService?.controller.map { Self.signallingBackend(context, controller: $0) },
+            onServerRunning: onHTTPSRunning))
         return services
     }
 
@@ -119,6 +124,7 @@ public struct TandemServer: Sendable {
         _ context: ServeContext,
         echo: ControlAPI.EchoAnswerer? = nil,
         api: ControlAPIBackend? = nil,
+        signalling: SignallingBackend? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
         let application = try ControlAPI.makeApplication(
@@ -132,6 +138,7 @@ public struct TandemServer: Sendable {
             echo: echo,
             oauth: try Self.oauthService(context),
             api: api,
+            signalling: signalling,
             corsOrigins: context.configuration.http.corsOrigins,
             onServerRunning: onServerRunning)
         return .init(

@@ -1,0 +1,538 @@
+import Datapath
+import Foundation
+import G711
+import Logging
+import Metrics
+import NIOCore
+import SDP
+import SIP
+import SIPUA
+
+/// A browser session as the gateway sees it: an agent holding an extension, or a guest
+/// that may call one service's number.
+public struct BrowserSession: Sendable, Equatable {
+    public var id: String
+    public var `extension`: String?
+    public var guest: Guest?
+
+    public struct Guest: Sendable, Equatable {
+        /// The caller's number, put in From.
+        public var from: String
+        /// The service's number on the platform.
+        public var number: String
+        public var serviceKey: String
+        public init(from: String, number: String, serviceKey: String) {
+            self.from = from
+            self.number = number
+            self.serviceKey = serviceKey
+        }
+    }
+
+    public init(id: String, extension: String?, guest: Guest? = nil) {
+        self.id = id
+        self.extension = `extension`
+        self.guest = guest
+    }
+}
+
+/// One call of the gateway, for `GET /api/v1/calls`.
+public struct BridgedCallInfo: Sendable, Equatable {
+    public var session: String
+    public var call: String
+    public var direction: String
+    public var `extension`: String?
+    public var remote: String
+    public var phase: String
+    public var held: Bool
+    public var startedAt: Date
+    public var media: CallSnapshot?
+}
+
+/// The back-to-back user agent: joins browser sessions (signalling frames in and out) to
+/// SIP calls of their extensions and the media engine's bridges. Registration follows the
+/// sessions: an extension is registered while a browser holds it and for a grace period
+/// after the browser goes, unless every extension is to stay registered.
+///
+/// Runs on the SIP endpoint's event loop (it is the actor's executor), so SIP calls are
+/// touched on their own loop; media calls are reached through the engine.
+public actor CallController {
+    public struct Configuration: Sendable {
+        /// Seconds an extension stays registered after its browser disconnects.
+        public var graceSeconds: Int = 30
+        /// The heartbeat interval announced in `welcome` (s); three missed close the socket.
+        public var heartbeatSeconds: Int = 20
+        /// Register every extension of the database, browser or not.
+        public var registerAll = false
+        /// G.711 laws offered and preferred on the SIP side.
+        public var laws: [G711.Law] = [.muLaw, .aLaw]
+        /// The domain of request URIs built from dialled numbers.
+        public var sipDomain: String = ""
+        public init() {}
+    }
+
+    final class Connection {
+        let id: Int
+        let session: BrowserSession
+        private let sink: @Sendable (GatewayMessage?) -> Void
+        var calls: [String: BridgedCall] = [:]
+        var registration: String?
+        init(id: Int, session: BrowserSession, sink: @escaping @Sendable (GatewayMessage?) -> Void) {
+            self.id = id
+            self.session = session
+            self.sink = sink
+        }
+        func send(_ message: GatewayMessage) { sink(message) }
+        /// Tells the socket to close after what was sent.
+        func close() { sink(nil) }
+    }
+
+    final class BridgedCall {
+        var state: BridgedCallState
+        var sip: SIPCall?
+        let socket: UDPSocket
+        var mediaID: String?
+        var offer: MediaEngine.BrowserOffer?
+        var sipAudio: SIPAudio?
+        var local: SIPOfferAnswer.Local
+        var laws: [G711.Law] = []
+        /// The direction of our re-INVITE whose answer is awaited.
+        var pendingReinvite: Direction?
+        let remote: String
+        let started = Date()
+        init(state: BridgedCallState, socket: UDPSocket, local: SIPOfferAnswer.Local, remote: String) {
+            self.state = state
+            self.socket = socket
+            self.local = local
+            self.remote = remote
+        }
+    }
+
+    nonisolated let loop: any EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
+
+    let manager: SIPCallManager
+    let agent: RegistrationAgent
+    let engine: MediaEngine
+    let configuration: Configuration
+    let logger: Logger
+    private var connections: [Int: Connection] = [:]
+    private var nextConnection = 0
+    private var extensions: [String: SIPExtensionCredentials] = [:]
+    /// Extensions kept registered after their browser left, until the timer fires.
+    private var grace: [String: Scheduled<Void>] = [:]
+    private var registered: Set<String> = []
+    private var registrationPoll: RepeatedTask?
+    private let bridged = Counter(label: "tandem_gateway_calls_total")
+
+    public init(manager: SIPCallManager, agent: RegistrationAgent, engine: MediaEngine, configuration: Configuration, logger: Logger) {
+        self.loop = manager.endpoint.loop
+        self.manager = manager
+        self.agent = agent
+        self.engine = engine
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Takes the calls coming in for the extensions, and starts following registration
+    /// states. Call once, on the loop.
+    public nonisolated func install() {
+        loop.preconditionInEventLoop()
+        manager.onIncomingCall = { [unowned self] call in self.assumeIsolated { $0.incoming(call) } }
+        assumeIsolated { controller in
+            controller.registrationPoll = controller.loop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [unowned controller] _ in
+                controller.assumeIsolated { $0.publishRegistrations() }
+            }
+        }
+    }
+
+    // MARK: registration
+
+    /// The extensions of the database (their credentials); registered as the policy says.
+    public func setExtensions(_ list: [SIPExtensionCredentials]) {
+        extensions = Dictionary(list.map { ($0.user, $0) }, uniquingKeysWith: { a, _ in a })
+        updateRegistrations()
+    }
+
+    private func updateRegistrations() {
+        let wanted: Set<String>
+        if configuration.registerAll {
+            wanted = Set(extensions.keys)
+        } else {
+            wanted = Set(connections.values.compactMap(\.session.extension)).union(grace.keys).intersection(extensions.keys)
+        }
+        guard wanted != registered else { return }
+        registered = wanted
+        agent.update(wanted.sorted().compactMap { extensions[$0] })
+    }
+
+    private func publishRegistrations() {
+        let states = agent.extensionStates
+        let failures = agent.summary.failures
+        for connection in connections.values {
+            guard let ext = connection.session.extension else { continue }
+            let state = states[ext] ?? "unregistered"
+            guard state != connection.registration else { continue }
+            connection.registration = state
+            connection.send(.registration(state: state, reason: state == "failed" ? failures[ext] : nil))
+        }
+    }
+
+    /// Whether an extension is held by a connected browser.
+    public func isConnected(_ ext: String) -> Bool {
+        connections.values.contains { $0.session.extension == ext }
+    }
+
+    // MARK: connections
+
+    /// A browser connected with `session`; `send` carries frames to it (nil: close the
+    /// socket). Returns the id of the connection for ``receive(_:from:)`` and ``disconnect(_:)``.
+    public func connect(_ session: BrowserSession, send: @escaping @Sendable (GatewayMessage?) -> Void) -> Int {
+        // One socket per session: a newer one replaces the older.
+        for old in connections.values where old.session.id == session.id {
+            old.send(.error(SignallingError("replaced", "another connection took this session")))
+            old.close()
+            disconnect(old.id)
+        }
+        nextConnection += 1
+        let connection = Connection(id: nextConnection, session: session, sink: send)
+        connections[connection.id] = connection
+        if let ext = session.extension {
+            grace.removeValue(forKey: ext)?.cancel()
+        }
+        send(.welcome(session: session.id, extension: session.extension, guest: session.guest != nil, heartbeat: configuration.heartbeatSeconds))
+        updateRegistrations()
+        publishRegistrations()
+        logger.info("Browser connected", metadata: ["session": "\(session.id)", "extension": "\(session.extension ?? "guest")"])
+        return connection.id
+    }
+
+    /// The socket closed: its calls end, its extension stays registered for the grace period.
+    public func disconnect(_ id: Int) {
+        guard let connection = connections.removeValue(forKey: id) else { return }
+        for call in Array(connection.calls.values) { feed(.browserGone, call, connection) }
+        if let ext = connection.session.extension, !isConnected(ext), extensions[ext] != nil, !configuration.registerAll {
+            grace[ext]?.cancel()
+            grace[ext] = loop.scheduleTask(in: .seconds(Int64(configuration.graceSeconds))) { [unowned self] in
+                self.assumeIsolated { controller in
+                    controller.grace[ext] = nil
+                    controller.updateRegistrations()
+                }
+            }
+        }
+        logger.info("Browser disconnected", metadata: ["session": "\(connection.session.id)"])
+    }
+
+    /// A session was deleted or expired: its browser is told and disconnected, its extension unregistered at once.
+    public func endSession(_ sessionID: String) {
+        for connection in connections.values where connection.session.id == sessionID {
+            connection.send(.error(SignallingError("session-ended", "the session was deleted")))
+            connection.close()
+            disconnect(connection.id)
+            if let ext = connection.session.extension { grace.removeValue(forKey: ext)?.cancel() }
+        }
+        updateRegistrations()
+    }
+
+    /// A text frame from a browser.
+    public func receive(_ text: String, from id: Int) async {
+        guard let connection = connections[id] else { return }
+        let message: BrowserMessage
+        do throws(SignallingError) {
+            message = try BrowserMessage.parse(text)
+        } catch {
+            connection.send(.error(error))
+            return
+        }
+        switch message {
+        case .ping(let time):
+            connection.send(.pong(time: time))
+        case .call(let callID, let to, let sdp):
+            await placeCall(connection, callID: callID, to: to, sdp: sdp)
+        case .answer(let callID, let sdp):
+            await answerCall(connection, callID: callID, sdp: sdp)
+        case .hangup(let callID, let code):
+            guard let call = connection.calls[callID] else { return unknown(connection, callID) }
+            feed(.browserHangup(code: code), call, connection)
+        case .hold(let callID), .resume(let callID):
+            guard let call = connection.calls[callID] else { return unknown(connection, callID) }
+            if case .hold = message { feed(.hold, call, connection) } else { feed(.resume, call, connection) }
+        case .dtmf(let callID, let digits):
+            guard let call = connection.calls[callID], call.state.phase == .confirmed, let sip = call.sip else { return unknown(connection, callID) }
+            // RFC 4733 events travel in the media; this frame is the SIP INFO fallback.
+            for digit in digits {
+                sip.sendInfo(body: Array("Signal=\(digit)\r\nDuration=160\r\n".utf8), contentType: "application/dtmf-relay")
+            }
+        case .renegotiate(let callID, _):
+            guard connection.calls[callID] != nil else { return unknown(connection, callID) }
+            connection.send(.error(SignallingError("not-allowed", "renegotiation is not supported yet; hang up and call again", call: callID)))
+        }
+    }
+
+    private func unknown(_ connection: Connection, _ callID: String) {
+        connection.send(.error(SignallingError("unknown-call", "no call \(callID) in this session", call: callID)))
+    }
+
+    // MARK: outgoing
+
+    private func placeCall(_ connection: Connection, callID: String, to: String?, sdp: String) async {
+        guard connection.calls[callID] == nil else {
+            return connection.send(.error(SignallingError("call-exists", "call \(callID) exists", call: callID)))
+        }
+        let user: String, target: String
+        var headers: [(String, String)] = []
+        if let guest = connection.session.guest {
+            guard to == nil || to == guest.serviceKey || to == guest.number else {
+                return connection.send(.error(SignallingError("not-allowed", "a guest session calls its service only", call: callID)))
+            }
+            guard let trunkUser = extensions.keys.sorted().first(where: { !isConnected($0) }) ?? extensions.keys.sorted().first else {
+                return connection.send(.error(SignallingError("not-allowed", "no extension to place guest calls from", call: callID)))
+            }
+            user = trunkUser
+            target = guest.number
+            headers.append(("P-Asserted-Identity", "<sip:\(guest.from)@\(configuration.sipDomain)>"))
+        } else {
+            guard let ext = connection.session.extension, let to, !to.isEmpty else {
+                return connection.send(.error(SignallingError("bad-message", "call needs \"to\"", call: callID)))
+            }
+            user = ext
+            target = to
+        }
+        guard agent.destination(for: user) != nil else {
+            return connection.send(.error(SignallingError("not-registered", "extension \(user) is not registered", call: callID)))
+        }
+        let socket: UDPSocket
+        do { socket = try engine.bindSIPSocket() } catch {
+            return connection.send(.error(SignallingError("internal", "\(error)", call: callID)))
+        }
+        let call = BridgedCall(state: BridgedCallState(call: callID, direction: .outgoing), socket: socket,
+                               local: SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port), remote: target)
+        connection.calls[callID] = call
+        let connectionID = connection.id
+        let started: MediaEngine.StartedCall
+        do {
+            started = try await engine.start(offer: sdp, farEnd: { SIPRTPLeg(socket: socket, audio: SIPAudio(law: .muLaw)) },
+                                             onEnded: { [weak self] reason in
+                                                 guard let self else { return }
+                                                 Task { await self.mediaEnded(connectionID, callID, reason: reason) }
+                                             })
+        } catch {
+            socket.close()
+            connection.calls[callID] = nil
+            return connection.send(.error(SignallingError("bad-sdp", "\(error)", call: callID)))
+        }
+        call.mediaID = started.id
+        guard !call.state.isEnded, connections[connectionID] != nil else {
+            await engine.end(callID: started.id)
+            return
+        }
+        connection.send(.answer(call: callID, sdp: started.answer ?? ""))
+        call.laws = [started.law]
+        let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws)
+        let uri = target.hasPrefix("sip:") || target.hasPrefix("sips:") ? target : "sip:\(target)@\(configuration.sipDomain)"
+        guard let sip = manager.call(from: user, to: uri, body: Array(offer.serialized.utf8), headers: headers) else {
+            feed(.mediaFailed(reason: "extension \(user) has no platform route"), call, connection)
+            return
+        }
+        call.sip = sip
+        bridged.increment()
+        sip.onEvent = { [unowned self] event in self.assumeIsolated { $0.sipEvent(event, connectionID, callID) } }
+    }
+
+    // MARK: incoming
+
+    private func incoming(_ sip: SIPCall) {
+        guard let connection = connections.values.first(where: { $0.session.extension == sip.user }) else {
+            return sip.reject(480, "Temporarily Unavailable")
+        }
+        let socket: UDPSocket
+        do { socket = try engine.bindSIPSocket() } catch { return sip.reject(503, "Service Unavailable") }
+        let local = SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port)
+        let answer: SessionDescription, audio: SIPAudio
+        do throws(SIPOfferAnswerError) {
+            (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.laws)
+        } catch {
+            socket.close()
+            logger.info("Incoming call refused", metadata: ["extension": "\(sip.user)", "reason": "\(error)"])
+            return sip.reject(488, "Not Acceptable Here")
+        }
+        let offer: MediaEngine.BrowserOffer
+        do { offer = try engine.offer(sip: audio) } catch {
+            socket.close()
+            return sip.reject(503, "Service Unavailable")
+        }
+        let callID = "in-" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        let call = BridgedCall(state: BridgedCallState(call: callID, direction: .incoming), socket: socket, local: local, remote: sip.remoteURI)
+        call.sip = sip
+        call.offer = offer
+        call.sipAudio = audio
+        call.laws = [audio.law]
+        sip.localBody = Array(answer.serialized.utf8)
+        connection.calls[callID] = call
+        bridged.increment()
+        let connectionID = connection.id
+        sip.onEvent = { [unowned self] event in self.assumeIsolated { $0.sipEvent(event, connectionID, callID) } }
+        sip.ring()
+        connection.send(.incoming(call: callID, from: Self.user(of: sip.remoteURI), display: nil, sdp: offer.sdp))
+    }
+
+    private func answerCall(_ connection: Connection, callID: String, sdp: String) async {
+        guard let call = connection.calls[callID], call.state.direction == .incoming, let offer = call.offer, let audio = call.sipAudio else {
+            return unknown(connection, callID)
+        }
+        guard !feed(.browserAnswered, call, connection).isEmpty || call.state.phase == .answering else { return }
+        call.offer = nil
+        let connectionID = connection.id
+        let socket = call.socket
+        do {
+            let started = try await engine.accept(offer, answer: sdp, sip: audio, farEnd: { SIPRTPLeg(socket: socket, audio: audio) },
+                                                  onEnded: { [weak self] reason in
+                                                      guard let self else { return }
+                                                      Task { await self.mediaEnded(connectionID, callID, reason: reason) }
+                                                  })
+            call.mediaID = started.id
+            if call.state.isEnded { await engine.end(callID: started.id) } else { feed(.mediaStarted, call, connection) }
+        } catch {
+            connection.send(.error(SignallingError("bad-sdp", "\(error)", call: callID)))
+            feed(.mediaFailed(reason: "answer refused: \(error)"), call, connection)
+        }
+    }
+
+    // MARK: events
+
+    private func sipEvent(_ event: SIPCall.Event, _ connectionID: Int, _ callID: String) {
+        guard let connection = connections[connectionID], let call = connection.calls[callID] else { return }
+        switch event {
+        case .progress(let code, let body):
+            let early = body.map { applyAnswer($0, call) } ?? false
+            feed(.sipProgress(code: code, earlyMedia: early), call, connection)
+        case .answered(let body):
+            if call.state.direction == .outgoing {
+                guard applyAnswer(body, call) else {
+                    feed(.mediaFailed(reason: "the platform's answer has no usable audio"), call, connection)
+                    return
+                }
+                feed(.sipAnswered, call, connection)
+            }
+        case .updated(let body):
+            remoteUpdate(body, call, connection)
+        case .info(let message):
+            if message.headers.first("Content-Type")?.lowercased().hasPrefix("application/dtmf-relay") == true,
+               let digit = Self.dtmfRelayDigit(message.body) {
+                connection.send(.dtmf(call: callID, digit: digit))
+            }
+        case .ended(let reason, let code):
+            feed(.sipEnded(code: code, reason: reason), call, connection)
+        }
+    }
+
+    /// The peer's SDP answer (or early-media description): its address and direction go to the RTP leg.
+    private func applyAnswer(_ body: [UInt8], _ call: BridgedCall) -> Bool {
+        guard !body.isEmpty else { return false }
+        let ours: Direction = call.state.held ? .sendonly : .sendrecv
+        guard let audio = try? SIPOfferAnswer.apply(answer: String(decoding: body, as: UTF8.self), offered: call.laws, direction: ours) else { return false }
+        setSIPAudio(audio, call)
+        return true
+    }
+
+    private func setSIPAudio(_ audio: SIPAudio, _ call: BridgedCall) {
+        call.sipAudio = audio
+        guard let id = call.mediaID else { return }
+        let engine = self.engine
+        Task { await engine.withFarEnd(of: id) { ($0 as? SIPRTPLeg)?.update(audio) } }
+    }
+
+    /// A re-INVITE/UPDATE from the peer (an offer: answered with what it allows), or the
+    /// answer to our own re-INVITE.
+    private func remoteUpdate(_ body: [UInt8], _ call: BridgedCall, _ connection: Connection) {
+        guard let sip = call.sip else { return }
+        let text = String(decoding: body, as: UTF8.self)
+        let ours: Direction = call.state.held ? .sendonly : .sendrecv
+        if let reinviting = call.pendingReinvite {
+            call.pendingReinvite = nil
+            if let audio = try? SIPOfferAnswer.apply(answer: text, offered: call.laws, direction: reinviting) { setSIPAudio(audio, call) }
+            return
+        }
+        call.local.sessionVersion += 1
+        guard let (answer, audio) = try? SIPOfferAnswer.answer(text: text, local: call.local, preference: call.laws, wanting: ours) else { return }
+        sip.localBody = Array(answer.serialized.utf8)
+        let wasHeld = call.sipAudio.map { !$0.direction.receives } ?? false
+        setSIPAudio(audio, call)
+        let remoteHold = !audio.direction.receives
+        if remoteHold != wasHeld { connection.send(.held(call: call.state.call, local: call.state.held, remote: remoteHold)) }
+    }
+
+    private func mediaEnded(_ connectionID: Int, _ callID: String, reason: String) {
+        guard let connection = connections[connectionID], let call = connection.calls[callID] else { return }
+        call.mediaID = nil
+        feed(.mediaEnded(reason: reason), call, connection)
+    }
+
+    /// Feeds the call's state machine and carries out its actions.
+    @discardableResult
+    private func feed(_ event: BridgedCallState.Event, _ call: BridgedCall, _ connection: Connection) -> [BridgedCallState.Action] {
+        let actions = call.state.handle(event)
+        for action in actions {
+            switch action {
+            case .toBrowser(let message): connection.send(message)
+            case .hangUpSIP: call.sip?.hangUp()
+            case .rejectSIP(let code, let reason): call.sip?.reject(code, reason)
+            case .acceptSIP: call.sip?.accept(body: call.sip?.localBody ?? [])
+            case .endMedia:
+                if let offer = call.offer {
+                    engine.discard(offer)
+                    call.offer = nil
+                }
+                if let id = call.mediaID {
+                    let engine = self.engine
+                    Task { await engine.end(callID: id) }
+                } else {
+                    call.socket.close()
+                }
+            case .reinviteSIP(let direction):
+                call.local.sessionVersion += 1
+                call.pendingReinvite = direction
+                let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, direction: direction)
+                call.sip?.update(body: Array(offer.serialized.utf8))
+            }
+        }
+        if call.state.isEnded {
+            connection.calls[call.state.call] = nil
+            logger.info("Bridged call ended", metadata: ["call": "\(call.state.call)", "event": "\(event)"])
+        }
+        return actions
+    }
+
+    // MARK: reading
+
+    /// Every bridged call with its media statistics.
+    public func calls() async -> [BridgedCallInfo] {
+        var out: [BridgedCallInfo] = []
+        for connection in connections.values {
+            for call in connection.calls.values {
+                var media: CallSnapshot?
+                if let id = call.mediaID { media = await engine.snapshot(of: id) }
+                out.append(BridgedCallInfo(session: connection.session.id, call: call.state.call, direction: call.state.direction.rawValue,
+                                           extension: connection.session.extension, remote: call.remote, phase: call.state.phase.rawValue,
+                                           held: call.state.held, startedAt: call.started, media: media))
+            }
+        }
+        return out
+    }
+
+    /// The user part of a SIP URI in a From/To value.
+    static func user(of uri: String) -> String {
+        guard let parsed = SIPURI(uri) else { return uri }
+        return parsed.user ?? parsed.host
+    }
+
+    /// The digit of an application/dtmf-relay body (`Signal=5`).
+    static func dtmfRelayDigit(_ body: [UInt8]) -> String? {
+        for line in String(decoding: body.prefix(1024), as: UTF8.self).split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0].lowercased() == "signal", let d = parts[1].first, BrowserMessage.dtmfDigits.contains(d) {
+                return String(d).uppercased()
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,78 @@
+import Datapath
+import SDP
+
+/// The media of a call's SIP leg: plain RTP over UDP (RFC 3550, RFC 3551) on a socket of
+/// its own, on the call's media loop. What the bridge hands it goes to the peer's address
+/// from the SDP while our direction sends; what arrives from the peer's IP address goes
+/// into the bridge toward the browser while our direction receives. The source port is
+/// learned from the first packet (symmetric RTP behind a NAT, RFC 4961), the IP must match.
+/// RTCP toward the SIP peer is not sent; RTCP from it is dropped.
+public final class SIPRTPLeg: FarEnd, ReadableHandler {
+    public let socket: UDPSocket
+    public private(set) var audio: SIPAudio
+    private var loop: DatapathLoop?
+    private var toBrowser: ((UnsafeRawBufferPointer) -> Void)?
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    private var closed = false
+
+    public struct Counters: Sendable, Equatable {
+        public var sent = 0, received = 0
+        /// Datagrams from another IP address than the peer's, or not RTP version 2.
+        public var refused = 0
+        public init() {}
+    }
+
+    public private(set) var counters = Counters()
+
+    public init(socket: UDPSocket, audio: SIPAudio) {
+        self.socket = socket
+        self.audio = audio
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// A new description from the peer (its answer, 183, or a re-INVITE: hold, a new address).
+    public func update(_ audio: SIPAudio) {
+        self.audio = audio
+    }
+
+    public func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {
+        self.loop = loop
+        self.toBrowser = toBrowser
+        try loop.register(socket.fd, self)
+    }
+
+    public func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void) {
+        guard !closed, audio.direction.sends, let remote = audio.remote else { return }
+        if socket.send(packet, to: remote).isSent { counters.sent += 1 }
+    }
+
+    public func readable() {
+        // Level-triggered: a bounded round here, the rest on the next wake-up.
+        for _ in 0..<32 {
+            guard !closed, let got = socket.receive(into: buffer) else { return }
+            let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<got.length])
+            guard !got.truncated, got.length >= 12, packet[0] >> 6 == 2, let remote = audio.remote, Self.sameHost(got.source, remote) else {
+                counters.refused += 1
+                continue
+            }
+            // RTCP (payload types 200–204 with the marker bit, RFC 5761 §4) is not bridged.
+            if (200...204).contains(packet[1]) { continue }
+            if got.source.port != remote.port { audio.remote = got.source }
+            counters.received += 1
+            if audio.direction.receives { toBrowser?(packet) }
+        }
+    }
+
+    static func sameHost(_ a: DatagramAddress, _ b: DatagramAddress) -> Bool {
+        a.isIPv6 == b.isIPv6 && a.high == b.high && a.low == b.low
+    }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        loop?.deregister(socket.fd)
+        socket.close()
+        toBrowser = nil
+    }
+}

@@ -1,0 +1,194 @@
+import Datapath
+import Foundation
+import G711
+import SDP
+import Synchronization
+import Testing
+
+@testable import Gateway
+
+@Suite struct SignallingTests {
+    @Test func parsesEveryBrowserMessage() throws {
+        #expect(try BrowserMessage.parse(#"{"type":"call","call":"c1","to":"1002","sdp":"v=0"}"#) == .call(call: "c1", to: "1002", sdp: "v=0"))
+        #expect(try BrowserMessage.parse(#"{"type":"answer","call":"in-1","sdp":"v=0"}"#) == .answer(call: "in-1", sdp: "v=0"))
+        #expect(try BrowserMessage.parse(#"{"type":"hangup","call":"c1"}"#) == .hangup(call: "c1", code: nil))
+        #expect(try BrowserMessage.parse(#"{"type":"hangup","call":"c1","code":603}"#) == .hangup(call: "c1", code: 603))
+        #expect(try BrowserMessage.parse(#"{"type":"dtmf","call":"c1","digits":"12a#"}"#) == .dtmf(call: "c1", digits: "12A#"))
+        #expect(try BrowserMessage.parse(#"{"type":"hold","call":"c1","extra":[1,2]}"#) == .hold(call: "c1"))
+        #expect(try BrowserMessage.parse(#"{"type":"ping","time":12.5}"#) == .ping(time: 12.5))
+    }
+
+    @Test(arguments: [
+        ("[1,2]", "bad-message"), ("not json", "bad-message"), (#"{"call":"x"}"#, "bad-message"),
+        (#"{"type":"dial"}"#, "unknown-type"), (#"{"type":"call","sdp":"v=0"}"#, "bad-message"),
+        (#"{"type":"call","call":"c1"}"#, "bad-message"), (#"{"type":"dtmf","call":"c1","digits":"12x"}"#, "bad-message"),
+        (#"{"type":"hangup","call":"c1","code":200}"#, "bad-message"),
+    ])
+    func refusesMalformedFrames(text: String, code: String) {
+        #expect(throws: SignallingError.self) { try BrowserMessage.parse(text) }
+        do { _ = try BrowserMessage.parse(text) } catch { #expect(error.code == code) }
+    }
+
+    @Test func refusesOversizedFrame() {
+        let big = #"{"type":"call","call":"c","sdp":""# + String(repeating: "a", count: BrowserMessage.maximumBytes) + #""}"#
+        do { _ = try BrowserMessage.parse(big); Issue.record("parsed") } catch { #expect(error.code == "bad-message") }
+    }
+
+    @Test func encodesGatewayMessages() {
+        #expect(GatewayMessage.welcome(session: "s1", extension: nil, guest: true, heartbeat: 20).json
+            == #"{"extension":null,"guest":true,"heartbeat":20,"session":"s1","type":"welcome","version":1}"#)
+        #expect(GatewayMessage.ended(call: "c1", code: nil, reason: "bye").json == #"{"call":"c1","code":null,"reason":"bye","type":"ended"}"#)
+        #expect(GatewayMessage.ended(call: "c1", code: 486, reason: "Busy Here").json == #"{"call":"c1","code":486,"reason":"Busy Here","type":"ended"}"#)
+        #expect(GatewayMessage.error(SignallingError("unknown-call", "no call x", call: "x")).json
+            == #"{"call":"x","code":"unknown-call","message":"no call x","type":"error"}"#)
+        #expect(GatewayMessage.progress(call: "c", code: 183, early: true).json == #"{"call":"c","code":183,"early":true,"type":"progress"}"#)
+    }
+}
+
+@Suite struct BridgedCallStateTests {
+    @Test func outgoingCallThroughEarlyMediaToBye() {
+        var call = BridgedCallState(call: "c1", direction: .outgoing)
+        #expect(call.handle(.sipProgress(code: 180, earlyMedia: false)) == [.toBrowser(.progress(call: "c1", code: 180, early: false))])
+        #expect(call.phase == .calling)
+        #expect(call.handle(.sipProgress(code: 183, earlyMedia: true)) == [.toBrowser(.progress(call: "c1", code: 183, early: true))])
+        #expect(call.phase == .early)
+        #expect(call.handle(.sipAnswered) == [.toBrowser(.answered(call: "c1"))])
+        #expect(call.handle(.hold) == [.reinviteSIP(.sendonly), .toBrowser(.held(call: "c1", local: true, remote: false))])
+        #expect(call.handle(.hold) == [])  // already held
+        #expect(call.handle(.resume) == [.reinviteSIP(.sendrecv), .toBrowser(.held(call: "c1", local: false, remote: false))])
+        #expect(call.handle(.sipEnded(code: nil, reason: "remote hangup")) == [.endMedia, .toBrowser(.ended(call: "c1", code: nil, reason: "remote hangup"))])
+        #expect(call.isEnded)
+        #expect(call.handle(.browserHangup(code: nil)) == [])  // nothing after the end
+    }
+
+    @Test func outgoingCallRefusedByPlatform() {
+        var call = BridgedCallState(call: "c2", direction: .outgoing)
+        #expect(call.handle(.sipEnded(code: 486, reason: "Busy Here")) == [.endMedia, .toBrowser(.ended(call: "c2", code: 486, reason: "Busy Here"))])
+    }
+
+    @Test func browserHangsUpBeforeAnswer() {
+        var call = BridgedCallState(call: "c3", direction: .outgoing)
+        let actions = call.handle(.browserHangup(code: nil))
+        #expect(actions.first == .hangUpSIP)  // CANCEL or BYE, as the dialog stands
+        #expect(actions.contains(.endMedia))
+    }
+
+    @Test func incomingCallAnsweredThenMediaExpires() {
+        var call = BridgedCallState(call: "in-1", direction: .incoming)
+        #expect(call.handle(.hold) == [])  // not before it is confirmed
+        #expect(call.handle(.browserAnswered) == [])
+        #expect(call.phase == .answering)
+        #expect(call.handle(.mediaStarted) == [.acceptSIP, .toBrowser(.answered(call: "in-1"))])
+        #expect(call.handle(.mediaEnded(reason: "consent_expired")) == [.hangUpSIP, .toBrowser(.ended(call: "in-1", code: nil, reason: "consent_expired"))])
+    }
+
+    @Test func incomingCallRejectedOrAbandoned() {
+        var rejected = BridgedCallState(call: "in-2", direction: .incoming)
+        #expect(rejected.handle(.browserHangup(code: 603)).first == .rejectSIP(code: 603, reason: "Decline"))
+        var busy = BridgedCallState(call: "in-3", direction: .incoming)
+        #expect(busy.handle(.browserHangup(code: nil)).first == .rejectSIP(code: 486, reason: "Busy Here"))
+        var gone = BridgedCallState(call: "in-4", direction: .incoming)
+        #expect(gone.handle(.browserGone).first == .rejectSIP(code: 480, reason: "Temporarily Unavailable"))
+        var cancelled = BridgedCallState(call: "in-5", direction: .incoming)
+        #expect(cancelled.handle(.sipEnded(code: nil, reason: "cancelled")) == [.endMedia, .toBrowser(.ended(call: "in-5", code: nil, reason: "cancelled"))])
+        var failed = BridgedCallState(call: "in-6", direction: .incoming)
+        _ = failed.handle(.browserAnswered)
+        #expect(failed.handle(.mediaFailed(reason: "bad answer")).first == .rejectSIP(code: 488, reason: "Not Acceptable Here"))
+    }
+}
+
+@Suite struct SIPOfferAnswerTests {
+    static let sippOffer = """
+    v=0\r
+    o=user1 53655765 2353687637 IN IP4 127.0.0.1\r
+    s=-\r
+    c=IN IP4 127.0.0.1\r
+    t=0 0\r
+    m=audio 6000 RTP/AVP 8 0 96\r
+    a=rtpmap:8 PCMA/8000\r
+    a=rtpmap:0 PCMU/8000\r
+    a=rtpmap:96 telephone-event/8000\r
+    a=fmtp:96 0-15\r
+    a=sendrecv\r
+
+    """
+
+    @Test func answersWithThePreferredLawAndTheOfferedEventType() throws {
+        let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, sessionID: 7)
+        let (answer, audio) = try SIPOfferAnswer.answer(text: Self.sippOffer, local: local, preference: [.muLaw, .aLaw])
+        #expect(audio.law == .muLaw)
+        #expect(audio.telephoneEventPayloadType == 96)
+        #expect(audio.direction == .sendrecv)
+        #expect(audio.remote?.description == "127.0.0.1:6000")
+        let m = try #require(answer.media.first)
+        #expect(m.formats == ["0", "96"])
+        #expect(m.port == 30000)
+        #expect(m.proto == "RTP/AVP")
+        #expect(answer.connection?.address == "127.0.0.1")
+    }
+
+    @Test func answersHoldWithRecvonly() throws {
+        let held = Self.sippOffer.replacingOccurrences(of: "a=sendrecv", with: "a=sendonly")
+        let (answer, audio) = try SIPOfferAnswer.answer(text: held, local: .init(address: "127.0.0.1", port: 30002), preference: [.aLaw])
+        #expect(audio.direction == .recvonly)
+        #expect(audio.law == .aLaw)
+        #expect(answer.media.first?.direction == .recvonly)
+        // RFC 2543 hold: c=0.0.0.0 gives no address to send to.
+        let old = Self.sippOffer.replacingOccurrences(of: "c=IN IP4 127.0.0.1", with: "c=IN IP4 0.0.0.0")
+        #expect(try SIPOfferAnswer.answer(text: old, local: .init(address: "127.0.0.1", port: 30002), preference: [.aLaw]).audio.remote == nil)
+    }
+
+    @Test func offersAndAppliesAnswer() throws {
+        let offer = SIPOfferAnswer.offer(local: .init(address: "10.0.0.5", port: 31000), laws: [.aLaw], direction: .sendonly)
+        let text = offer.serialized
+        #expect(text.contains("m=audio 31000 RTP/AVP 8 101\r\n"))
+        #expect(text.contains("a=rtpmap:101 telephone-event/8000\r\n"))
+        #expect(text.contains("a=sendonly\r\n"))
+        let answer = Self.sippOffer.replacingOccurrences(of: "a=sendrecv", with: "a=recvonly")
+        let audio = try SIPOfferAnswer.apply(answer: answer, offered: [.aLaw], direction: .sendonly)
+        #expect(audio.law == .aLaw)
+        #expect(audio.direction == .sendonly)
+    }
+
+    @Test func refusesUnusableDescriptions() {
+        let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000)
+        #expect(throws: SIPOfferAnswerError.noCommonCodec) {
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 9 96"), local: local, preference: [.muLaw])
+        }
+        #expect(throws: SIPOfferAnswerError.noAudio) {
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "m=audio 6000", with: "m=audio 0"), local: local, preference: [.muLaw])
+        }
+        #expect(throws: SIPOfferAnswerError.badConnectionAddress("example.com")) {
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "c=IN IP4 127.0.0.1", with: "c=IN IP4 example.com"), local: local, preference: [.muLaw])
+        }
+        #expect(throws: SIPOfferAnswerError.self) { try SIPOfferAnswer.answer(text: "garbage", local: local, preference: [.muLaw]) }
+        // Our offer of PCMU answered with PCMA only.
+        #expect(throws: SIPOfferAnswerError.noCommonCodec) {
+            try SIPOfferAnswer.apply(answer: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 8"), offered: [.muLaw])
+        }
+    }
+
+    @Test func relaysRTPBothWaysAndLatchesThePeerPort() throws {
+        let loop = try DatapathLoop(name: "rtp-test")
+        loop.start()
+        defer { Task { await loop.stop() } }
+        let any = DatagramAddress(ipv4: 0x7F00_0001, port: 0)
+        let legSocket = try UDPSocket(binding: any)
+        let peer = try UDPSocket(binding: any)
+        let leg = LoopBound(SIPRTPLeg(socket: legSocket, audio: SIPAudio(law: .muLaw, remote: peer.localAddress)), loop: loop)
+        let received = Mutex<[Int]>([])
+        #expect(loop.execute { try? leg.value.attach(loop: loop) { packet in received.withLock { $0.append(packet.count) } } })
+        var bytes = [UInt8](repeating: 0, count: 172)
+        bytes[0] = 0x80
+        let rtp = bytes
+        #expect(peer.send(rtp, to: legSocket.localAddress).isSent)
+        #expect(peer.send([1, 2, 3], to: legSocket.localAddress).isSent)  // not RTP: refused
+        let deadline = ContinuousClock.now + .seconds(2)
+        while received.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline { usleep(5000) }
+        #expect(received.withLock { $0 } == [172])
+        _ = loop.execute { rtp.withUnsafeBytes { leg.value.receive($0, send: { _ in }) } }
+        let back = try #require(peer.receive(waitingMilliseconds: 2000))
+        #expect(back.bytes.count == 172)
+        _ = loop.execute { leg.value.close() }
+    }
+}

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the gateway: headless Chromium on Tandem's agent demo page (the SDK,
+/webkit/ws, WebRTC) bridged by Tandem to SIP peers behind Kamailio (digest auth), each run
+in its own network namespace that has only `lo` (see shared/TESTING.md):
+
+  agent-incoming   the test is the application server (OAuth token -> session for 1001); the
+                   page connects and 1001 registers; sipp calls 1001 through Kamailio streaming
+                   a 440 Hz µ-law tone; the page auto-answers and must hear 440 Hz, sipp must
+                   receive the page's 1 kHz fake-microphone tone (from a capture, by FFT);
+                   sipp's BYE ends the page's call; the page is closed and 1001 unregisters
+                   after the grace period; a bad session token is refused with 401
+  agent-outgoing   the page (extension 3001, which Kamailio challenges with 407 on INVITE) calls a
+                   registered baresip (auto-answer, 440 Hz); tones are checked both ways (the
+                   page's measurement, baresip's recording); DTMF "1234#" from the page's
+                   RTCDTMFSender reaches baresip as RFC 4733 events; hold and resume send
+                   re-INVITEs with a=sendonly and a=sendrecv; the page hangs up: BYE
+  faults           the browser is killed mid-call: the SIP leg gets a BYE within 30 s and the
+                   extension unregisters after the grace period; a bad OAuth token gets 401; a
+                   deleted session's socket is closed and its token refused with 401; an expired
+                   session's token is refused with 401
+
+  run.py --tandem .build/debug/tandem [SCENARIO ...]     (run with the venv's python: selenium)
+"""
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+_spec = importlib.util.spec_from_file_location("sip_interop", os.path.join(HERE, "..", "sip", "run.py"))
+sip = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sip)
+from browser import Browser, session_fragment  # noqa: E402
+
+SCENARIOS = ["agent-incoming", "agent-outgoing", "faults"]
+GRACE = 3
+RTP_PORTS = (30000, 30099)
+
+
+class Tandem(sip.Tandem):
+    """`tandem serve` with media on 127.0.0.1 and SIP toward Kamailio; extensions register while a browser holds them."""
+
+    def __init__(self, binary, workdir):
+        super().__init__(binary, workdir, "udp", secondary=False)
+        self.env.update({
+            "TANDEM_MEDIA_ENABLED": "true",
+            "TANDEM_MEDIA_BIND_ADDRESS": "127.0.0.1",
+            "TANDEM_MEDIA_THREADS": "1",
+            "TANDEM_SIP_UNREGISTER_GRACE": str(GRACE),
+            "TANDEM_SIP_RTP_PORT_MIN": str(RTP_PORTS[0]),
+            "TANDEM_SIP_RTP_PORT_MAX": str(RTP_PORTS[1]),
+        })
+
+
+def rtp_audio(path, to_port):
+    """The µ-law payloads (as 16-bit samples) of the RTP packets of a capture sent to `to_port`."""
+    out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "udp.dstport", "-e", "udp.payload", f"udp.dstport == {to_port}"],
+                         capture_output=True, text=True)
+    samples = []
+    for line in out.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[1]:
+            continue
+        payload = bytes.fromhex(parts[1].replace(":", ""))
+        if len(payload) < 12 or payload[1] & 0x7F != 0:
+            continue  # not PCMU (telephone-event, RTCP)
+        samples += [ulaw_decode(b) for b in payload[12:]]
+    return samples
+
+
+def ulaw_decode(byte):
+    byte = ~byte & 0xFF
+    sign, exponent, mantissa = byte & 0x80, (byte >> 4) & 0x07, byte & 0x0F
+    magnitude = ((mantissa << 3) + 0x84) << exponent
+    return -(magnitude - 0x84) if sign else magnitude - 0x84
+
+
+def sipp_call(workdir, service, seconds, media_port):
+    return subprocess.Popen(["sipp", "127.0.0.1:5060", "-sf", os.path.join(HERE, "uac-call.xml"), "-s", service, "-i", "127.0.0.1", "-p", "5070",
+                             "-mp", str(media_port), "-d", str(seconds * 1000), "-m", "1", "-timeout", "60s", "-nostdin", "-trace_err"],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def scenario_agent_incoming(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(sip.ulaw(x) for x in sip.tone(440, 12)))
+    tandem = Tandem(tandem_binary, workdir)
+    try:
+        tandem.cli("extensions", "add", "1001", "--digest", "--password", "pw1001")
+        tandem.start()
+        # Nothing registers before a browser holds the extension.
+        time.sleep(2)
+        assert "1001" not in (kamailio.contacts() or {}), kamailio.last_dump
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "1001"})
+        assert status == 201 and session["websocketURL"] == "wss://127.0.0.1:7443/webkit/ws", session
+        # A bad token: the upgrade is refused with 401 (no socket).
+        code, _ = tandem.get("/webkit/ws?token=not-a-token", status=True)
+        assert code == 401, code
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + session_fragment(session))
+            browser.wait_event("registration", 20, where={"state": "registered"})
+            sip.wait_for("1001 in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 10)
+            status, listed = tandem.api("GET", "/api/v1/extensions")
+            assert {"extension": "1001", "state": "registered"}.items() <= next(e for e in listed["extensions"] if e["extension"] == "1001").items(), listed
+            dump, pcap = sip.capture(workdir, "agent-incoming")
+            caller = sipp_call(workdir, "1001", 10, 16000)
+            try:
+                incoming = browser.wait_event("incoming", 20)
+                browser.wait_event("answered", 15, call=incoming["call"])
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["browser_heard"] = heard
+                status, calls = tandem.api("GET", "/api/v1/calls")
+                facts["api_calls"] = calls
+                ended = browser.wait_event("ended", 30, call=incoming["call"])
+                facts["ended"] = ended["detail"]
+                output, _ = caller.communicate(timeout=30)
+                assert caller.returncode == 0, output[-1500:]
+            finally:
+                sip.stop(caller)
+                sip.stop(dump, signal.SIGINT)
+            samples = rtp_audio(pcap, 16000)
+            assert len(samples) >= 8000 * 4, f"only {len(samples)} samples reached sipp"
+            hz, share = sip.dominant(samples)
+            assert abs(hz - 1000) <= 20 and share > 0.3, (hz, share)
+            facts["sipp_heard"] = {"hz": hz, "share": round(share, 3), "seconds": round(len(samples) / 8000, 1)}
+        # The page is gone: 1001 stays registered for the grace period, then unregisters.
+        closed = time.monotonic()
+        sip.wait_for("1001 unregistered", lambda: "1001" not in (kamailio.contacts() or {}), GRACE + 15)
+        facts["unregistered_after_s"] = round(time.monotonic() - closed, 1)
+        assert facts["unregistered_after_s"] >= GRACE - 1, facts
+        return facts
+    finally:
+        tandem.stop()
+        kamailio.kill()
+
+
+def baresip_callee(workdir, user, tone_hz):
+    """baresip registered as `user` through Kamailio: auto-answer, PCMU, plays a tone and records what it hears."""
+    import wave
+    home = os.path.join(workdir, "baresip")
+    records = os.path.join(workdir, "records")
+    os.makedirs(home, exist_ok=True)
+    os.makedirs(records, exist_ok=True)
+    with wave.open(os.path.join(workdir, "tone.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in sip.tone(tone_hz, 60)))
+    open(os.path.join(home, "accounts"), "w").write(
+        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
+    open(os.path.join(home, "config"), "w").write("\n".join([
+        "sip_listen 127.0.0.1:5080", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
+        "module g711.so", "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
+        f"audio_source aufile,{workdir}/tone.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
+    log = open(os.path.join(workdir, "baresip.log"), "w")
+    proc = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, records
+
+
+def recorded_tone(records):
+    import wave
+    decoded = [f for f in os.listdir(records) if f.endswith("-dec.wav")]
+    assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
+    with wave.open(os.path.join(records, decoded[0])) as w:
+        frames = w.readframes(w.getnframes())
+        rate = w.getframerate()
+    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
+    hz, share = sip.dominant(samples)
+    return {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
+
+
+def capture_all(workdir, name):
+    path = os.path.join(workdir, f"{name}.pcap")
+    proc = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", "udp", "-w", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(1)
+    return proc, path
+
+
+def telephone_events(path, to_port, payload_type=101):
+    """The RFC 4733 events (event codes, once per end-marked event) sent to `to_port`."""
+    out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "udp.payload", f"udp.dstport == {to_port}"], capture_output=True, text=True)
+    events, seen = [], set()
+    for line in out.stdout.splitlines():
+        payload = bytes.fromhex(line.strip().replace(":", "")) if line.strip() else b""
+        if len(payload) < 16 or payload[1] & 0x7F != payload_type:
+            continue
+        timestamp = int.from_bytes(payload[4:8], "big")
+        event, end = payload[12], payload[13] & 0x80
+        if end and timestamp not in seen:  # the end packet is sent three times (RFC 4733 §2.5.1.4)
+            seen.add(timestamp)
+            events.append(event)
+    return events
+
+
+def sip_requests(path, port=5080):
+    """(method, SDP direction or None) of the SIP requests sent to `port`, in order."""
+    out = subprocess.run(["tshark", "-r", path, "-d", f"udp.port=={port},sip", "-Y", f"sip.Method && udp.dstport == {port}", "-T", "fields",
+                          "-e", "sip.Method", "-e", "sdp.media_attr"], capture_output=True, text=True)
+    requests = []
+    for line in out.stdout.splitlines():
+        parts = line.split("\t")
+        attrs = parts[1].split(",") if len(parts) > 1 else []
+        direction = next((a for a in attrs if a in ("sendrecv", "sendonly", "recvonly", "inactive")), None)
+        requests.append((parts[0], direction))
+    return requests
+
+
+def scenario_agent_outgoing(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    baresip, records = baresip_callee(workdir, "1001", 440)
+    try:
+        tandem.cli("extensions", "add", "3001", "--digest", "--password", "pw3001")
+        tandem.start()
+        sip.wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201, session
+        dump, pcap = capture_all(workdir, "agent-outgoing")
+        try:
+            with Browser(tone_hz=1000, workdir=workdir) as browser:
+                browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(session))
+                browser.wait_event("registration", 20, where={"state": "registered"})
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                assert isinstance(call, str), call
+                browser.wait_event("answered", 20, call=call)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["browser_heard"] = heard
+                facts["dtmf_path"] = browser.js("return tandemAgent.dtmf(arguments[0])", "1234#")
+                time.sleep(2)
+                start = browser.now()
+                browser.js_async("return tandemAgent.hold()")
+                browser.wait_event("held", 10, call=call, where={"local": True}, after=start)
+                time.sleep(1)
+                start = browser.now()
+                browser.js_async("return tandemAgent.resume()")
+                browser.wait_event("held", 10, call=call, where={"local": False}, after=start)
+                time.sleep(1)
+                browser.js_async("return tandemAgent.hangup()")
+                time.sleep(1.5)
+        finally:
+            sip.stop(dump, signal.SIGINT)
+        requests = sip_requests(pcap)
+        facts["sip_to_baresip"] = requests
+        invites = [d for m, d in requests if m == "INVITE"]
+        assert invites[:3] == ["sendrecv", "sendonly", "sendrecv"], requests
+        assert requests[-1][0] == "BYE", requests
+        # baresip's media port: where the first INVITE's RTP went (from Tandem's SIP RTP range).
+        flows = sip.udp_flows(pcap)
+        baresip_port = max(((dst, n) for (src, dst), n in flows.items() if RTP_PORTS[0] <= src <= RTP_PORTS[1]), key=lambda x: x[1])[0]
+        facts["dtmf_events"] = telephone_events(pcap, baresip_port)
+        assert facts["dtmf_events"] == [1, 2, 3, 4, 11], facts
+        sip.stop(baresip)
+        facts["baresip_heard"] = recorded_tone(records)
+        assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
+        return facts
+    finally:
+        sip.stop(baresip)
+        tandem.stop()
+        kamailio.kill()
+
+
+def scenario_faults(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    tandem.env["TANDEM_HTTP_SESSION_LIFETIME"] = "20"
+    open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(sip.ulaw(x) for x in sip.tone(440, 40)))
+    try:
+        tandem.cli("extensions", "add", "1001-1002", "--digest", "--username", "1001", "--password", "pw1001", "--increment")
+        tandem.start()
+        # A bad OAuth token: 401 with the RFC 6750 challenge.
+        import urllib.request
+        request = urllib.request.Request("https://127.0.0.1:7443/api/v1/sessions", headers={"Authorization": "Bearer not.a.jwt"})
+        try:
+            urllib.request.urlopen(request, context=sip.insecure_tls(), timeout=5)
+            raise AssertionError("a bad OAuth token was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401 and "invalid_token" in e.headers.get("WWW-Authenticate", ""), (e.code, dict(e.headers))
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "1001"})
+        assert status == 201, session
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + session_fragment(session))
+            browser.wait_event("registration", 20, where={"state": "registered"})
+            dump, pcap = capture_all(workdir, "faults")
+            caller = subprocess.Popen(["sipp", "127.0.0.1:5060", "-sf", os.path.join(HERE, "..", "sip", "uac-wait-bye.xml"), "-s", "1001", "-i", "127.0.0.1", "-p", "5070",
+                                       "-mp", "16000", "-m", "1", "-timeout", "60s", "-nostdin", "-trace_err"],
+                                      cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            try:
+                incoming = browser.wait_event("incoming", 20)
+                browser.wait_event("answered", 15, call=incoming["call"])
+                time.sleep(2)
+                killed = time.monotonic()
+                browser.kill()
+                output, _ = caller.communicate(timeout=40)
+                facts["bye_after_kill_s"] = round(time.monotonic() - killed, 1)
+                assert caller.returncode == 0, output[-1500:]
+                assert facts["bye_after_kill_s"] < 30, facts
+            finally:
+                sip.stop(caller)
+                sip.stop(dump, signal.SIGINT)
+            gone = time.monotonic()
+            sip.wait_for("1001 unregistered", lambda: "1001" not in (kamailio.contacts() or {}), GRACE + 15)
+            facts["unregistered_after_s"] = round(time.monotonic() - gone, 1)
+        # A deleted session: its socket is closed with a reason, its token refused.
+        status, second = tandem.api("POST", "/api/v1/sessions", {"extension": "1002"})
+        assert status == 201, second
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(second))
+            browser.wait_event("registration", 20, where={"state": "registered"})
+            status, _ = tandem.api("DELETE", f"/api/v1/sessions/{second['id']}")
+            assert status == 204, status
+            error = browser.wait_event("error", 10)
+            assert error["detail"]["code"] == "session-ended", error
+            browser.wait_event("disconnected", 10)
+        code, _ = tandem.get(f"/webkit/ws?token={second['token']}", status=True)
+        assert code == 401, code
+        # The first session expires (http.session-lifetime 20 s): its token is refused.
+        remaining = 21 - (time.monotonic() - gone)
+        if remaining > 0:
+            time.sleep(remaining)
+        sip.wait_for("the expired token refused", lambda: tandem.get(f"/webkit/ws?token={session['token']}", status=True)[0] == 401, 15)
+        facts["expired_token"] = 401
+        return facts
+    finally:
+        tandem.stop()
+        kamailio.kill()
+
+
+def inner(args):
+    failed = 0
+    for name in args.scenarios:
+        workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
+        started = time.monotonic()
+        try:
+            facts = {"agent-incoming": scenario_agent_incoming, "agent-outgoing": scenario_agent_outgoing, "faults": scenario_faults}[name](args.tandem, workdir)
+            print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
+        except Exception as e:  # report, keep going with the next scenario
+            failed += 1
+            print(f"FAIL {name} ({time.monotonic() - started:.1f} s): {e!r}", flush=True)
+            for log in sorted(os.listdir(workdir)):
+                if log.endswith((".out", ".log")):
+                    print(f"--- {log} (tail) ---\n" + open(os.path.join(workdir, log), errors="replace").read()[-4000:], file=sys.stderr)
+    print(f"{len(args.scenarios) - failed} of {len(args.scenarios)} gateway end-to-end scenarios passed")
+    return 1 if failed else 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--tandem", required=True)
+    p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("scenarios", nargs="*", default=SCENARIOS)
+    a = p.parse_args()
+    a.tandem = os.path.abspath(a.tandem)
+    if a.inside:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        sys.exit(inner(a))
+    sys.exit(sip.in_fresh_namespace("tandem-gw", __file__, ["--tandem", a.tandem, *a.scenarios]))
+
+
+if __name__ == "__main__":
+    main()
