@@ -61,6 +61,19 @@ public struct SessionResponse: Codable, Sendable, Equatable {
     public var iceServers: [ICEServer]?
     /// Where the browser opens its signalling socket (`wss://host:port/webkit/ws`), with the token as `?token=`.
     public var websocketURL: String?
+    /// A click-to-contact session: the caller's number and the service it may call.
+    public var guest: Guest?
+
+    public struct Guest: Codable, Sendable, Equatable {
+        public var from: String
+        public var destination: String
+        public var displayName: String?
+        public init(from: String, destination: String, displayName: String?) {
+            self.from = from
+            self.destination = destination
+            self.displayName = displayName
+        }
+    }
 
     public init(id: String, token: String?, extension number: String?, clientID: String, expiresAt: String, iceServers: [ICEServer]?) {
         self.id = id
@@ -135,14 +148,20 @@ public struct ControlAPIBackend: Sendable {
     /// Ends a session; whether it existed.
     public var deleteSession: @Sendable (_ id: String) async throws -> Bool
     public var calls: @Sendable () async throws -> [CallStatus]
+    /// A guest session of caller `from` for the service `destination`; throws ``ControlAPIError``.
+    public var createGuestSession: @Sendable (_ from: String, _ destination: String, _ clientID: String) async throws -> SessionResponse
 
     public init(turnCredentials: @escaping @Sendable (String?, Int?) async throws -> TURNCredentialResponse,
                 extensions: @escaping @Sendable () async throws -> [ExtensionStatus],
                 createSession: @escaping @Sendable (String?, String) async throws -> SessionResponse,
                 sessions: @escaping @Sendable () async throws -> [SessionResponse],
                 deleteSession: @escaping @Sendable (String) async throws -> Bool,
-                calls: @escaping @Sendable () async throws -> [CallStatus] = { [] }) {
+                calls: @escaping @Sendable () async throws -> [CallStatus] = { [] },
+                createGuestSession: @escaping @Sendable (String, String, String) async throws -> SessionResponse = { _, d, _ in
+                    throw ControlAPIError(.notFound, "unknown_service", "no service \(d)")
+                }) {
         self.calls = calls
+        self.createGuestSession = createGuestSession
         self.turnCredentials = turnCredentials
         self.extensions = extensions
         self.createSession = createSession
@@ -194,16 +213,32 @@ enum APIRoutes {
         api.post("sessions", use: guarded("sessions", oauth) { request, _, claims in
             var request = request
             let body = try await request.collectBody(upTo: 4096)
-            struct Ask: Decodable { var `extension`: String? }
-            var ask = Ask(extension: nil)
+            struct Guest: Decodable {
+                var from: String
+                var destination: String
+            }
+            struct Ask: Decodable {
+                var `extension`: String?
+                var guest: Guest?
+            }
+            var ask = Ask(extension: nil, guest: nil)
             if body.readableBytes > 0 {
                 guard let decoded = try? JSONDecoder().decode(Ask.self, from: Data(buffer: body)) else {
-                    return problem(.badRequest, "invalid_body", "the body must be JSON like {\"extension\": \"3001\"}, or empty for any free extension")
+                    return problem(.badRequest, "invalid_body", "the body must be JSON like {\"extension\": \"3001\"}, {\"guest\": {\"from\": \"+4989…\", \"destination\": \"sales\"}}, or empty for any free extension")
                 }
                 ask = decoded
             }
+            if let guest = ask.guest {
+                guard ask.extension == nil else { return problem(.badRequest, "invalid_body", "a session holds an extension or is a guest, not both") }
+                guard isCallerNumber(guest.from) else { return problem(.badRequest, "invalid_from", "guest.from must be a phone number: an optional + and 2–20 digits") }
+                guard !guest.destination.isEmpty, guest.destination.utf8.count <= 64 else { return problem(.badRequest, "invalid_destination", "guest.destination must be a service key of 1–64 characters") }
+            }
             do {
-                var session = try await backend.createSession(ask.extension, claims.sub.value)
+                var session = if let guest = ask.guest {
+                    try await backend.createGuestSession(guest.from, guest.destination, claims.sub.value)
+                } else {
+                    try await backend.createSession(ask.extension, claims.sub.value)
+                }
                 session.websocketURL = WebKitRoutes.websocketURL(request)
                 return json(.created, session)
             } catch let error as ControlAPIError {
@@ -221,6 +256,12 @@ enum APIRoutes {
             guard try await backend.deleteSession(id) else { return problem(.notFound, "unknown_session", "no live session \(id)") }
             return Response(status: .noContent)
         })
+    }
+
+    /// A caller id a guest may present: an optional `+` and 2–20 digits (E.164 is at most 15).
+    static func isCallerNumber(_ text: String) -> Bool {
+        let digits = text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        return (2...20).contains(digits.count) && digits.allSatisfy { $0.isASCII && $0.isNumber }
     }
 
     /// A route handler that runs only for a valid Bearer token with `scope`; others get the

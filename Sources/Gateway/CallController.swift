@@ -67,6 +67,9 @@ public actor CallController {
         public var laws: [G711.Law] = [.muLaw, .aLaw]
         /// The domain of request URIs built from dialled numbers.
         public var sipDomain: String = ""
+        /// The extension whose credentials answer the platform's challenges to guest calls
+        /// (nil: guest calls go out with the caller's number only).
+        public var guestAccount: String?
         public init() {}
     }
 
@@ -279,26 +282,29 @@ public actor CallController {
             return connection.send(.error(SignallingError("call-exists", "call \(callID) exists", call: callID)))
         }
         let user: String, target: String
+        var caller: String?
         var headers: [(String, String)] = []
         if let guest = connection.session.guest {
             guard to == nil || to == guest.serviceKey || to == guest.number else {
                 return connection.send(.error(SignallingError("not-allowed", "a guest session calls its service only", call: callID)))
             }
-            guard let trunkUser = extensions.keys.sorted().first(where: { !isConnected($0) }) ?? extensions.keys.sorted().first else {
-                return connection.send(.error(SignallingError("not-allowed", "no extension to place guest calls from", call: callID)))
+            guard connection.calls.isEmpty else {
+                return connection.send(.error(SignallingError("not-allowed", "a guest session has one call at a time", call: callID)))
             }
-            user = trunkUser
+            // Through the trunk with the caller's number as caller id (From and P-Asserted-Identity, RFC 3325).
+            user = configuration.guestAccount ?? guest.from
+            caller = guest.from
             target = guest.number
             headers.append(("P-Asserted-Identity", "<sip:\(guest.from)@\(configuration.sipDomain)>"))
         } else {
             guard let ext = connection.session.extension, let to, !to.isEmpty else {
                 return connection.send(.error(SignallingError("bad-message", "call needs \"to\"", call: callID)))
             }
+            guard agent.destination(for: ext) != nil else {
+                return connection.send(.error(SignallingError("not-registered", "extension \(ext) is not registered", call: callID)))
+            }
             user = ext
             target = to
-        }
-        guard agent.destination(for: user) != nil else {
-            return connection.send(.error(SignallingError("not-registered", "extension \(user) is not registered", call: callID)))
         }
         let socket: UDPSocket
         do { socket = try engine.bindSIPSocket() } catch {
@@ -329,7 +335,7 @@ public actor CallController {
         call.laws = [started.law]
         let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws)
         let uri = target.hasPrefix("sip:") || target.hasPrefix("sips:") ? target : "sip:\(target)@\(configuration.sipDomain)"
-        guard let sip = manager.call(from: user, to: uri, body: Array(offer.serialized.utf8), headers: headers) else {
+        guard let sip = manager.call(from: user, caller: caller, to: uri, body: Array(offer.serialized.utf8), headers: headers) else {
             feed(.mediaFailed(reason: "extension \(user) has no platform route"), call, connection)
             return
         }

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v4-sessions"
+    static let latestIdentifier = "v5-services"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -70,6 +70,19 @@ enum StoreMigrations {
                         created_at  REAL NOT NULL,
                         expires_at  REAL NOT NULL
                     );
+                    """)
+        }
+        // Click-to-contact: the services guests may call, and guest sessions (no extension).
+        migrator.registerMigration("v5-services") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE services (
+                        key           TEXT PRIMARY KEY NOT NULL CHECK (length(key) BETWEEN 1 AND 64),
+                        number        TEXT NOT NULL CHECK (length(number) BETWEEN 1 AND 64),
+                        display_name  TEXT NOT NULL DEFAULT ''
+                    );
+                    ALTER TABLE sessions ADD COLUMN guest_from TEXT;
+                    ALTER TABLE sessions ADD COLUMN guest_service TEXT REFERENCES services(key) ON DELETE CASCADE;
                     """)
         }
         return migrator

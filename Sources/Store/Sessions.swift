@@ -8,9 +8,30 @@ import GRDB
 public struct SessionRecord: Sendable, Equatable {
     public var id: String
     public var `extension`: String?
+    /// A guest session (click-to-contact): the caller's number and the service it may call.
+    public var guest: Guest?
     public var clientID: String
     public var createdAt: Date
     public var expiresAt: Date
+
+    public struct Guest: Sendable, Equatable {
+        public var from: String
+        public var service: ServiceRecord
+    }
+}
+
+/// A destination guests may call (click-to-contact): its key, the number on the platform
+/// (through the trunk), and the name shown to the caller.
+public struct ServiceRecord: Sendable, Equatable {
+    public var key: String
+    public var number: String
+    public var displayName: String
+
+    public init(key: String, number: String, displayName: String = "") {
+        self.key = key
+        self.number = number
+        self.displayName = displayName
+    }
 }
 
 extension Store {
@@ -37,7 +58,7 @@ extension Store {
                 guard let first = free.sorted(by: Self.numberOrder).first else { throw StoreError.noFreeExtension }
                 number = first
             }
-            let record = SessionRecord(id: UUID().uuidString.lowercased(), extension: number, clientID: clientID, createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
+            let record = SessionRecord(id: UUID().uuidString.lowercased(), extension: number, guest: nil, clientID: clientID, createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
             try db.execute(
                 sql: "INSERT INTO sessions (id, token_hash, extension, client_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [record.id, hash, number, clientID, now.timeIntervalSince1970, record.expiresAt.timeIntervalSince1970])
@@ -47,10 +68,58 @@ extension Store {
         return (record, token)
     }
 
+    /// A guest session for `from` allowed to call the service `key`, for `lifetime` seconds.
+    public func createGuestSession(from: String, service key: String, clientID: String, lifetime: TimeInterval, now: Date = Date()) async throws -> (SessionRecord, token: String) {
+        let token = Self.base64URL(Secrets.randomBytes(count: 32))
+        let hash = Data(SHA256.hash(data: Data(token.utf8)))
+        let record = try await pool.write { db -> SessionRecord in
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            guard let service = try Row.fetchOne(db, sql: "SELECT * FROM services WHERE key = ?", arguments: [key]).map(Self.service) else {
+                throw StoreError.unknownService(key)
+            }
+            let record = SessionRecord(id: UUID().uuidString.lowercased(), extension: nil, guest: .init(from: from, service: service), clientID: clientID,
+                                       createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
+            try db.execute(
+                sql: "INSERT INTO sessions (id, token_hash, extension, client_id, created_at, expires_at, guest_from, guest_service) VALUES (?, ?, NULL, ?, ?, ?, ?, ?)",
+                arguments: [record.id, hash, clientID, now.timeIntervalSince1970, record.expiresAt.timeIntervalSince1970, from, key])
+            return record
+        }
+        logger.info("Guest session created", metadata: ["session": "\(record.id)", "service": "\(key)", "client-id": "\(clientID)"])
+        return (record, token)
+    }
+
+    /// Adds or replaces a service.
+    public func putService(_ service: ServiceRecord) async throws {
+        guard !service.key.isEmpty, service.key.utf8.count <= 64, service.key.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw StoreError.invalidValue(field: "service key", reason: "1–64 letters, digits, - _ .")
+        }
+        guard !service.number.isEmpty, service.number.utf8.count <= 64, !service.number.contains(where: { $0.isWhitespace || $0 == "@" || $0 == ":" }) else {
+            throw StoreError.invalidValue(field: "service number", reason: "1–64 characters without spaces, @ or :")
+        }
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO services (key, number, display_name) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET number = excluded.number, display_name = excluded.display_name",
+                           arguments: [service.key, service.number, service.displayName])
+        }
+    }
+
+    /// The services, by key.
+    public func services() async throws -> [ServiceRecord] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM services ORDER BY key").map(Self.service) }
+    }
+
+    /// Removes a service (its guest sessions end with it); whether it existed.
+    @discardableResult
+    public func removeService(key: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM services WHERE key = ?", arguments: [key])
+            return db.changesCount > 0
+        }
+    }
+
     /// The live sessions, oldest first.
     public func sessions(now: Date = Date()) async throws -> [SessionRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE expires_at > ? ORDER BY created_at", arguments: [now.timeIntervalSince1970]).map(Self.session)
+            try Row.fetchAll(db, sql: "\(Self.sessionQuery) WHERE s.expires_at > ? ORDER BY s.created_at", arguments: [now.timeIntervalSince1970]).map(Self.session)
         }
     }
 
@@ -58,7 +127,7 @@ extension Store {
     public func session(token: String, now: Date = Date()) async throws -> SessionRecord? {
         let hash = Data(SHA256.hash(data: Data(token.utf8)))
         return try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE token_hash = ? AND expires_at > ?", arguments: [hash, now.timeIntervalSince1970]).map(Self.session)
+            try Row.fetchOne(db, sql: "\(Self.sessionQuery) WHERE s.token_hash = ? AND s.expires_at > ?", arguments: [hash, now.timeIntervalSince1970]).map(Self.session)
         }
     }
 
@@ -73,9 +142,20 @@ extension Store {
         return deleted
     }
 
+    /// Sessions with their guest's service.
+    static let sessionQuery = "SELECT s.*, v.number AS service_number, v.display_name AS service_name FROM sessions s LEFT JOIN services v ON v.key = s.guest_service"
+
     static func session(_ row: Row) -> SessionRecord {
-        SessionRecord(id: row["id"], extension: row["extension"], clientID: row["client_id"],
-                      createdAt: Date(timeIntervalSince1970: row["created_at"]), expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
+        var guest: SessionRecord.Guest?
+        if let from: String = row["guest_from"], let key: String = row["guest_service"], let number: String = row["service_number"] {
+            guest = .init(from: from, service: ServiceRecord(key: key, number: number, displayName: row["service_name"] ?? ""))
+        }
+        return SessionRecord(id: row["id"], extension: row["extension"], guest: guest, clientID: row["client_id"],
+                             createdAt: Date(timeIntervalSince1970: row["created_at"]), expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
+    }
+
+    static func service(_ row: Row) -> ServiceRecord {
+        ServiceRecord(key: row["key"], number: row["number"], displayName: row["display_name"])
     }
 
     static func base64URL(_ bytes: [UInt8]) -> String {

@@ -193,6 +193,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case extensionInUse(String)
     /// Every extension is held by a live session (or there are none).
     case noFreeExtension
+    /// No service with this key (click-to-contact).
+    case unknownService(String)
 
     public var description: String {
         switch self {
@@ -218,6 +220,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "extension \(number) is held by a live session"
         case .noFreeExtension:
             "no free extension"
+        case .unknownService(let key):
+            "no service \(key)"
         case .duplicateExtensions(let numbers):
             "extensions exist already: \(numbers.prefix(10).joined(separator: ", "))\(numbers.count > 10 ? " and \(numbers.count - 10) more" : "")"
         }

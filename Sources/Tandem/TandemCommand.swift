@@ -19,7 +19,7 @@ struct TandemCommand: AsyncParsableCommand {
             precedence: key turn.listen-port is TANDEM_TURN_LISTEN_PORT; lists are \
             comma-separated. `tandem config keys` lists every key.
             """,
-        subcommands: [Serve.self, Extensions.self, Turn.self, Config.self],
+        subcommands: [Serve.self, Extensions.self, Services.self, Turn.self, Config.self],
         defaultSubcommand: nil)
 }
 
@@ -174,6 +174,60 @@ extension TandemCommand {
                 defer { try? store.close() }
                 let removed = try await store.removeExtensions(numbers)
                 print("removed \(removed) extension\(removed == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    struct Services: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the services click-to-contact guests may call: a key the web page names, a number on the platform.",
+            discussion: "A guest session (POST /api/v1/sessions with {\"guest\": {\"from\": …, \"destination\": KEY}}) may call only its service's number.",
+            subcommands: [Add.self, List.self, Remove.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add or replace a service: tandem services add support 2000 --name \"Customer support\".")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The key web pages name (letters, digits, - _ .).") var key: String
+            @Argument(help: "The number it calls on the platform.") var number: String
+            @Option(name: .long, help: "The name shown to callers.") var name = ""
+
+            func run() async throws {
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                do { try await store.putService(ServiceRecord(key: key, number: number, displayName: name)) } catch let error as StoreError {
+                    throw CommandError(error.description)
+                }
+                print("service \(key) calls \(number)")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the services: key, number, name.")
+
+            @OptionGroup var options: ConfigOption
+
+            func run() async throws {
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                let services = try await store.services()
+                print("service\tnumber\tname")
+                for s in services { print("\(s.key)\t\(s.number)\t\(s.displayName.isEmpty ? "-" : s.displayName)") }
+                print("\(services.count) service\(services.count == 1 ? "" : "s")")
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove a service (its guest sessions end).")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The service's key.") var key: String
+
+            func run() async throws {
+                let store = try await Extensions.openStore(options)
+                defer { try? store.close() }
+                guard try await store.removeService(key: key) else { throw CommandError("no service \(key)") }
+                print("removed service \(key)")
             }
         }
     }

@@ -103,4 +103,28 @@ struct SessionStoreTests {
             for session in try await store.sessions() { try await store.deleteSession(id: session.id) }
         }
     }
+
+    @Test func guestSessionsCallTheirService() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await store(directory, extensions: ["3001"])
+        defer { try? store.close() }
+        try await store.putService(ServiceRecord(key: "support", number: "2000", displayName: "Support"))
+        await #expect(throws: StoreError.self) { try await store.putService(ServiceRecord(key: "bad key", number: "2000")) }
+        await #expect(throws: StoreError.self) { try await store.putService(ServiceRecord(key: "sales", number: "sip:x@y")) }
+        await #expect(throws: StoreError.unknownService("sales")) {
+            try await store.createGuestSession(from: "+4989123", service: "sales", clientID: "app", lifetime: 60)
+        }
+        let (guest, token) = try await store.createGuestSession(from: "+4989123", service: "support", clientID: "app", lifetime: 60)
+        #expect(guest.extension == nil)
+        let found = try #require(try await store.session(token: token))
+        #expect(found.guest == .init(from: "+4989123", service: ServiceRecord(key: "support", number: "2000", displayName: "Support")))
+        // A guest holds no extension: an agent session still gets 3001.
+        #expect(try await store.createSession(extension: nil, clientID: "app", lifetime: 60).0.extension == "3001")
+        // Replacing the service changes what its sessions call; removing it ends them.
+        try await store.putService(ServiceRecord(key: "support", number: "2001"))
+        #expect(try await store.session(token: token)?.guest?.service.number == "2001")
+        #expect(try await store.removeService(key: "support"))
+        #expect(try await store.session(token: token) == nil)
+        #expect(try await store.services().isEmpty)
+    }
 }

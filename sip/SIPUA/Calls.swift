@@ -128,9 +128,11 @@ public final class SIPCallManager: @unchecked Sendable {
     // MARK: outgoing
 
     /// Places a call from extension `user` to `target` (a SIP URI) with `body` as the offer;
+    /// `caller` replaces the user part of From (a caller id, for click-to-contact guests);
     /// `headers` are added to the INVITE (Require: 100rel, P-Asserted-Identity, …).
     @discardableResult
-    public func call(from user: String, to target: String, body: [UInt8], contentType: String = "application/sdp", headers: [(String, String)] = []) -> SIPCall? {
+    public func call(from user: String, caller: String? = nil, to target: String, body: [UInt8], contentType: String = "application/sdp",
+                     headers: [(String, String)] = []) -> SIPCall? {
         endpoint.loop.preconditionInEventLoop()
         guard let destination = route(user) else { return nil }
         let call = SIPCall(direction: .outgoing, user: user, remoteURI: target, callID: SIPEndpoint.newCallID(), localBody: body, localContentType: contentType, destination: destination)
@@ -139,7 +141,7 @@ public final class SIPCallManager: @unchecked Sendable {
         var invite = SIPMessage(startLine: .request(method: .invite, requestURI: target))
         invite.headers.append("Via", endpoint.newVia(destination.transport))
         invite.headers.append("Max-Forwards", "70")
-        invite.headers.append("From", "<sip:\(user)@\(domain)>;tag=\(SIPEndpoint.newTag())")
+        invite.headers.append("From", "<sip:\(caller ?? user)@\(domain)>;tag=\(SIPEndpoint.newTag())")
         invite.headers.append("To", "<\(target)>")
         invite.headers.append("Call-ID", call.callID)
         invite.headers.append("CSeq", "1 INVITE")

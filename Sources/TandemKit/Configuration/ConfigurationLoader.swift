@@ -188,6 +188,7 @@ extension TandemConfiguration {
         sip.tlsVerifyPeer = try parser.boolean(.sipTLSVerifyPeer)
         sip.registerAll = try parser.boolean(.sipRegisterAll)
         sip.unregisterGrace = try parser.integer(.sipUnregisterGrace, in: 0...3600)
+        sip.guestExtension = try parser.sipUser(.sipGuestExtension)
         let rtpMin = try parser.port(.sipRTPPortMin)
         let rtpMax = try parser.port(.sipRTPPortMax)
         guard rtpMin <= rtpMax, rtpMin > 0 else { throw .invalidValue(key: "sip.rtp-port-min", value: "\(rtpMin)", reason: "must be above 0 and not above sip.rtp-port-max (\(rtpMax))") }
@@ -318,6 +319,15 @@ private struct ValueParser {
         let text = scalar(key)
         guard !text.isEmpty else { throw .invalidValue(key: key.name, value: text, reason: "must not be empty") }
         guard !text.contains("\0") else { throw .invalidValue(key: key.name, value: text, reason: "contains a NUL byte") }
+        return text
+    }
+
+    /// A SIP user part (an extension number), or empty: no spaces, `@`, `:` or `;` (RFC 3261 §25.1 `user`, kept plain).
+    func sipUser(_ key: ConfigurationKey) throws(ConfigurationError) -> String {
+        let text = scalar(key).trimmingCharacters(in: .whitespaces)
+        guard text.utf8.count <= 64, !text.contains(where: { $0.isWhitespace || "@:;<>\"".contains($0) }) else {
+            throw .invalidValue(key: key.name, value: text, reason: "must be an extension's user part (at most 64 characters, no spaces, @ : ; < > or quotes)")
+        }
         return text
     }
 

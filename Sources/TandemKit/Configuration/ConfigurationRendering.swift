@@ -70,6 +70,7 @@ extension TandemConfiguration {
         case .sipTLSVerifyPeer: return one(sip.tlsVerifyPeer)
         case .sipRegisterAll: return one(sip.registerAll)
         case .sipUnregisterGrace: return one(sip.unregisterGrace)
+        case .sipGuestExtension: return one(sip.guestExtension)
         case .sipRTPPortMin: return one(sip.rtpPortRange.lowerBound)
         case .sipRTPPortMax: return one(sip.rtpPortRange.upperBound)
         default: preconditionFailure("unknown configuration key \(key.name)")

@@ -57,6 +57,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var tlsVerifyPeer = true
         public var registerAll = false
         public var unregisterGrace = 30
+        public var guestExtension = ""
         public var rtpPortRange: ClosedRange<Int> = 30000...39999
 
         public init() {}

@@ -19,8 +19,17 @@ extension TandemServer {
                                           uris: turn.enabled ? turnURIs(turn, settings: settings) : [])
         }
         @Sendable func response(_ session: SessionRecord, token: String?, ice: [ICEServer]?) -> SessionResponse {
-            SessionResponse(id: session.id, token: token, extension: session.extension, clientID: session.clientID,
-                            expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: ice)
+            var response = SessionResponse(id: session.id, token: token, extension: session.extension, clientID: session.clientID,
+                                           expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: ice)
+            response.guest = session.guest.map {
+                .init(from: $0.from, destination: $0.service.key, displayName: $0.service.displayName.isEmpty ? nil : $0.service.displayName)
+            }
+            return response
+        }
+        @Sendable func iceServers(_ user: String?) async throws -> [ICEServer]? {
+            guard turn.enabled else { return nil }
+            let credential = try await credentials(user, nil)
+            return [ICEServer(urls: credential.uris, username: credential.username, credential: credential.password)]
         }
         return ControlAPIBackend(
             turnCredentials: credentials,
@@ -45,9 +54,7 @@ extension TandemServer {
                     default: throw error
                     }
                 }
-                let turnCredential = turn.enabled ? try await credentials(session.extension, nil) : nil
-                let ice = turnCredential.map { [ICEServer(urls: $0.uris, username: $0.username, credential: $0.password)] }
-                return response(session, token: token, ice: ice)
+                return response(session, token: token, ice: try await iceServers(session.extension))
             },
             sessions: { try await store.sessions().map { response($0, token: nil, ice: nil) } },
             deleteSession: { id in
@@ -68,6 +75,14 @@ extension TandemServer {
                                       mos: media.map { (QualityEstimate.mos(jitterMs: $0.jitterMilliseconds, lossFraction: $0.lossFraction,
                                                                              roundTripMs: $0.roundTripMilliseconds ?? 0) * 100).rounded() / 100 })
                 }
+            },
+            createGuestSession: { from, destination, clientID in
+                do {
+                    let (session, token) = try await store.createGuestSession(from: from, service: destination, clientID: clientID, lifetime: lifetime)
+                    return response(session, token: token, ice: try await iceServers("guest"))
+                } catch StoreError.unknownService(let key) {
+                    throw ControlAPIError(.notFound, "unknown_service", "no service \(key)")
+                }
             })
     }
 
@@ -78,7 +93,8 @@ extension TandemServer {
             authorize: { token in ((try? await store.session(token: token)) ?? nil) != nil },
             connect: { token, send in
                 guard let record = (try? await store.session(token: token)) ?? nil else { return nil }
-                let session = BrowserSession(id: record.id, extension: record.extension)
+                let session = BrowserSession(id: record.id, extension: record.extension,
+                                             guest: record.guest.map { .init(from: $0.from, number: $0.service.number, serviceKey: $0.service.key) })
                 return await controller.connect(session) { message in send(message?.json) }
             },
             receive: { text, connection in await controller.receive(text, from: connection) },

@@ -43,13 +43,14 @@ final class SIPService: Service {
                 let credentialsByUser = credentialsCache
                 let manager = SIPCallManager(endpoint: endpoint, domain: platform.domain, logger: logger,
                                              credentials: { credentialsByUser.get($0) },
-                                             route: { agent.destination(for: $0) })
+                                             route: { agent.destination(for: $0) ?? platform.primary })
                 calls = manager
                 var c = CallController.Configuration()
                 c.graceSeconds = sip.unregisterGrace
                 c.registerAll = sip.registerAll
                 c.laws = context.configuration.media.sipCodec == "pcma" ? [.aLaw, .muLaw] : [.muLaw, .aLaw]
                 c.sipDomain = platform.domain
+                c.guestAccount = sip.guestExtension.isEmpty ? nil : sip.guestExtension
                 controller = CallController(manager: manager, agent: agent, engine: engine, configuration: c, logger: logger)
             } else {
                 calls = nil

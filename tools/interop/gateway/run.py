@@ -14,6 +14,11 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    page's measurement, baresip's recording); DTMF "1234#" from the page's
                    RTCDTMFSender reaches baresip as RFC 4733 events; hold and resume send
                    re-INVITEs with a=sendonly and a=sendrecv; the page hangs up: BYE
+  click-to-contact the test makes a guest session for caller +4989123456 and the service
+                   "support" (number 2000: a sipp UAS echoing RTP, registered at Kamailio); the
+                   click-to-call page's element calls it: the INVITE carries the caller's number in
+                   From and P-Asserted-Identity, the page hears its own 1 kHz tone back; the guest
+                   may call nothing else; the element hangs up: BYE
   faults           the browser is killed mid-call: the SIP leg gets a BYE within 30 s and the
                    extension unregisters after the grace period; a bad OAuth token gets 401; a
                    deleted session's socket is closed and its token refused with 401; an expired
@@ -39,7 +44,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["agent-incoming", "agent-outgoing", "faults"]
+SCENARIOS = ["agent-incoming", "agent-outgoing", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -270,6 +275,55 @@ def scenario_agent_outgoing(tandem_binary, workdir):
         kamailio.kill()
 
 
+def scenario_click_to_contact(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    uas = None
+    try:
+        tandem.cli("services", "add", "support", "2000", "--name", "Customer support")
+        assert "support\t2000\tCustomer support" in tandem.cli("services", "list")
+        registered = subprocess.run(["sipp", "127.0.0.1:5060", "-sf", os.path.join(HERE, "uas-register.xml"), "-s", "2000", "-au", "2000", "-ap", "pw2000",
+                                     "-i", "127.0.0.1", "-p", "5090", "-m", "1", "-timeout", "15s", "-nostdin"], cwd=workdir, capture_output=True, text=True, timeout=30)
+        assert registered.returncode == 0, registered.stdout[-1500:]
+        uas = subprocess.Popen(["sipp", "-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-p", "5090", "-mp", "17000", "-m", "1", "-timeout", "60s",
+                                "-nostdin", "-trace_msg", "-message_file", os.path.join(workdir, "uas-messages.log")],
+                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        tandem.start()
+        status, refused = tandem.api("POST", "/api/v1/sessions", {"guest": {"from": "+4989123456", "destination": "sales"}})
+        assert status == 404 and refused["error"] == "unknown_service", (status, refused)
+        status, refused = tandem.api("POST", "/api/v1/sessions", {"guest": {"from": "sip:evil@x", "destination": "support"}})
+        assert status == 400 and refused["error"] == "invalid_from", (status, refused)
+        status, session = tandem.api("POST", "/api/v1/sessions", {"guest": {"from": "+4989123456", "destination": "support"}})
+        assert status == 201 and session["extension"] is None if "extension" in session else status == 201, session
+        assert session["guest"] == {"from": "+4989123456", "destination": "support", "displayName": "Customer support"}, session
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/click-to-call.html?service=support" + session_fragment(session))
+            started = browser.js_async("return tandemClickToCall.start().then(c => c.id)")
+            assert isinstance(started, str), started
+            browser.wait_event("answered", 20, source="tandemClickToCall")
+            heard = browser.js_async("return tandemClickToCall.measure(arguments[0])", 3)
+            assert "error" not in heard and abs(heard["peakHz"] - 1000) <= 15 and heard["peakShare"] > 0.3, heard
+            facts["guest_heard_echo"] = heard
+            # The guest may call its service only.
+            other = browser.js_async("const c = tandemClickToCall.phone.call('3001'); return new Promise(r => c.on('ended', d => r(d)))")
+            assert "one call" in json.dumps(other) or "service only" in json.dumps(other), other
+            browser.js_async("return tandemClickToCall.hangup()")
+            output, _ = uas.communicate(timeout=20)
+            assert uas.returncode == 0, output[-1500:]
+        messages = open(os.path.join(workdir, "uas-messages.log"), errors="replace").read()
+        invite = messages[messages.index("INVITE sip:"):]
+        invite = invite[:invite.index("\n\n") if "\n\n" in invite else 2000]
+        assert "From: <sip:+4989123456@tandem.test>" in invite and "P-Asserted-Identity: <sip:+4989123456@tandem.test>" in invite, invite
+        facts["invite_from"] = "+4989123456"
+        return facts
+    finally:
+        if uas:
+            sip.stop(uas)
+        tandem.stop()
+        kamailio.kill()
+
+
 def scenario_faults(tandem_binary, workdir):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
@@ -343,7 +397,8 @@ def inner(args):
         workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
         started = time.monotonic()
         try:
-            facts = {"agent-incoming": scenario_agent_incoming, "agent-outgoing": scenario_agent_outgoing, "faults": scenario_faults}[name](args.tandem, workdir)
+            facts = {"agent-incoming": scenario_agent_incoming, "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
+                     "faults": scenario_faults}[name](args.tandem, workdir)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
             failed += 1
