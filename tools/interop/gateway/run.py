@@ -9,6 +9,11 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    receive the page's 1 kHz fake-microphone tone (from a capture, by FFT);
                    sipp's BYE ends the page's call; the page is closed and 1001 unregisters
                    after the grace period; a bad session token is refused with 401
+  agent-incoming-turn
+                   the same with iceTransportPolicy "relay": the browser reaches Tandem's media
+                   only through Tandem's own TURN server (UDP 3478), with the REST credentials
+                   of the session's iceServers (turn.allowed-peers lets it relay to 127.0.0.1);
+                   the selected candidate pair must be a relay one
   agent-outgoing   the page (extension 3001, which Kamailio challenges with 407 on INVITE) calls a
                    registered baresip (auto-answer, 440 Hz); tones are checked both ways (the
                    page's measurement, baresip's recording); DTMF "1234#" from the page's
@@ -44,7 +49,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["agent-incoming", "agent-outgoing", "click-to-contact", "faults"]
+SCENARIOS = ["agent-incoming", "agent-incoming-turn", "agent-outgoing", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -52,8 +57,16 @@ RTP_PORTS = (30000, 30099)
 class Tandem(sip.Tandem):
     """`tandem serve` with media on 127.0.0.1 and SIP toward Kamailio; extensions register while a browser holds them."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, turn=False):
         super().__init__(binary, workdir, "udp", secondary=False)
+        if turn:
+            self.env.update({
+                "TANDEM_TURN_ENABLED": "true",
+                "TANDEM_TURN_LISTEN_ADDRESSES": "127.0.0.1",
+                "TANDEM_TURN_TRANSPORTS": "udp,tcp",
+                "TANDEM_TURN_RELAY_ADDRESSES": "127.0.0.1",
+                "TANDEM_TURN_ALLOWED_PEERS": "127.0.0.1/32",
+            })
         self.env.update({
             "TANDEM_MEDIA_ENABLED": "true",
             "TANDEM_MEDIA_BIND_ADDRESS": "127.0.0.1",
@@ -62,6 +75,23 @@ class Tandem(sip.Tandem):
             "TANDEM_SIP_RTP_PORT_MIN": str(RTP_PORTS[0]),
             "TANDEM_SIP_RTP_PORT_MAX": str(RTP_PORTS[1]),
         })
+
+
+# The candidate types of the current call's selected ICE pair, from the page's RTCPeerConnection.
+RELAY_PAIR = """return (async () => {
+const call = tandemAgent.current() && [...(await tandemAgent.ready).calls.values()].find(c => c.id === tandemAgent.current().id);
+const pc = call && call.pc;
+if (!pc) return {error: "no peer connection on the call object"};
+const stats = await pc.getStats();
+let out = {};
+stats.forEach(s => {
+  if (s.type === "transport" && s.selectedCandidatePairId) {
+    const pair = stats.get(s.selectedCandidatePairId);
+    out = {state: pair.state, local: stats.get(pair.localCandidateId).candidateType, remote: stats.get(pair.remoteCandidateId).candidateType};
+  }
+});
+return out;
+})();"""
 
 
 def rtp_audio(path, to_port):
@@ -93,11 +123,11 @@ def sipp_call(workdir, service, seconds, media_port):
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def scenario_agent_incoming(tandem_binary, workdir):
+def scenario_agent_incoming(tandem_binary, workdir, relay=False):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
     open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(sip.ulaw(x) for x in sip.tone(440, 12)))
-    tandem = Tandem(tandem_binary, workdir)
+    tandem = Tandem(tandem_binary, workdir, turn=relay)
     try:
         tandem.cli("extensions", "add", "1001", "--digest", "--password", "pw1001")
         tandem.start()
@@ -106,11 +136,14 @@ def scenario_agent_incoming(tandem_binary, workdir):
         assert "1001" not in (kamailio.contacts() or {}), kamailio.last_dump
         status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "1001"})
         assert status == 201 and session["websocketURL"] == "wss://127.0.0.1:7443/webkit/ws", session
+        if relay:
+            urls = session["iceServers"][0]["urls"]
+            assert "turn:127.0.0.1:3478?transport=udp" in urls and session["iceServers"][0]["username"], session
         # A bad token: the upgrade is refused with 401 (no socket).
         code, _ = tandem.get("/webkit/ws?token=not-a-token", status=True)
         assert code == 401, code
         with Browser(tone_hz=1000, workdir=workdir) as browser:
-            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + session_fragment(session))
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + ("&relay=1" if relay else "") + session_fragment(session))
             browser.wait_event("registration", 20, where={"state": "registered"})
             sip.wait_for("1001 in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 10)
             status, listed = tandem.api("GET", "/api/v1/extensions")
@@ -123,6 +156,12 @@ def scenario_agent_incoming(tandem_binary, workdir):
                 heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
                 assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
                 facts["browser_heard"] = heard
+                if relay:
+                    pair = browser.js_async(RELAY_PAIR)
+                    assert pair.get("local") == "relay" and pair.get("state") == "succeeded", pair
+                    facts["selected_pair"] = pair
+                    allocations = tandem.metric("tandem_turn_allocations")
+                    assert allocations and allocations >= 1, allocations
                 status, calls = tandem.api("GET", "/api/v1/calls")
                 facts["api_calls"] = calls
                 ended = browser.wait_event("ended", 30, call=incoming["call"])
@@ -397,7 +436,7 @@ def inner(args):
         workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
         started = time.monotonic()
         try:
-            facts = {"agent-incoming": scenario_agent_incoming, "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
+            facts = {"agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
                      "faults": scenario_faults}[name](args.tandem, workdir)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario

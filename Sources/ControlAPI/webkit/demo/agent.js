@@ -86,7 +86,8 @@ function watch(call) {
 
 const ready = (async () => {
   const session = await loadSession();
-  const connected = await Tandem.connect(session, { audio: AUDIO });
+  // ?relay=1: media only through the session's TURN servers (iceTransportPolicy "relay").
+  const connected = await Tandem.connect(session, { audio: AUDIO, iceTransportPolicy: query.get("relay") === "1" ? "relay" : "all" });
   phone = connected;
   phone.on("*", (event, detail) => {
     if (event === "call") watch(detail); // before any of the call's own events
