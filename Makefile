@@ -15,7 +15,7 @@ BUILD_PACKAGES := libsqlite3-dev libssl-dev libsrtp2-dev libopus-dev libvpx-dev
 TEST_PACKAGES := $(BUILD_PACKAGES) coturn kamailio sip-tester baresip-core tshark iproute2 chromium chromium-driver python3-venv
 # Python test peers and checkers, pip-installed into a venv under the build directory: module=requirement.
 VENV := .build-venv
-PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6 openapi_spec_validator=openapi-spec-validator==0.7.1
+PYTHON_PEERS := aiortc=aiortc==1.16.0 selenium=selenium==4.50.0 numpy=numpy==2.4.6 openapi_spec_validator=openapi-spec-validator==0.7.1 schemathesis=schemathesis==4.32.5
 
 CONFIG ?= config/tandem.yaml
 
@@ -38,3 +38,4 @@ test:
 	python3 tools/interop/sip/run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer
 	python3 tools/interop/webrtc/run.py --tandem .build/debug/tandem --python $(VENV)/bin/python
 	$(VENV)/bin/python tools/interop/gateway/run.py --tandem .build/debug/tandem
+	python3 tools/interop/api/run.py --tandem .build/debug/tandem --schemathesis $(VENV)/bin/schemathesis

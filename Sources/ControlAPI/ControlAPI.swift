@@ -62,6 +62,7 @@ public enum ControlAPI {
         let router = Router()
         router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
         if !corsOrigins.isEmpty { router.add(middleware: CORSMiddleware(allowedOrigins: corsOrigins)) }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: documentedRoutes))
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
 
@@ -88,6 +89,13 @@ public enum ControlAPI {
         WebKitRoutes.add(to: router, signalling: signalling)
         return router
     }
+
+    /// The routes of the OpenAPI document and their methods (a test keeps the two in step).
+    public static let documentedRoutes: [(path: String, methods: [HTTPRequest.Method])] = [
+        ("/healthz", [.get]), ("/readyz", [.get]), ("/metrics", [.get]), ("/oauth/token", [.post]),
+        ("/api/v1/turn-credentials", [.post]), ("/api/v1/extensions", [.get]), ("/api/v1/sessions", [.get, .post]),
+        ("/api/v1/sessions/{id}", [.delete]), ("/api/v1/calls", [.get]), ("/api/v1/openapi.yaml", [.get]), ("/webkit/ws", [.get]),
+    ]
 
     /// The Hummingbird application: a swift-service-lifecycle `Service` that drains
     /// connections on graceful shutdown.

@@ -13,6 +13,41 @@ struct ControlAPITests {
         Application(router: ControlAPI.makeRouter(readiness: readiness, metrics: registry, strictTransportSecurity: true))
     }
 
+    @Test func undeclaredMethodsGet405WithAllow() async throws {
+        let app = try makeApplication(readiness: Readiness(), registry: PrometheusCollectorRegistry())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .trace) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
+            }
+            try await client.execute(uri: "/api/v1/sessions/abc", method: .get) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "DELETE")
+            }
+        }
+    }
+
+    /// Every path and method of the OpenAPI document is one the router knows, and no more.
+    @Test func documentedRoutesMatchTheOpenAPIDocument() throws {
+        let text = try String(contentsOfFile: repositoryRoot + "/Sources/ControlAPI/openapi.yaml", encoding: .utf8)
+        var documented: [String: Set<String>] = [:]
+        var path: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+                documented[path!] = []
+            } else if line.hasPrefix("  "), !line.hasPrefix("   ") {
+                path = nil
+            } else if let p = path, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast()
+                if ["get", "post", "put", "patch", "delete"].contains(String(method)) { documented[p]!.insert(method.uppercased()) }
+            }
+            if line == "components:" { break }
+        }
+        let table = Dictionary(uniqueKeysWithValues: ControlAPI.documentedRoutes.map { ($0.path, Set($0.methods.map(\.rawValue))) })
+        #expect(documented == table)
+    }
+
     @Test func healthzAnswersOKWithSecurityHeaders() async throws {
         let app = try makeApplication(readiness: Readiness(), registry: PrometheusCollectorRegistry())
         try await app.test(.router) { client in

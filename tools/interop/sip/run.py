@@ -156,15 +156,19 @@ class Tandem:
             self.client_secret = m.group(1)
         return out.stdout
 
-    def api(self, method, path, body=None):
-        """The control API as an application server uses it: a token by client credentials, then the call."""
+    def token(self):
+        """An access token by client credentials (RFC 6749 §4.4), as an application server gets one."""
         import base64
-        context = insecure_tls()
         basic = base64.b64encode(f"default-client-id:{self.client_secret}".encode()).decode()
         token_request = urllib.request.Request("https://127.0.0.1:7443/oauth/token", data=b"grant_type=client_credentials", method="POST",
                                                headers={"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
-        with urllib.request.urlopen(token_request, context=context, timeout=5) as r:
-            token = json.loads(r.read())["access_token"]
+        with urllib.request.urlopen(token_request, context=insecure_tls(), timeout=5) as r:
+            return json.loads(r.read())["access_token"]
+
+    def api(self, method, path, body=None):
+        """The control API as an application server uses it: a token by client credentials, then the call."""
+        context = insecure_tls()
+        token = self.token()
         request = urllib.request.Request(f"https://127.0.0.1:7443{path}", data=None if body is None else json.dumps(body).encode(), method=method,
                                          headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
         try:
