@@ -1,5 +1,5 @@
 # Tandem — the two commands of README.md, for a fresh Debian 12 machine with Swift.
-#   make run    build (release) and run `tandem serve` with config/tandem.yaml
+#   make run    build (release) and run `tandem serve` with config/tandem.yaml and the demo (http.demo) on
 #   make test   build and run every test: short fuzz runs of the STUN, SDP, RTP/RTCP and SIP parsers and SRTP,
 #               unit tests, the interop tests against coturn's clients and Kamailio, the WebRTC
 #               end-to-end tests (aiortc and headless Chromium against the echo service), and the
@@ -24,7 +24,7 @@ CONFIG ?= config/tandem.yaml
 run:
 	tools/scripts/ensure-debian-packages.sh $(BUILD_PACKAGES)
 	swift build -c release --product tandem
-	exec .build/release/tandem serve --config $(CONFIG)
+	exec env TANDEM_HTTP_DEMO=true .build/release/tandem serve --config $(CONFIG)
 
 test:
 	tools/scripts/ensure-debian-packages.sh $(TEST_PACKAGES)

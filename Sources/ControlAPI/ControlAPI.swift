@@ -57,6 +57,7 @@ public enum ControlAPI {
         oauth: OAuthTokenService? = nil,
         api: ControlAPIBackend? = nil,
         signalling: SignallingBackend? = nil,
+        demo: DemoSessions? = nil,
         corsOrigins: [String] = []
     ) -> Router<BasicRequestContext> {
         let router = Router()
@@ -86,7 +87,7 @@ public enum ControlAPI {
         if let echo { EchoRoutes.add(to: router, answer: echo) }
         oauth?.addRoutes(to: router)
         if let oauth, let api { APIRoutes.add(to: router, oauth: oauth, backend: api) }
-        WebKitRoutes.add(to: router, signalling: signalling)
+        WebKitRoutes.add(to: router, signalling: signalling, demo: demo)
         return router
     }
 
@@ -108,12 +109,13 @@ public enum ControlAPI {
         oauth: OAuthTokenService? = nil,
         api: ControlAPIBackend? = nil,
         signalling: SignallingBackend? = nil,
+        demo: DemoSessions? = nil,
         corsOrigins: [String] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
             readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api,
-            signalling: signalling, corsOrigins: corsOrigins)
+            signalling: signalling, demo: demo, corsOrigins: corsOrigins)
         let http: HTTPServerBuilder =
             if let signalling {
                 .http1WebSocketUpgrade(webSocketRouter: WebKitRoutes.webSocketRouter(signalling, logger: logger),

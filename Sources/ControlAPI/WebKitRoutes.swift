@@ -28,6 +28,13 @@ public struct SignallingBackend: Sendable {
     }
 }
 
+/// The demo application server (`http.demo`): a guest session for whoever asks, of a
+/// service (nil: the built-in echo) and a caller number (nil: "demo"). Throws ``ControlAPIError``.
+public struct DemoSessions: Sendable {
+    public var create: @Sendable (_ service: String?, _ from: String?) async throws -> SessionResponse
+    public init(_ create: @escaping @Sendable (String?, String?) async throws -> SessionResponse) { self.create = create }
+}
+
 /// `/webkit`: the browser SDK (`tandem.js`), the demo pages, and the signalling WebSocket
 /// `GET /webkit/ws?token=…` (RFC 6455 through HummingbirdWebSocket). A request without a
 /// live session token is answered 401 before any upgrade.
@@ -53,7 +60,31 @@ enum WebKitRoutes {
     /// The pages' policy: own scripts only, same-origin connections (the WebSocket included).
     static let pagePolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; media-src 'self' blob: mediastream:; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
-    static func add(to router: Router<BasicRequestContext>, signalling: SignallingBackend?) {
+    static func add(to router: Router<BasicRequestContext>, signalling: SignallingBackend?, demo: DemoSessions? = nil) {
+        if let demo {
+            // What an application server does (POST /api/v1/sessions with its OAuth token), for the demo pages.
+            let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+                var request = request
+                let body = try await request.collectBody(upTo: 1024)
+                struct Ask: Decodable {
+                    var service: String?
+                    var from: String?
+                }
+                let ask = (try? JSONDecoder().decode(Ask.self, from: Data(buffer: body))) ?? Ask()
+                if let from = ask.from, !APIRoutes.isCallerNumber(from) {
+                    return APIRoutes.problem(.badRequest, "invalid_from", "from must be a phone number: an optional + and 2–20 digits")
+                }
+                do {
+                    var session = try await demo.create(ask.service, ask.from)
+                    session.websocketURL = websocketURL(request)
+                    return APIRoutes.json(.created, session)
+                } catch let error as ControlAPIError {
+                    return APIRoutes.problem(error.status, error.code, error.description)
+                }
+            }
+            router.post("webkit/demo/session", use: handler)
+            router.post("webkit/demo/guest-session", use: handler)
+        }
         for (path, file) in files {
             router.get(RouterPath("webkit/" + path)) { _, _ in
                 Response(status: .ok, headers: [.contentType: file.contentType, .contentSecurityPolicy: pagePolicy, .cacheControl: "no-cache"],

@@ -70,6 +70,9 @@ public actor CallController {
         /// The extension whose credentials answer the platform's challenges to guest calls
         /// (nil: guest calls go out with the caller's number only).
         public var guestAccount: String?
+        /// A number answered inside Tandem by the echo service (the media comes straight
+        /// back: a first call needs no platform); nil: none.
+        public var echoNumber: String?
         public init() {}
     }
 
@@ -92,7 +95,8 @@ public actor CallController {
     final class BridgedCall {
         var state: BridgedCallState
         var sip: SIPCall?
-        let socket: UDPSocket
+        /// The SIP leg's RTP socket (none for the echo).
+        let socket: UDPSocket?
         var mediaID: String?
         var offer: MediaEngine.BrowserOffer?
         var sipAudio: SIPAudio?
@@ -102,7 +106,7 @@ public actor CallController {
         var pendingReinvite: Direction?
         let remote: String
         let started = Date()
-        init(state: BridgedCallState, socket: UDPSocket, local: SIPOfferAnswer.Local, remote: String) {
+        init(state: BridgedCallState, socket: UDPSocket?, local: SIPOfferAnswer.Local, remote: String) {
             self.state = state
             self.socket = socket
             self.local = local
@@ -113,8 +117,9 @@ public actor CallController {
     nonisolated let loop: any EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
 
-    let manager: SIPCallManager
-    let agent: RegistrationAgent
+    /// The SIP side; nil when no platform is configured (then only the echo number answers).
+    let manager: SIPCallManager?
+    let agent: RegistrationAgent?
     let engine: MediaEngine
     let configuration: Configuration
     let logger: Logger
@@ -127,8 +132,11 @@ public actor CallController {
     private var registrationPoll: RepeatedTask?
     private let bridged = Counter(label: "tandem_gateway_calls_total")
 
-    public init(manager: SIPCallManager, agent: RegistrationAgent, engine: MediaEngine, configuration: Configuration, logger: Logger) {
-        self.loop = manager.endpoint.loop
+    /// With a SIP side, the actor runs on its endpoint's loop; without one, on `loop`.
+    public init(manager: SIPCallManager?, agent: RegistrationAgent?, engine: MediaEngine, configuration: Configuration, logger: Logger,
+                loop: (any EventLoop)? = nil) {
+        guard let actorLoop = manager?.endpoint.loop ?? loop else { preconditionFailure("a CallController without SIP needs a loop") }
+        self.loop = actorLoop
         self.manager = manager
         self.agent = agent
         self.engine = engine
@@ -140,7 +148,7 @@ public actor CallController {
     /// states. Call once, on the loop.
     public nonisolated func install() {
         loop.preconditionInEventLoop()
-        manager.onIncomingCall = { [unowned self] call in self.assumeIsolated { $0.incoming(call) } }
+        manager?.onIncomingCall = { [unowned self] call in self.assumeIsolated { $0.incoming(call) } }
         assumeIsolated { controller in
             controller.registrationPoll = controller.loop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [unowned controller] _ in
                 controller.assumeIsolated { $0.publishRegistrations() }
@@ -163,20 +171,21 @@ public actor CallController {
         } else {
             wanted = Set(connections.values.compactMap(\.session.extension)).union(grace.keys).intersection(extensions.keys)
         }
-        guard wanted != registered else { return }
+        guard let agent, wanted != registered else { return }
         registered = wanted
         agent.update(wanted.sorted().compactMap { extensions[$0] })
     }
 
     private func publishRegistrations() {
-        let states = agent.extensionStates
-        let failures = agent.summary.failures
+        let states = agent?.extensionStates ?? [:]
+        let failures = agent?.summary.failures ?? [:]
         for connection in connections.values {
             guard let ext = connection.session.extension else { continue }
             let state = states[ext] ?? "unregistered"
             guard state != connection.registration else { continue }
             connection.registration = state
-            connection.send(.registration(state: state, reason: state == "failed" ? failures[ext] : nil))
+            let reason = agent == nil ? "no SIP platform is configured" : state == "failed" ? failures[ext] : nil
+            connection.send(.registration(state: state, reason: reason))
         }
     }
 
@@ -281,6 +290,13 @@ public actor CallController {
         guard connection.calls[callID] == nil else {
             return connection.send(.error(SignallingError("call-exists", "call \(callID) exists", call: callID)))
         }
+        if let echo = configuration.echoNumber, to == echo || (to == nil && connection.session.guest?.number == echo)
+            || (connection.session.guest?.number == echo && to == connection.session.guest?.serviceKey) {
+            return await placeEchoCall(connection, callID: callID, sdp: sdp)
+        }
+        guard let manager, let agent else {
+            return connection.send(.error(SignallingError("not-registered", "no SIP platform is configured; only \(configuration.echoNumber ?? "nothing") answers", call: callID)))
+        }
         let user: String, target: String
         var caller: String?
         var headers: [(String, String)] = []
@@ -344,6 +360,27 @@ public actor CallController {
         sip.onEvent = { [unowned self] event in self.assumeIsolated { $0.sipEvent(event, connectionID, callID) } }
     }
 
+    /// A call to the echo number: the WebRTC leg's media comes straight back, no SIP leg.
+    private func placeEchoCall(_ connection: Connection, callID: String, sdp: String) async {
+        let call = BridgedCall(state: BridgedCallState(call: callID, direction: .outgoing), socket: nil,
+                               local: SIPOfferAnswer.Local(address: engine.sipAddress, port: 0), remote: configuration.echoNumber ?? "echo")
+        connection.calls[callID] = call
+        let connectionID = connection.id
+        do {
+            let started = try await engine.start(offer: sdp, farEnd: { EchoFarEnd() }, onEnded: { [weak self] reason in
+                guard let self else { return }
+                Task { await self.mediaEnded(connectionID, callID, reason: reason) }
+            })
+            call.mediaID = started.id
+            connection.send(.answer(call: callID, sdp: started.answer ?? ""))
+            bridged.increment()
+            feed(.sipAnswered, call, connection)
+        } catch {
+            connection.calls[callID] = nil
+            connection.send(.error(SignallingError("bad-sdp", "\(error)", call: callID)))
+        }
+    }
+
     // MARK: incoming
 
     private func incoming(_ sip: SIPCall) {
@@ -388,7 +425,7 @@ public actor CallController {
         guard !feed(.browserAnswered, call, connection).isEmpty || call.state.phase == .answering else { return }
         call.offer = nil
         let connectionID = connection.id
-        let socket = call.socket
+        guard let socket = call.socket else { return unknown(connection, callID) }
         do {
             let started = try await engine.accept(offer, answer: sdp, sip: audio, farEnd: { SIPRTPLeg(socket: socket, audio: audio) },
                                                   onEnded: { [weak self] reason in
@@ -492,7 +529,7 @@ public actor CallController {
                     let engine = self.engine
                     Task { await engine.end(callID: id) }
                 } else {
-                    call.socket.close()
+                    call.socket?.close()
                 }
             case .reinviteSIP(let direction):
                 call.local.sessionVersion += 1

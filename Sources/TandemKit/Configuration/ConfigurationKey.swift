@@ -41,6 +41,7 @@ extension ConfigurationKey {
     static let httpListenAddress = Self("http.listen-address", default: "0.0.0.0", "Address the HTTPS listener binds (IPv4 or IPv6; 0.0.0.0 = all IPv4).")
     static let httpPort = Self("http.port", default: "7443", "HTTPS port: /healthz, /readyz, /metrics and the control API.")
     static let httpSessionLifetime = Self("http.session-lifetime", default: "43200", "Seconds a browser session of POST /api/v1/sessions lives (a shift: 12 h); its extension is free again after.")
+    static let httpDemo = Self("http.demo", default: "false", "Serve the demo application server: POST /webkit/demo/session and /webkit/demo/guest-session give any visitor a guest session of the built-in echo number (\"echo\") or of a service, for the demo pages /webkit/demo/agent.html and click-to-call.html. For trying Tandem out; never on a public listener.")
     static let httpCORSOrigins = Self("http.cors-origins", default: "", list: true, "Web origins (https://app.example.com, or *) whose pages may call /api/v1 and /webkit across origins (CORS); empty = none. /cms and /oauth/token never.")
     static let tlsCertificate = Self("tls.certificate", default: "", "PEM certificate (chain) file for HTTPS and TURN over TLS; empty = generate a self-signed one.")
     static let tlsPrivateKey = Self("tls.private-key", default: "", "PEM private key file of that certificate (unencrypted); empty = generate.")
@@ -110,7 +111,7 @@ extension ConfigurationKey {
 
     /// Every key, in the order of `config/tandem.yaml`.
     public static let all: [ConfigurationKey] = [
-        .httpListenAddress, .httpPort, .httpSessionLifetime, .httpCORSOrigins,
+        .httpListenAddress, .httpPort, .httpSessionLifetime, .httpCORSOrigins, .httpDemo,
         .tlsCertificate, .tlsPrivateKey, .tlsCACertificate,
         .storageDataDirectory,
         .logDirectory, .logLevel, .logMaxFiles, .logMaxFileSize,

@@ -90,6 +90,7 @@ extension TandemConfiguration {
             guard valid else { throw .invalidValue(key: "http.cors-origins", value: text, reason: "must be * or scheme://host[:port] without a path") }
             return text
         }
+        configuration.http.demo = try parser.boolean(.httpDemo)
 
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)

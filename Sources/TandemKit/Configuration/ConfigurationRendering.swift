@@ -8,6 +8,7 @@ extension TandemConfiguration {
         case .httpPort: return one(http.port)
         case .httpSessionLifetime: return one(http.sessionLifetime)
         case .httpCORSOrigins: return http.corsOrigins
+        case .httpDemo: return one(http.demo)
         case .tlsCertificate: return one(tls.certificatePath ?? "")
         case .tlsPrivateKey: return one(tls.privateKeyPath ?? "")
         case .tlsCACertificate: return one(tls.caCertificatePath ?? "")

@@ -93,6 +93,8 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var sessionLifetime: Int
         /// Origins allowed cross-origin access to /api/v1 and /webkit (`*` = any).
         public var corsOrigins: [String] = []
+        /// The demo application server of /webkit/demo.
+        public var demo = false
 
         public init(listenAddress: IPAddress = .ipv4Any, port: Int = 7443, sessionLifetime: Int = 43200) {
             self.listenAddress = listenAddress

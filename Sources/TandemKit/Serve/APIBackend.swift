@@ -86,6 +86,32 @@ extension TandemServer {
             })
     }
 
+    /// The demo application server (`http.demo`): guest sessions for anyone, of the built-in
+    /// echo service (made on first use) or of a configured service.
+    static func demoBackend(_ context: ServeContext) -> DemoSessions {
+        let store = context.store
+        let lifetime = TimeInterval(min(context.configuration.http.sessionLifetime, 3600))
+        let ice = { @Sendable () async throws -> [ICEServer]? in
+            guard context.configuration.turn.enabled else { return nil }
+            let settings = try await store.turnSettings()
+            let credential = TURNCredentials.issue(settings: settings, user: "demo", ttl: nil)
+            return [ICEServer(urls: turnURIs(context.configuration.turn, settings: settings), username: credential.username, credential: credential.password)]
+        }
+        return DemoSessions { service, from in
+            let key = service ?? "echo"
+            if key == "echo" { try await store.putService(ServiceRecord(key: "echo", number: "echo", displayName: "Echo test")) }
+            do {
+                let (session, token) = try await store.createGuestSession(from: from ?? "demo", service: key, clientID: "demo", lifetime: lifetime)
+                var response = SessionResponse(id: session.id, token: token, extension: nil, clientID: "demo",
+                                               expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: try await ice())
+                response.guest = .init(from: from ?? "demo", destination: key, displayName: session.guest?.service.displayName)
+                return response
+            } catch StoreError.unknownService(let key) {
+                throw ControlAPIError(.notFound, "unknown_service", "no service \(key)")
+            }
+        }
+    }
+
     /// `/webkit/ws`: a session token from the database joins its socket to the call controller.
     static func signallingBackend(_ context: ServeContext, controller: CallController) -> SignallingBackend {
         let store = context.store

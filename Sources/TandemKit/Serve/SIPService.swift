@@ -51,6 +51,7 @@ final class SIPService: Service {
                 c.laws = context.configuration.media.sipCodec == "pcma" ? [.aLaw, .muLaw] : [.muLaw, .aLaw]
                 c.sipDomain = platform.domain
                 c.guestAccount = sip.guestExtension.isEmpty ? nil : sip.guestExtension
+                c.echoNumber = context.configuration.echoNumber
                 controller = CallController(manager: manager, agent: agent, engine: engine, configuration: c, logger: logger)
             } else {
                 calls = nil

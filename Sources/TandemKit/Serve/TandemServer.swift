@@ -16,6 +16,7 @@ import Gateway
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
@@ -88,6 +89,15 @@ public struct TandemServer: Sendable {
         let sip = try makeSIPServices(context, engine: engine)
         services += sip
         let sipService = sip.first?.service as? SIPService
+        // Without a platform the gateway still answers the echo number (media.echo, http.demo).
+        var controller = sipService?.controller
+        if controller == nil, let engine, let echo = context.configuration.echoNumber {
+            var c = CallController.Configuration()
+            c.echoNumber = echo
+            c.graceSeconds = context.configuration.sip.unregisterGrace
+            controller = CallController(manager: nil, agent: nil, engine: engine, configuration: c, logger: context.logger,
+                                        loop: MultiThreadedEventLoopGroup.singleton.next())
+        }
         if let engine {
             services.append(.init(
                 service: MediaService(engine: engine, logger: context.logger),
@@ -97,8 +107,9 @@ public struct TandemServer: Sendable {
         }
         services.append(try makeHTTPSService(
             context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil,
-            api: Self.apiBackend(context, registrations: sipService?.agent, controller: sipService?.controller),
-            signalling: sipService?.controller.map { Self.signallingBackend(context, controller: $0) },
+            api: Self.apiBackend(context, registrations: sipService?.agent, controller: controller),
+            signalling: controller.map { Self.signallingBackend(context, controller: $0) },
+            demo: context.configuration.http.demo ? Self.demoBackend(context) : nil,
             onServerRunning: onHTTPSRunning))
         return services
     }
@@ -125,6 +136,7 @@ public struct TandemServer: Sendable {
         echo: ControlAPI.EchoAnswerer? = nil,
         api: ControlAPIBackend? = nil,
         signalling: SignallingBackend? = nil,
+        demo: DemoSessions? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
         let application = try ControlAPI.makeApplication(
@@ -139,6 +151,7 @@ public struct TandemServer: Sendable {
             oauth: try Self.oauthService(context),
             api: api,
             signalling: signalling,
+            demo: demo,
             corsOrigins: context.configuration.http.corsOrigins,
             onServerRunning: onServerRunning)
         return .init(
@@ -195,6 +208,9 @@ public struct TandemServer: Sendable {
 }
 
 extension TandemConfiguration {
+    /// The number the gateway's echo service answers (with `media.echo` or `http.demo`).
+    var echoNumber: String? { media.echo || http.demo ? "echo" : nil }
+
     /// The first-start seed for the Store, with relay addresses defaulted to the host's own.
     public func storeSeed(logger: Logger? = nil) -> StoreSeed {
         let relay = turn.seed.relayAddresses.isEmpty ? HostAddresses.relayCandidates(logger: logger) : turn.seed.relayAddresses

@@ -3,6 +3,9 @@
 /webkit/ws, WebRTC) bridged by Tandem to SIP peers behind Kamailio (digest auth), each run
 in its own network namespace that has only `lo` (see shared/TESTING.md):
 
+  demo             `make run`'s first call: no SIP platform, http.demo on; the agent page gets its
+                   session from Tandem's demo endpoint and calls the built-in echo number, the
+                   click-to-call page's element calls the echo service: each hears its own tone
   agent-incoming   the test is the application server (OAuth token -> session for 1001); the
                    page connects and 1001 registers; sipp calls 1001 through Kamailio streaming
                    a 440 Hz µ-law tone; the page auto-answers and must hear 440 Hz, sipp must
@@ -49,7 +52,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["agent-incoming", "agent-incoming-turn", "agent-outgoing", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -314,6 +317,33 @@ def scenario_agent_outgoing(tandem_binary, workdir):
         kamailio.kill()
 
 
+def scenario_demo(tandem_binary, workdir):
+    facts = {}
+    tandem = Tandem(tandem_binary, workdir)
+    tandem.env.update({"TANDEM_SIP_PLATFORM_PRIMARY": "", "TANDEM_HTTP_DEMO": "true"})
+    try:
+        tandem.start()
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html")
+            connected = browser.wait_event("connected", 20)
+            assert connected["detail"]["guest"] is True, connected
+            call = browser.js_async("return tandemAgent.call(arguments[0])", "echo")
+            browser.wait_event("answered", 15, call=call)
+            heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
+            assert "error" not in heard and abs(heard["peakHz"] - 1000) <= 15 and heard["peakShare"] > 0.3, heard
+            facts["agent_page_echo"] = heard
+            browser.js_async("return tandemAgent.hangup()")
+            browser.open("https://127.0.0.1:7443/webkit/demo/click-to-call.html?service=echo")
+            browser.js_async("return tandemClickToCall.start().then(c => c.id)")
+            browser.wait_event("answered", 15, source="tandemClickToCall")
+            heard = browser.js_async("return tandemClickToCall.measure(arguments[0])", 3)
+            assert "error" not in heard and abs(heard["peakHz"] - 1000) <= 15 and heard["peakShare"] > 0.3, heard
+            facts["click_to_call_echo"] = heard
+        return facts
+    finally:
+        tandem.stop()
+
+
 def scenario_click_to_contact(tandem_binary, workdir):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
@@ -436,7 +466,7 @@ def inner(args):
         workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
         started = time.monotonic()
         try:
-            facts = {"agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
+            facts = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
                      "faults": scenario_faults}[name](args.tandem, workdir)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
