@@ -22,11 +22,20 @@ public struct TURNCredentialResponse: Codable, Sendable, Equatable {
 /// An extension as `GET /api/v1/extensions` lists it.
 public struct ExtensionStatus: Codable, Sendable, Equatable {
     public var `extension`: String
-    /// `free` (not registered), `registering`, `registered` or `failed`.
+    /// `free` (no session holds it), `allocated` (a session holds it, not registered),
+    /// `registering`, `registered`, `failed` (its registration), or `in call`.
     public var state: String
     public var realm: String?
     /// Why the last registration failed (`401 Wrong credentials`, `Timeout`, …).
     public var failure: String?
+
+    /// The state shown for a registration state (`unregistered`, `registering`, `registered`,
+    /// `failed`), whether a session holds the extension, and whether it is in a call.
+    public static func state(registration: String, held: Bool, inCall: Bool) -> String {
+        if inCall { return "in call" }
+        if registration != "unregistered" { return registration }
+        return held ? "allocated" : "free"
+    }
 
     public init(extension number: String, state: String, realm: String? = nil, failure: String? = nil) {
         self.extension = number

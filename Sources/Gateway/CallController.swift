@@ -547,6 +547,11 @@ public actor CallController {
 
     // MARK: reading
 
+    /// The extensions with a bridged call in progress.
+    public func extensionsInCall() -> Set<String> {
+        Set(connections.values.filter { !$0.calls.isEmpty }.compactMap(\.session.extension))
+    }
+
     /// Every bridged call with its media statistics.
     public func calls() async -> [BridgedCallInfo] {
         var out: [BridgedCallInfo] = []

@@ -36,8 +36,11 @@ extension TandemServer {
             extensions: {
                 let states = registrations?.extensionStates ?? [:]
                 let failures = registrations?.summary.failures ?? [:]
+                let held = Set(try await store.sessions().compactMap(\.extension))
+                let inCall = await controller?.extensionsInCall() ?? []
                 return try await store.extensions().map { record in
-                    let state = states[record.number].map { $0 == "unregistered" ? "free" : $0 } ?? "free"
+                    let registration = states[record.number] ?? "unregistered"
+                    let state = ExtensionStatus.state(registration: registration, held: held.contains(record.number), inCall: inCall.contains(record.number))
                     return ExtensionStatus(extension: record.number, state: state, realm: record.realm.isEmpty ? nil : record.realm,
                                            failure: state == "failed" ? failures[record.number] : nil)
                 }

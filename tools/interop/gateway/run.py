@@ -138,6 +138,8 @@ def scenario_agent_incoming(tandem_binary, workdir, relay=False):
         time.sleep(2)
         assert "1001" not in (kamailio.contacts() or {}), kamailio.last_dump
         status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "1001"})
+        status_, listed = tandem.api("GET", "/api/v1/extensions")
+        assert listed["extensions"] == [{"extension": "1001", "state": "allocated"}], listed
         assert status == 201 and session["websocketURL"] == "wss://127.0.0.1:7443/webkit/ws", session
         if relay:
             urls = session["iceServers"][0]["urls"]
@@ -166,7 +168,10 @@ def scenario_agent_incoming(tandem_binary, workdir, relay=False):
                     allocations = tandem.metric("tandem_turn_allocations")
                     assert allocations and allocations >= 1, allocations
                 status, calls = tandem.api("GET", "/api/v1/calls")
+                assert status == 200 and len(calls["calls"]) == 1 and calls["calls"][0]["state"] == "confirmed" and calls["calls"][0]["mos"] > 4, calls
                 facts["api_calls"] = calls
+                status, listed = tandem.api("GET", "/api/v1/extensions")
+                assert next(e for e in listed["extensions"] if e["extension"] == "1001")["state"] == "in call", listed
                 ended = browser.wait_event("ended", 30, call=incoming["call"])
                 facts["ended"] = ended["detail"]
                 output, _ = caller.communicate(timeout=30)
