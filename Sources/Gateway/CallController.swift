@@ -70,6 +70,9 @@ public actor CallController {
         /// The extension whose credentials answer the platform's challenges to guest calls
         /// (nil: guest calls go out with the caller's number only).
         public var guestAccount: String?
+        /// DTMF from the browser (its RFC 4733 events) goes to the SIP leg as SIP INFO
+        /// (`application/dtmf-relay`, RFC 6086) instead of RFC 4733 events in the RTP.
+        public var dtmfByInfo = false
         /// A number answered inside Tandem by the echo service (the media comes straight
         /// back: a first call needs no platform); nil: none.
         public var echoNumber: String?
@@ -269,11 +272,9 @@ public actor CallController {
             guard let call = connection.calls[callID] else { return unknown(connection, callID) }
             if case .hold = message { feed(.hold, call, connection) } else { feed(.resume, call, connection) }
         case .dtmf(let callID, let digits):
-            guard let call = connection.calls[callID], call.state.phase == .confirmed, let sip = call.sip else { return unknown(connection, callID) }
+            guard let call = connection.calls[callID], call.state.phase == .confirmed, call.sip != nil else { return unknown(connection, callID) }
             // RFC 4733 events travel in the media; this frame is the SIP INFO fallback.
-            for digit in digits {
-                sip.sendInfo(body: Array("Signal=\(digit)\r\nDuration=160\r\n".utf8), contentType: "application/dtmf-relay")
-            }
+            sendDTMFInfo(connection.id, callID, digits: digits)
         case .renegotiate(let callID, _):
             guard connection.calls[callID] != nil else { return unknown(connection, callID) }
             connection.send(.error(SignallingError("not-allowed", "renegotiation is not supported yet; hang up and call again", call: callID)))
@@ -331,8 +332,9 @@ public actor CallController {
         connection.calls[callID] = call
         let connectionID = connection.id
         let started: MediaEngine.StartedCall
+        let dtmf = dtmfRelay(connectionID, callID)
         do {
-            started = try await engine.start(offer: sdp, farEnd: { SIPRTPLeg(socket: socket, audio: SIPAudio(law: .muLaw)) },
+            started = try await engine.start(offer: sdp, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
                                              onEnded: { [weak self] reason in
                                                  guard let self else { return }
                                                  Task { await self.mediaEnded(connectionID, callID, reason: reason) }
@@ -349,7 +351,7 @@ public actor CallController {
         }
         connection.send(.answer(call: callID, sdp: started.answer ?? ""))
         call.laws = [started.law]
-        let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws)
+        let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, telephoneEvents: !configuration.dtmfByInfo)
         let uri = target.hasPrefix("sip:") || target.hasPrefix("sips:") ? target : "sip:\(target)@\(configuration.sipDomain)"
         guard let sip = manager.call(from: user, caller: caller, to: uri, body: Array(offer.serialized.utf8), headers: headers) else {
             feed(.mediaFailed(reason: "extension \(user) has no platform route"), call, connection)
@@ -392,7 +394,8 @@ public actor CallController {
         let local = SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port)
         let answer: SessionDescription, audio: SIPAudio
         do throws(SIPOfferAnswerError) {
-            (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.laws)
+            (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.laws,
+                                                        telephoneEvents: !configuration.dtmfByInfo)
         } catch {
             socket.close()
             logger.info("Incoming call refused", metadata: ["extension": "\(sip.user)", "reason": "\(error)"])
@@ -426,8 +429,13 @@ public actor CallController {
         call.offer = nil
         let connectionID = connection.id
         guard let socket = call.socket else { return unknown(connection, callID) }
+        // The bridge marks the browser's events with Tandem's payload type even when the SIP leg
+        // has none: the RTP leg turns them into INFO then.
+        var bridgeAudio = audio
+        if configuration.dtmfByInfo { bridgeAudio.telephoneEventPayloadType = SIPOfferAnswer.telephoneEventPayloadType }
+        let dtmf = dtmfRelay(connectionID, callID)
         do {
-            let started = try await engine.accept(offer, answer: sdp, sip: audio, farEnd: { SIPRTPLeg(socket: socket, audio: audio) },
+            let started = try await engine.accept(offer, answer: sdp, sip: bridgeAudio, farEnd: { Self.sipLeg(socket, audio, dtmf) },
                                                   onEnded: { [weak self] reason in
                                                       guard let self else { return }
                                                       Task { await self.mediaEnded(connectionID, callID, reason: reason) }
@@ -465,6 +473,29 @@ public actor CallController {
             }
         case .ended(let reason, let code):
             feed(.sipEnded(code: code, reason: reason), call, connection)
+        }
+    }
+
+    /// The SIP leg's RTP, reporting the browser's DTMF to `dtmf` when it goes by INFO.
+    static func sipLeg(_ socket: UDPSocket, _ audio: SIPAudio, _ dtmf: (@Sendable (String) -> Void)?) -> SIPRTPLeg {
+        let leg = SIPRTPLeg(socket: socket, audio: audio)
+        leg.onTelephoneEvent = dtmf
+        return leg
+    }
+
+    /// With DTMF by INFO: a digit from the media loop, sent as an INFO in the call's dialog.
+    private func dtmfRelay(_ connectionID: Int, _ callID: String) -> (@Sendable (String) -> Void)? {
+        guard configuration.dtmfByInfo else { return nil }
+        return { [weak self] digit in
+            guard let self else { return }
+            Task { await self.sendDTMFInfo(connectionID, callID, digits: digit) }
+        }
+    }
+
+    private func sendDTMFInfo(_ connectionID: Int, _ callID: String, digits: String) {
+        guard let call = connections[connectionID]?.calls[callID], call.state.phase == .confirmed, let sip = call.sip else { return }
+        for digit in digits {
+            sip.sendInfo(body: Array("Signal=\(digit)\r\nDuration=160\r\n".utf8), contentType: "application/dtmf-relay")
         }
     }
 
@@ -534,7 +565,7 @@ public actor CallController {
             case .reinviteSIP(let direction):
                 call.local.sessionVersion += 1
                 call.pendingReinvite = direction
-                let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, direction: direction)
+                let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, direction: direction, telephoneEvents: call.sipAudio?.telephoneEventPayloadType != nil && !configuration.dtmfByInfo)
                 call.sip?.update(body: Array(offer.serialized.utf8))
             }
         }

@@ -64,27 +64,30 @@ public enum SIPOfferAnswer {
         var addressType: String { address.contains(":") ? "IP6" : "IP4" }
     }
 
-    /// An offer with `laws` in order of preference and telephone-event 0-16.
-    public static func offer(local: Local, laws: [G711.Law], direction: Direction = .sendrecv) -> SessionDescription {
-        description(local: local, laws: laws, telephoneEvent: telephoneEventPayloadType, direction: direction)
+    /// An offer with `laws` in order of preference and, unless DTMF goes by SIP INFO,
+    /// telephone-event 0-16.
+    public static func offer(local: Local, laws: [G711.Law], direction: Direction = .sendrecv, telephoneEvents: Bool = true) -> SessionDescription {
+        description(local: local, laws: laws, telephoneEvent: telephoneEvents ? telephoneEventPayloadType : nil, direction: direction)
     }
 
     /// Answers a peer's offer with the first law of `preference` it offers (the offer's own
     /// order among those otherwise), echoing its telephone-event payload type, and the
     /// direction RFC 3264 §6.1 gives for `wanting`.
-    public static func answer(_ offer: SessionDescription, local: Local, preference: [G711.Law], wanting: Direction = .sendrecv) throws(SIPOfferAnswerError) -> (answer: SessionDescription, audio: SIPAudio) {
+    public static func answer(_ offer: SessionDescription, local: Local, preference: [G711.Law], wanting: Direction = .sendrecv,
+                              telephoneEvents: Bool = true) throws(SIPOfferAnswerError) -> (answer: SessionDescription, audio: SIPAudio) {
         guard let audio = offer.media.first(where: { $0.media == "audio" && $0.port != 0 }) else { throw .noAudio }
         let offered = audio.payloadTypes.compactMap { law(of: $0, in: audio) }
         guard let law = preference.first(where: offered.contains) ?? offered.first else { throw .noCommonCodec }
-        let event = telephoneEvent(in: audio)
+        let event = telephoneEvents ? telephoneEvent(in: audio) : nil
         let direction = offer.direction(of: audio).answer(wanting: wanting)
         let answer = description(local: local, laws: [law], telephoneEvent: event, direction: direction)
         return (answer, SIPAudio(law: law, telephoneEventPayloadType: event, remote: try remote(of: audio, in: offer), direction: direction))
     }
 
     /// Parses the text of an offer and answers it.
-    public static func answer(text: String, local: Local, preference: [G711.Law], wanting: Direction = .sendrecv) throws(SIPOfferAnswerError) -> (answer: SessionDescription, audio: SIPAudio) {
-        try answer(parse(text), local: local, preference: preference, wanting: wanting)
+    public static func answer(text: String, local: Local, preference: [G711.Law], wanting: Direction = .sendrecv,
+                              telephoneEvents: Bool = true) throws(SIPOfferAnswerError) -> (answer: SessionDescription, audio: SIPAudio) {
+        try answer(parse(text), local: local, preference: preference, wanting: wanting, telephoneEvents: telephoneEvents)
     }
 
     /// The peer's answer to our offer of `laws`.

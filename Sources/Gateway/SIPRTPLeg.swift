@@ -24,6 +24,12 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
 
     public private(set) var counters = Counters()
 
+    /// With DTMF by SIP INFO: the browser's RFC 4733 events (payload type
+    /// ``SIPOfferAnswer/telephoneEventPayloadType`` from the bridge) are not sent as RTP but
+    /// reported here, once per event (its first packet), as the digit (0-9 * # A-D).
+    public var onTelephoneEvent: ((String) -> Void)?
+    private var lastEventTimestamp: UInt32?
+
     public init(socket: UDPSocket, audio: SIPAudio) {
         self.socket = socket
         self.audio = audio
@@ -43,6 +49,14 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
     }
 
     public func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void) {
+        if let onTelephoneEvent, packet.count >= 16, packet[1] & 0x7F == SIPOfferAnswer.telephoneEventPayloadType {
+            let timestamp = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            if timestamp != lastEventTimestamp, let digit = Self.digit(ofEvent: packet[12]) {
+                lastEventTimestamp = timestamp
+                onTelephoneEvent(digit)
+            }
+            return
+        }
         guard !closed, audio.direction.sends, let remote = audio.remote else { return }
         if socket.send(packet, to: remote).isSent { counters.sent += 1 }
     }
@@ -62,6 +76,11 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
             counters.received += 1
             if audio.direction.receives { toBrowser?(packet) }
         }
+    }
+
+    /// The DTMF digit of an RFC 4733 §3.2 event code (0–15), nil for other events.
+    static func digit(ofEvent code: UInt8) -> String? {
+        code < 16 ? String(Array("0123456789*#ABCD")[Int(code)]) : nil
     }
 
     static func sameHost(_ a: DatagramAddress, _ b: DatagramAddress) -> Bool {

@@ -191,4 +191,28 @@ import Testing
         #expect(back.bytes.count == 172)
         _ = loop.execute { leg.value.close() }
     }
+
+    @Test func telephoneEventsBecomeDigitsWhenDTMFGoesByInfo() throws {
+        let socket = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0001, port: 0))
+        let leg = SIPRTPLeg(socket: socket, audio: SIPAudio(law: .muLaw, remote: DatagramAddress(ipv4: 0x7F00_0001, port: 9)))
+        var digits: [String] = []
+        leg.onTelephoneEvent = { digits.append($0) }
+        func event(_ code: UInt8, timestamp: UInt32, end: Bool) -> [UInt8] {
+            var p = [UInt8](repeating: 0, count: 16)
+            p[0] = 0x80
+            p[1] = SIPOfferAnswer.telephoneEventPayloadType
+            withUnsafeBytes(of: timestamp.bigEndian) { for i in 0..<4 { p[4 + i] = $0[i] } }
+            p[12] = code
+            p[13] = end ? 0x80 : 0
+            return p
+        }
+        // Each event's packets (start, updates, three ends) share its timestamp: one digit each.
+        for (code, ts) in [(UInt8(1), UInt32(160)), (11, 800), (12, 1600)] {
+            for end in [false, false, true, true, true] { event(code, timestamp: ts, end: end).withUnsafeBytes { leg.receive($0, send: { _ in }) } }
+        }
+        event(16, timestamp: 2400, end: false).withUnsafeBytes { leg.receive($0, send: { _ in }) }  // flash: no digit
+        #expect(digits == ["1", "#", "A"])
+        #expect(leg.counters.sent == 0, "events are not sent as RTP")
+        leg.close()
+    }
 }

@@ -105,6 +105,7 @@ extension ConfigurationKey {
     static let sipRegisterAll = Self("sip.register-all-extensions", default: "false", "Keep every extension of the database registered; false = an extension registers while a browser session holds it connected, and sip.unregister-grace seconds after.")
     static let sipUnregisterGrace = Self("sip.unregister-grace", default: "30", "Seconds an extension stays registered after its browser disconnects (a reload or a network change does not lose calls meanwhile).")
     static let sipGuestExtension = Self("sip.guest-extension", default: "", "Extension whose digest credentials answer the platform's challenges to click-to-contact guest calls (the caller's number stays in From); empty = guest calls carry no credentials.")
+    static let sipDTMFMode = Self("sip.dtmf-mode", default: "rfc4733", "How the browser's DTMF (RTCDTMFSender's RFC 4733 events) reaches the platform: rfc4733 (telephone-event in the RTP) or info (SIP INFO application/dtmf-relay; the SIP SDP then offers no telephone-event).")
     static let sipRTPPortMin = Self("sip.rtp-port-min", default: "30000", "Lowest UDP port of the SIP legs' RTP (one port per call).")
     static let sipRTPPortMax = Self("sip.rtp-port-max", default: "39999", "Highest UDP port of the SIP legs' RTP.")
     static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
@@ -124,6 +125,6 @@ extension ConfigurationKey {
         .sipListenAddresses, .sipListenPort, .sipTLSPort, .sipTransports, .sipAdvertisedAddress,
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
         .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
-        .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipRTPPortMin, .sipRTPPortMax,
+        .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipDTMFMode, .sipRTPPortMin, .sipRTPPortMax,
     ]
 }

@@ -72,6 +72,7 @@ extension TandemConfiguration {
         case .sipRegisterAll: return one(sip.registerAll)
         case .sipUnregisterGrace: return one(sip.unregisterGrace)
         case .sipGuestExtension: return one(sip.guestExtension)
+        case .sipDTMFMode: return one(sip.dtmfMode)
         case .sipRTPPortMin: return one(sip.rtpPortRange.lowerBound)
         case .sipRTPPortMax: return one(sip.rtpPortRange.upperBound)
         default: preconditionFailure("unknown configuration key \(key.name)")

@@ -58,6 +58,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var registerAll = false
         public var unregisterGrace = 30
         public var guestExtension = ""
+        public var dtmfMode = "rfc4733"
         public var rtpPortRange: ClosedRange<Int> = 30000...39999
 
         public init() {}

@@ -52,6 +52,7 @@ final class SIPService: Service {
                 c.sipDomain = platform.domain
                 c.guestAccount = sip.guestExtension.isEmpty ? nil : sip.guestExtension
                 c.echoNumber = context.configuration.echoNumber
+                c.dtmfByInfo = sip.dtmfMode == "info"
                 controller = CallController(manager: manager, agent: agent, engine: engine, configuration: c, logger: logger)
             } else {
                 calls = nil

@@ -22,6 +22,9 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    page's measurement, baresip's recording); DTMF "1234#" from the page's
                    RTCDTMFSender reaches baresip as RFC 4733 events; hold and resume send
                    re-INVITEs with a=sendonly and a=sendrecv; the page hangs up: BYE
+  agent-outgoing-info
+                   the same with sip.dtmf-mode info: the SIP SDP offers no telephone-event and
+                   the page's "1234#" reaches baresip as five SIP INFOs (application/dtmf-relay)
   click-to-contact the test makes a guest session for caller +4989123456 and the service
                    "support" (number 2000: a sipp UAS echoing RTP, registered at Kamailio); the
                    click-to-call page's element calls it: the INVITE carries the caller's number in
@@ -52,7 +55,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -266,10 +269,20 @@ def sip_requests(path, port=5080):
     return requests
 
 
-def scenario_agent_outgoing(tandem_binary, workdir):
+def info_digits(path, port=5080):
+    """The Signal= digits of the INFO requests (application/dtmf-relay) sent to `port`, in order."""
+    import re
+    out = subprocess.run(["tshark", "-r", path, "-d", f"udp.port=={port},sip", "-Y", f"sip.Method == \"INFO\" && udp.dstport == {port}", "-V"],
+                         capture_output=True, text=True)
+    return re.findall(r"^\s+Signal=(\S)\\r\\n$", out.stdout, re.MULTILINE)
+
+
+def scenario_agent_outgoing(tandem_binary, workdir, info=False):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
     tandem = Tandem(tandem_binary, workdir)
+    if info:
+        tandem.env["TANDEM_SIP_DTMF_MODE"] = "info"
     baresip, records = baresip_callee(workdir, "1001", 440)
     try:
         tandem.cli("extensions", "add", "3001", "--digest", "--password", "pw3001")
@@ -311,7 +324,11 @@ def scenario_agent_outgoing(tandem_binary, workdir):
         flows = sip.udp_flows(pcap)
         baresip_port = max(((dst, n) for (src, dst), n in flows.items() if RTP_PORTS[0] <= src <= RTP_PORTS[1]), key=lambda x: x[1])[0]
         facts["dtmf_events"] = telephone_events(pcap, baresip_port)
-        assert facts["dtmf_events"] == [1, 2, 3, 4, 11], facts
+        if info:
+            facts["dtmf_infos"] = info_digits(pcap)
+            assert facts["dtmf_infos"] == ["1", "2", "3", "4", "#"] and facts["dtmf_events"] == [], facts
+        else:
+            assert facts["dtmf_events"] == [1, 2, 3, 4, 11], facts
         sip.stop(baresip)
         facts["baresip_heard"] = recorded_tone(records)
         assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
@@ -471,7 +488,8 @@ def inner(args):
         workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
         started = time.monotonic()
         try:
-            facts = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing, "click-to-contact": scenario_click_to_contact,
+            facts = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
+                     "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "click-to-contact": scenario_click_to_contact,
                      "faults": scenario_faults}[name](args.tandem, workdir)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
