@@ -275,9 +275,13 @@ public actor CallController {
             guard let call = connection.calls[callID], call.state.phase == .confirmed, call.sip != nil else { return unknown(connection, callID) }
             // RFC 4733 events travel in the media; this frame is the SIP INFO fallback.
             sendDTMFInfo(connection.id, callID, digits: digits)
-        case .renegotiate(let callID, _):
-            guard connection.calls[callID] != nil else { return unknown(connection, callID) }
-            connection.send(.error(SignallingError("not-allowed", "renegotiation is not supported yet; hang up and call again", call: callID)))
+        case .renegotiate(let callID, let sdp):
+            guard let call = connection.calls[callID], let id = call.mediaID else { return unknown(connection, callID) }
+            do {
+                connection.send(.answer(call: callID, sdp: try await engine.renegotiate(callID: id, offer: sdp)))
+            } catch {
+                connection.send(.error(SignallingError("bad-sdp", "renegotiation refused: \(error)", call: callID)))
+            }
         }
     }
 

@@ -121,10 +121,11 @@ final class MediaLoopCore {
         pending = WebRTCLeg.Counters()
     }
 
-    func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, sip: SIPAudio, localICE: ICECredentials, localSSRC: UInt32,
+    func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, sip: SIPAudio, local: LocalMediaParameters,
                    identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onEnded: (@Sendable (String) -> Void)?,
                    onRelease: @escaping () -> Void) throws {
-        var ice = ICELiteAgent(local: localICE, remote: audio.remoteICE)
+        let localSSRC = local.ssrc
+        var ice = ICELiteAgent(local: local.ice, remote: audio.remoteICE)
         ice.consentTimeout = Int64(configuration.consentTimeoutSeconds) * 1000
         let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
         let transport: WebRTCLeg.Transport
@@ -145,6 +146,9 @@ final class MediaLoopCore {
         opus.complexity = governor.current  // a new call starts where the governor stands
         let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: opus)
         let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onEnded: onEnded, onRelease: onRelease)
+        call.local = local
+        call.local.codecs = [audio.codec]
+        call.remoteICE = audio.remoteICE
         do {
             try leg.start()
             try farEnd.attach(loop: loop) { [unowned call] packet in call.fromSIP(packet) }
@@ -267,6 +271,25 @@ final class MediaCall {
             .sourceDescription([SDESChunk(ssrc: bridge.browser.ssrc, items: [.cname("tandem")])]),
         ]
         leg.sendRTCP(RTCPPacket.serializeCompound(report))
+    }
+
+    /// Our side of the negotiation (for answers to the browser's later offers).
+    var local: LocalMediaParameters!
+    var remoteICE: ICECredentials?
+
+    /// Answers a new offer of the browser: an ICE restart gets new credentials of ours.
+    func renegotiate(_ offer: SessionDescription) throws -> String {
+        var parameters = local!
+        parameters.sessionVersion += 1
+        let offered = offer.media.first { $0.media == "audio" }.flatMap { offer.iceCredentials(of: $0) }
+        let restart = offered.map { $0.usernameFragment != remoteICE?.usernameFragment || $0.password != remoteICE?.password } ?? false
+        if restart { parameters.ice = .random() }
+        let (answer, audio) = try WebRTCOfferAnswer.answer(offer, local: parameters)
+        guard audio.codec == codec else { throw MediaError("the new offer lacks the call's codec \(codec.rawValue)") }
+        if restart { leg.restartICE(local: parameters.ice, remote: audio.remoteICE) }
+        remoteICE = audio.remoteICE
+        local = parameters
+        return answer.serialized
     }
 
     /// The browser's SSRC, learned from its RTP.

@@ -232,8 +232,8 @@ public final class MediaEngine: Sendable {
         let sipSide = side
         do {
             try await core.loop.submit {
-                try core.value.startCall(id: id, loopIndex: index, socket: prepared.socket, audio: audio, sip: sipSide, localICE: prepared.parameters.ice,
-                                         localSSRC: prepared.parameters.ssrc, identity: identity, configuration: configuration, farEnd: farEnd(),
+                try core.value.startCall(id: id, loopIndex: index, socket: prepared.socket, audio: audio, sip: sipSide, local: prepared.parameters,
+                                         identity: identity, configuration: configuration, farEnd: farEnd(),
                                          onEnded: onEnded) { [weak self] in self?.released(loop: index) }
             }
         } catch {
@@ -331,6 +331,22 @@ public final class MediaEngine: Sendable {
             if found { return true }
         }
         return false
+    }
+
+    /// A new offer from the browser of a running call (RFC 8829 §5.2; an ICE restart when its
+    /// ufrag changed): answered with the call's parameters, new ICE credentials of ours when
+    /// the browser restarts ICE, the same codec and DTLS association.
+    public func renegotiate(callID: String, offer text: String) async throws -> String {
+        let offer: SessionDescription
+        do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
+        for core in cores {
+            let answer = try await core.loop.submit { () throws -> String? in
+                guard let call = core.value.calls[callID] else { return nil }
+                return try call.renegotiate(offer)
+            }
+            if let answer { return answer }
+        }
+        throw MediaError("no call \(callID)")
     }
 
     /// Ends a call (its `onEnded` hears "closed").

@@ -100,6 +100,14 @@ return out;
 })();"""
 
 
+# The current call's object in the SDK, for its RTCPeerConnection.
+CURRENT_CALL = "const phone = await tandemAgent.ready; const call = [...phone.calls.values()].find(c => c.id === tandemAgent.current().id);"
+RENEGOTIATE = "return (async () => { " + CURRENT_CALL + " await call.renegotiate(); return true; })();"
+# Tandem's ICE ufrag in the remote description, and the connection state.
+ICE_PAIR = ("return (async () => { " + CURRENT_CALL +
+            " const m = /a=ice-ufrag:(\\S+)/.exec(call.pc.remoteDescription.sdp); return {ufrag: m && m[1], state: call.pc.connectionState}; })();")
+
+
 def rtp_audio(path, to_port):
     """The µ-law payloads (as 16-bit samples) of the RTP packets of a capture sent to `to_port`."""
     out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "udp.dstport", "-e", "udp.payload", f"udp.dstport == {to_port}"],
@@ -310,7 +318,13 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
                 start = browser.now()
                 browser.js_async("return tandemAgent.resume()")
                 browser.wait_event("held", 10, call=call, where={"local": False}, after=start)
-                time.sleep(1)
+                # An ICE restart (renegotiate): new credentials both ways, the call's audio goes on.
+                before = browser.js_async(ICE_PAIR)
+                browser.js_async(RENEGOTIATE)
+                sip.wait_for("the ICE restart", lambda: (browser.js_async(ICE_PAIR) or {}).get("ufrag") not in (None, before.get("ufrag")), 10)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 2)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["after_ice_restart"] = heard
                 browser.js_async("return tandemAgent.hangup()")
                 time.sleep(1.5)
         finally:
