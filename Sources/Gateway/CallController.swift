@@ -14,6 +14,8 @@ public struct BrowserSession: Sendable, Equatable {
     public var id: String
     public var `extension`: String?
     public var guest: Guest?
+    /// When the session ends (its socket is closed then, its extension unregistered at once).
+    public var expiresAt: Date?
 
     public struct Guest: Sendable, Equatable {
         /// The caller's number, put in From.
@@ -28,10 +30,11 @@ public struct BrowserSession: Sendable, Equatable {
         }
     }
 
-    public init(id: String, extension: String?, guest: Guest? = nil) {
+    public init(id: String, extension: String?, guest: Guest? = nil, expiresAt: Date? = nil) {
         self.id = id
         self.extension = `extension`
         self.guest = guest
+        self.expiresAt = expiresAt
     }
 }
 
@@ -85,6 +88,7 @@ public actor CallController {
         private let sink: @Sendable (GatewayMessage?) -> Void
         var calls: [String: BridgedCall] = [:]
         var registration: String?
+        var expiry: Scheduled<Void>?
         init(id: Int, session: BrowserSession, sink: @escaping @Sendable (GatewayMessage?) -> Void) {
             self.id = id
             self.session = session
@@ -214,6 +218,12 @@ public actor CallController {
         if let ext = session.extension {
             grace.removeValue(forKey: ext)?.cancel()
         }
+        if let expiry = session.expiresAt {
+            let id = connection.id
+            connection.expiry = loop.scheduleTask(in: .milliseconds(Int64(max(0, expiry.timeIntervalSinceNow) * 1000))) { [unowned self] in
+                self.assumeIsolated { $0.expire(id) }
+            }
+        }
         send(.welcome(session: session.id, extension: session.extension, guest: session.guest != nil, heartbeat: configuration.heartbeatSeconds))
         updateRegistrations()
         publishRegistrations()
@@ -221,9 +231,21 @@ public actor CallController {
         return connection.id
     }
 
+    /// The session's lifetime is over: its calls end, the socket closes with a reason, the
+    /// extension unregisters at once (it may be handed to another session now).
+    private func expire(_ id: Int) {
+        guard let connection = connections[id] else { return }
+        connection.send(.error(SignallingError("session-ended", "the session expired")))
+        connection.close()
+        disconnect(id)
+        if let ext = connection.session.extension { grace.removeValue(forKey: ext)?.cancel() }
+        updateRegistrations()
+    }
+
     /// The socket closed: its calls end, its extension stays registered for the grace period.
     public func disconnect(_ id: Int) {
         guard let connection = connections.removeValue(forKey: id) else { return }
+        connection.expiry?.cancel()
         for call in Array(connection.calls.values) { feed(.browserGone, call, connection) }
         if let ext = connection.session.extension, !isConnected(ext), extensions[ext] != nil, !configuration.registerAll {
             grace[ext]?.cancel()

@@ -123,7 +123,8 @@ extension TandemServer {
             connect: { token, send in
                 guard let record = (try? await store.session(token: token)) ?? nil else { return nil }
                 let session = BrowserSession(id: record.id, extension: record.extension,
-                                             guest: record.guest.map { .init(from: $0.from, number: $0.service.number, serviceKey: $0.service.key) })
+                                             guest: record.guest.map { .init(from: $0.from, number: $0.service.number, serviceKey: $0.service.key) },
+                                             expiresAt: record.expiresAt)
                 return await controller.connect(session) { message in send(message?.json) }
             },
             receive: { text, connection in await controller.receive(text, from: connection) },

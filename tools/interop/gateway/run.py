@@ -32,8 +32,9 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    may call nothing else; the element hangs up: BYE
   faults           the browser is killed mid-call: the SIP leg gets a BYE within 30 s and the
                    extension unregisters after the grace period; a bad OAuth token gets 401; a
-                   deleted session's socket is closed and its token refused with 401; an expired
-                   session's token is refused with 401
+                   deleted session's socket is closed and its token refused with 401; a session
+                   that expires while connected has its socket closed with a reason and its
+                   extension unregistered at once; an expired session's token is refused with 401
 
   run.py --tandem .build/debug/tandem [SCENARIO ...]     (run with the venv's python: selenium)
 """
@@ -484,6 +485,18 @@ def scenario_faults(tandem_binary, workdir):
             browser.wait_event("disconnected", 10)
         code, _ = tandem.get(f"/webkit/ws?token={second['token']}", status=True)
         assert code == 401, code
+        # A session that expires while its browser is connected: the socket is closed with a
+        # reason and the extension unregisters at once (no grace period).
+        status, third = tandem.api("POST", "/api/v1/sessions", {"extension": "1002"})
+        assert status == 201, third
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(third))
+            browser.wait_event("registration", 20, where={"state": "registered"})
+            error = browser.wait_event("error", 30)
+            assert error["detail"]["code"] == "session-ended" and "expired" in error["detail"]["message"], error
+            expired = time.monotonic()
+            sip.wait_for("1002 unregistered", lambda: "1002" not in (kamailio.contacts() or {}), 5)
+            facts["expired_session_unregistered_s"] = round(time.monotonic() - expired, 1)
         # The first session expires (http.session-lifetime 20 s): its token is refused.
         remaining = 21 - (time.monotonic() - gone)
         if remaining > 0:
