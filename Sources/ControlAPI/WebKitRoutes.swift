@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import Synchronization
 
 /// What `/webkit/ws` needs from the gateway, supplied by `tandem serve`: the frames are
 /// JSON text (docs/webkit-signalling.md); the protocol itself lives in the Gateway module.
@@ -41,6 +42,8 @@ public struct DemoSessions: Sendable {
 enum WebKitRoutes {
     /// Largest signalling frame taken (larger ones close the socket with 1009).
     static let maximumFrame = 65_536
+    /// A socket silent for three heartbeats (the browser pings every 20 s) is closed.
+    static let silenceLimit: Duration = .seconds(60)
 
     /// The files under `Sources/ControlAPI/webkit` served at `/webkit/…`.
     static let files: [String: (contentType: String, body: ByteBuffer)] = {
@@ -119,6 +122,18 @@ enum WebKitRoutes {
                 try await outbound.close(.policyViolation, reason: "session ended")
                 return
             }
+            // A watchdog closes a socket whose browser stopped sending (three heartbeats missed).
+            let heard = Mutex(ContinuousClock.now)
+            let watchdog = Task {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(5))
+                    if ContinuousClock.now - heard.withLock({ $0 }) > silenceLimit {
+                        continuation.yield(#"{"code":"timeout","message":"no frame for three heartbeats","type":"error"}"#)
+                        continuation.yield(nil)
+                        return
+                    }
+                }
+            }
             // One writer keeps the frames in order; it ends when the connection is left.
             let writer = Task {
                 for await frame in frames {
@@ -131,6 +146,7 @@ enum WebKitRoutes {
             }
             do {
                 for try await message in inbound.messages(maxSize: maximumFrame) {
+                    heard.withLock { $0 = ContinuousClock.now }
                     switch message {
                     case .text(let text): await signalling.receive(text, connection)
                     case .binary: continuation.yield(#"{"code":"bad-message","message":"frames are JSON text","type":"error"}"#)
@@ -139,6 +155,7 @@ enum WebKitRoutes {
             } catch {
                 logger.debug("signalling socket error", metadata: ["error": "\(error)"])
             }
+            watchdog.cancel()
             await signalling.disconnect(connection)
             continuation.finish()
             _ = try? await writer.value
