@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
         // Linux socket calls Swift cannot reach through Glibc (epoll, eventfd, recvmmsg/sendmmsg).
@@ -195,11 +196,16 @@ let package = Package(
         ),
         .testTarget(name: "STUNTests", dependencies: ["STUN"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP", "SIPUA", .product(name: "NIOPosix", package: "swift-nio")], exclude: ["Fixtures"], swiftSettings: strict),
-        // Load generator for tools/bench/media: N simulated browsers against the echo service.
+        // Load generator for tools/bench/media (N simulated browsers against the echo service) and
+        // tools/bench/calls (N browsers holding sessions over /webkit/ws, answering calls from SIP).
         .executableTarget(
             name: "MediaLoad",
             dependencies: [
                 "WebRTC", "SDP", "STUN", "Datapath", "Media", "Opus", "G711",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/bench/media/MediaLoad",

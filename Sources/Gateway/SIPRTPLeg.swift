@@ -1,4 +1,5 @@
 import Datapath
+import Metrics
 import SDP
 
 /// The media of a call's SIP leg: plain RTP over UDP (RFC 3550, RFC 3551) on a socket of
@@ -87,9 +88,15 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
         a.isIPv6 == b.isIPv6 && a.high == b.high && a.low == b.low
     }
 
+    /// RTP of the SIP legs, counted when each leg closes (nothing is counted per packet).
+    static let sentCounter = Counter(label: "tandem_gateway_sip_rtp_packets_total", dimensions: [("direction", "out")])
+    static let receivedCounter = Counter(label: "tandem_gateway_sip_rtp_packets_total", dimensions: [("direction", "in")])
+
     public func close() {
         guard !closed else { return }
         closed = true
+        Self.sentCounter.increment(by: counters.sent)
+        Self.receivedCounter.increment(by: counters.received)
         loop?.deregister(socket.fd)
         socket.close()
         toBrowser = nil

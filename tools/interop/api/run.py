@@ -55,10 +55,7 @@ def main():
     a = p.parse_args()
     a.tandem = os.path.abspath(a.tandem)
     a.schemathesis = os.path.abspath(a.schemathesis)
-    if a.inside:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        sys.exit(inner(a))
-    sys.exit(sip.in_fresh_namespace("tandem-api", __file__, ["--tandem", a.tandem, "--schemathesis", a.schemathesis, "--examples", str(a.examples)]))
+    sip.main_in_namespace("tandem-api", __file__, a, ["--tandem", a.tandem, "--schemathesis", a.schemathesis, "--examples", str(a.examples)], inner)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -207,41 +205,6 @@ def scenario_agent_incoming(tandem_binary, workdir, relay=False):
         kamailio.kill()
 
 
-def baresip_callee(workdir, user, tone_hz):
-    """baresip registered as `user` through Kamailio: auto-answer, PCMU, plays a tone and records what it hears."""
-    import wave
-    home = os.path.join(workdir, "baresip")
-    records = os.path.join(workdir, "records")
-    os.makedirs(home, exist_ok=True)
-    os.makedirs(records, exist_ok=True)
-    with wave.open(os.path.join(workdir, "tone.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in sip.tone(tone_hz, 60)))
-    open(os.path.join(home, "accounts"), "w").write(
-        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
-    open(os.path.join(home, "config"), "w").write("\n".join([
-        "sip_listen 127.0.0.1:5080", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
-        "module g711.so", "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
-        f"audio_source aufile,{workdir}/tone.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
-    log = open(os.path.join(workdir, "baresip.log"), "w")
-    proc = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, records
-
-
-def recorded_tone(records):
-    import wave
-    decoded = [f for f in os.listdir(records) if f.endswith("-dec.wav")]
-    assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
-    with wave.open(os.path.join(records, decoded[0])) as w:
-        frames = w.readframes(w.getnframes())
-        rate = w.getframerate()
-    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
-    hz, share = sip.dominant(samples)
-    return {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
-
-
 def capture_all(workdir, name):
     path = os.path.join(workdir, f"{name}.pcap")
     proc = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", "udp", "-w", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -292,7 +255,7 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
     tandem = Tandem(tandem_binary, workdir)
     if info:
         tandem.env["TANDEM_SIP_DTMF_MODE"] = "info"
-    baresip, records = baresip_callee(workdir, "1001", 440)
+    baresip, records = sip.baresip_callee(workdir, "1001", 440)
     try:
         tandem.cli("extensions", "add", "3001", "--digest", "--password", "pw3001")
         tandem.start()
@@ -345,7 +308,7 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
         else:
             assert facts["dtmf_events"] == [1, 2, 3, 4, 11], facts
         sip.stop(baresip)
-        facts["baresip_heard"] = recorded_tone(records)
+        facts["baresip_heard"] = sip.recorded_tone(records)
         assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
         return facts
     finally:
@@ -510,23 +473,11 @@ def scenario_faults(tandem_binary, workdir):
 
 
 def inner(args):
-    failed = 0
-    for name in args.scenarios:
-        workdir = tempfile.mkdtemp(prefix=f"tandem-gateway-{name}-")
-        started = time.monotonic()
-        try:
-            facts = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming, "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
-                     "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "click-to-contact": scenario_click_to_contact,
-                     "faults": scenario_faults}[name](args.tandem, workdir)
-            print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
-        except Exception as e:  # report, keep going with the next scenario
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - started:.1f} s): {e!r}", flush=True)
-            for log in sorted(os.listdir(workdir)):
-                if log.endswith((".out", ".log")):
-                    print(f"--- {log} (tail) ---\n" + open(os.path.join(workdir, log), errors="replace").read()[-4000:], file=sys.stderr)
-    print(f"{len(args.scenarios) - failed} of {len(args.scenarios)} gateway end-to-end scenarios passed")
-    return 1 if failed else 0
+    scenarios = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming,
+                 "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
+                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "click-to-contact": scenario_click_to_contact,
+                 "faults": scenario_faults}
+    return sip.run_scenarios("gateway end-to-end", "tandem-gateway", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w)) for n, f in scenarios.items()})
 
 
 def main():
@@ -536,10 +487,7 @@ def main():
     p.add_argument("scenarios", nargs="*", default=SCENARIOS)
     a = p.parse_args()
     a.tandem = os.path.abspath(a.tandem)
-    if a.inside:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        sys.exit(inner(a))
-    sys.exit(sip.in_fresh_namespace("tandem-gw", __file__, ["--tandem", a.tandem, *a.scenarios]))
+    sip.main_in_namespace("tandem-gw", __file__, a, ["--tandem", a.tandem, *a.scenarios], inner)
 
 
 if __name__ == "__main__":

@@ -461,27 +461,45 @@ def scenario_calls(tandem_binary, workdir, peer_binary):
         kamailio.kill()
 
 
-def scenario_baresip(tandem_binary, workdir, peer_binary):
+def baresip_callee(workdir, user, tone_hz):
+    """baresip registered as `user` through Kamailio: auto-answer, PCMU, plays a tone and records what it hears."""
     import wave
-    facts = {}
-    kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
     home = os.path.join(workdir, "baresip")
     records = os.path.join(workdir, "records")
     os.makedirs(home, exist_ok=True)
     os.makedirs(records, exist_ok=True)
-    with wave.open(os.path.join(workdir, "tone440.wav"), "wb") as w:
+    with wave.open(os.path.join(workdir, "tone.wav"), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
-        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in tone(440, 30)))
+        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in tone(tone_hz, 60)))
     open(os.path.join(home, "accounts"), "w").write(
-        "<sip:1001@tandem.test>;auth_pass=pw1001;outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
+        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
     open(os.path.join(home, "config"), "w").write("\n".join([
         "sip_listen 127.0.0.1:5080", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
         "module g711.so", "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
-        f"audio_source aufile,{workdir}/tone440.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
-    baresip_log = open(os.path.join(workdir, "baresip.log"), "w")
-    baresip = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=baresip_log, stderr=subprocess.STDOUT, start_new_session=True)
+        f"audio_source aufile,{workdir}/tone.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
+    log = open(os.path.join(workdir, "baresip.log"), "w")
+    proc = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, records
+
+
+def recorded_tone(records):
+    import wave
+    decoded = [f for f in os.listdir(records) if f.endswith("-dec.wav")]
+    assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
+    with wave.open(os.path.join(records, decoded[0])) as w:
+        frames = w.readframes(w.getnframes())
+        rate = w.getframerate()
+    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
+    hz, share = dominant(samples)
+    return {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
+
+
+def scenario_baresip(tandem_binary, workdir, peer_binary):
+    facts = {}
+    kamailio = Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    baresip, records = baresip_callee(workdir, "1001", 440)
     try:
         wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
         result = call_from_3001(peer_binary, workdir, "sip:1001@tandem.test", seconds=4)
@@ -490,15 +508,8 @@ def scenario_baresip(tandem_binary, workdir, peer_binary):
         assert abs(result["dominant_hz"] - 440) <= 20 and result["tone_ratio"] > 0.5, result
         assert "407" not in result["ended"], result
         stop(baresip)
-        decoded = [f for f in os.listdir(records) if f.endswith("-dec.wav")]
-        assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
-        with wave.open(os.path.join(records, decoded[0])) as w:
-            frames = w.readframes(w.getnframes())
-            rate = w.getframerate()
-        samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
-        hz, share = dominant(samples)
-        facts["baresip_heard"] = {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
-        assert abs(hz - 1000) <= 20 and share > 0.5, facts
+        facts["baresip_heard"] = recorded_tone(records)
+        assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.5, facts
         return facts
     finally:
         stop(baresip)
@@ -529,22 +540,38 @@ def scenario_forking(tandem_binary, workdir, peer_binary):
         kamailio.kill()
 
 
-def inner(args):
+def run_scenarios(kind, prefix, names, table):
+    """Runs each named scenario (table[name](workdir) returns its facts) in a fresh work
+    directory: an ok or FAIL line each, the tails of a failed one's logs; the exit status."""
     failed = 0
-    for name in args.scenarios:
-        workdir = tempfile.mkdtemp(prefix=f"tandem-sip-{name}-")
+    for name in names:
+        workdir = tempfile.mkdtemp(prefix=f"{prefix}-{name}-")
         started = time.monotonic()
         try:
-            facts = {"register": scenario_register, "failover": scenario_failover, "calls": scenario_calls, "baresip": scenario_baresip, "forking": scenario_forking}[name](args.tandem, workdir, args.peer)
+            facts = table[name](workdir)
             print(f"ok   {name} ({time.monotonic() - started:.1f} s): {json.dumps(facts)}", flush=True)
         except Exception as e:  # report, keep going with the next scenario
             failed += 1
-            print(f"FAIL {name} ({time.monotonic() - started:.1f} s): {e}", flush=True)
+            print(f"FAIL {name} ({time.monotonic() - started:.1f} s): {e!r}", flush=True)
             for log in sorted(os.listdir(workdir)):
                 if log.endswith((".out", ".log")):
-                    print(f"--- {log} (tail) ---\n" + open(os.path.join(workdir, log)).read()[-4000:], file=sys.stderr)
-    print(f"{len(args.scenarios) - failed} of {len(args.scenarios)} SIP interop scenarios passed")
+                    print(f"--- {log} (tail) ---\n" + open(os.path.join(workdir, log), errors="replace").read()[-4000:], file=sys.stderr)
+    print(f"{len(names) - failed} of {len(names)} {kind} scenarios passed")
     return 1 if failed else 0
+
+
+def inner(args):
+    scenarios = {"register": scenario_register, "failover": scenario_failover, "calls": scenario_calls, "baresip": scenario_baresip, "forking": scenario_forking}
+    return run_scenarios("SIP interop", "tandem-sip", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w, args.peer)) for n, f in scenarios.items()})
+
+
+def main_in_namespace(prefix, script, args, forwarded, inner):
+    """Inside the namespace (`--inside`): `lo` up, then `inner(args)`; outside: re-runs
+    `script forwarded` in a fresh one. Exits with the status."""
+    if args.inside:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        sys.exit(inner(args))
+    sys.exit(in_fresh_namespace(prefix, script, forwarded))
 
 
 def in_fresh_namespace(prefix, script, args):
@@ -567,10 +594,7 @@ def main():
     a = p.parse_args()
     a.tandem = os.path.abspath(a.tandem)
     a.peer = os.path.abspath(a.peer)
-    if a.inside:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        sys.exit(inner(a))
-    sys.exit(in_fresh_namespace("tandem-sip", __file__, ["--tandem", a.tandem, "--peer", a.peer, *a.scenarios]))
+    main_in_namespace("tandem-sip", __file__, a, ["--tandem", a.tandem, "--peer", a.peer, *a.scenarios], inner)
 
 
 if __name__ == "__main__":

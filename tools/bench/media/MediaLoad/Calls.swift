@@ -29,11 +29,37 @@ struct CallSetup: @unchecked Sendable {
         return CallSetup(index: index, socket: socket, local: local, audio: audio, remote: DatagramAddress(TransportAddress(ip: address, port: candidate.port)), dtls: dtls)
     }
 
+    /// A browser answering Tandem's offer (a call from SIP): Opus, a full ICE agent, and the
+    /// DTLS role the answer takes (passive to Tandem's actpass: this side is the DTLS server).
+    static func answering(index: Int, bind: String, identity: DTLSIdentity, offer text: String) throws -> (CallSetup, answer: String) {
+        guard let ip = IPAddress(bind) else { throw SetupError("bad bind address \(bind)") }
+        let socket = try UDPSocket(binding: DatagramAddress(TransportAddress(ip: ip, port: 0)), options: .init(receiveBufferSize: 1 << 18, sendBufferSize: 1 << 18, receiveTimestamps: true))
+        var local = LocalMediaParameters(ice: .random(), fingerprintSHA256: identity.fingerprintSHA256, addresses: [bind], port: socket.localAddress.port)
+        local.codecs = [.opus]
+        let offer = try SessionDescription(parsing: text)
+        let negotiated = try WebRTCOfferAnswer.answer(offer, local: local)
+        var answer = negotiated.answer
+        let audio = negotiated.audio
+        answer.remove("ice-lite")
+        guard let candidate = audio.remoteCandidates.first, let address = IPAddress(candidate.address) else {
+            socket.close()
+            throw SetupError("offer has no usable candidate")
+        }
+        let dtls = try DTLSTransport(identity: identity, role: audio.dtlsRole, expectedFingerprints: audio.remoteFingerprints)
+        return (CallSetup(index: index, socket: socket, local: local, audio: audio, remote: DatagramAddress(TransportAddress(ip: address, port: candidate.port)), dtls: dtls),
+                answer.serialized)
+    }
+
     /// POSTs the offer with curl (Tandem's certificate is self-signed in the bench), started
     /// with `posix_spawn` and read through a pipe: Foundation's `Process` crashes once the
     /// tool holds more than about 1,400 descriptors (the calls' sockets), and a signal
     /// interrupting the read is simply retried.
     static func post(_ sdp: String, to url: String) throws -> String {
+        try post(sdp, to: url, headers: ["Content-Type: application/sdp"])
+    }
+
+    /// POSTs `body` with `headers` (see ``post(_:to:)``); the answer's body.
+    static func post(_ body: String, to url: String, headers: [String]) throws -> String {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw SetupError("pipe: \(errno)") }
         // Neither end leaks into other calls' curl processes (only the dup2 on 1 is inherited).
@@ -42,7 +68,7 @@ struct CallSetup: @unchecked Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        let arguments = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", "10", "-H", "Content-Type: application/sdp", "--data-binary", sdp, url]
+        let arguments = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", "10"] + headers.flatMap { ["-H", $0] } + ["--data-binary", body, url]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
@@ -62,7 +88,7 @@ struct CallSetup: @unchecked Sendable {
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let text = String(decoding: data, as: UTF8.self)
         // A normal exit with status 0 (WIFEXITED and WEXITSTATUS, spelled out).
-        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else { throw SetupError("echo refused the offer: \(text)") }
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else { throw SetupError("\(url) refused the request: \(text)") }
         return text
     }
 }
@@ -104,12 +130,42 @@ final class Driver {
         schedule()
     }
 
-    func add(_ setup: CallSetup) {
+    /// Calls by the gateway's call id (the gateway mode), to end them when Tandem says so.
+    private var tagged: [String: LoadCall] = [:]
+    /// Counts of calls that ended, kept for the report.
+    private(set) var endedCalls = 0
+    private var endedSent = 0, endedReceived = 0, endedAudio = 0
+
+    func add(_ setup: CallSetup, tag: String? = nil) {
         let call = LoadCall(setup: setup, driver: self)
         slots[calls.count % Self.slotCount].append(call)
         calls.append(call)
+        if let tag { tagged[tag] = call }
         try? loop.register(setup.socket.fd, call)
         call.sendCheck(nominate: true)
+    }
+
+    /// Ends the call Tandem ended; its counts stay in the totals.
+    func end(tag: String) {
+        guard let call = tagged.removeValue(forKey: tag) else { return }
+        endedCalls += 1
+        if measuring {
+            endedSent += call.sentMeasured
+            endedReceived += call.audioReceived
+        }
+        if call.echoes > 0 { endedAudio += 1 }
+        call.close()
+        calls.removeAll { $0 === call }
+        for i in slots.indices { slots[i].removeAll { $0 === call } }
+    }
+
+    /// The gateway mode's figures since ``startMeasuring()``: RTP sent to and received from
+    /// Tandem, calls with audio, calls ended.
+    func gatewayReport() -> [String: Int] {
+        let sent = endedSent + calls.reduce(0) { $0 + $1.sentMeasured }
+        let received = endedReceived + calls.reduce(0) { $0 + $1.audioReceived }
+        return ["calls_live": calls.count, "calls_with_audio": endedAudio + calls.filter { $0.echoes > 0 }.count, "calls_ended": endedCalls,
+                "rtp_sent": sent, "rtp_received": received, "srtp_failures": calls.reduce(0) { $0 + $1.srtpFailures }]
     }
 
     var echoingCalls: Int { calls.filter { $0.echoes > 0 }.count }
@@ -135,6 +191,8 @@ final class Driver {
 
     func startMeasuring() {
         for c in calls { c.resetCounts() }
+        endedSent = 0
+        endedReceived = 0
         latencies.removeAll(keepingCapacity: true)
         socketLatencies.removeAll(keepingCapacity: true)
         measuring = true
@@ -185,6 +243,9 @@ final class LoadCall: ReadableHandler {
     private(set) var echoes = 0
     private(set) var sentMeasured = 0
     private(set) var receivedMeasured = 0
+    /// Every RTP packet from the gateway since the counts were reset (the gateway mode: the
+    /// far end's audio, not an echo).
+    private(set) var audioReceived = 0
     private(set) var srtpFailures = 0
     /// Echoes seen, for sampling which ones are authenticated.
     private var verified = 0
@@ -200,6 +261,7 @@ final class LoadCall: ReadableHandler {
     func resetCounts() {
         sentMeasured = 0
         receivedMeasured = 0
+        audioReceived = 0
     }
 
     /// A Binding request as the controlling agent (RFC 8445 §7.2.2), nominating on the first.
@@ -267,6 +329,7 @@ final class LoadCall: ReadableHandler {
             let frame = Int((ts / ticksPerFrame) % 256)
             let sent = sendTimes[frame]
             echoes += 1
+            audioReceived += 1
             if sent > 0, now >= sent {
                 sendTimes[frame] = 0
                 receivedMeasured += 1

@@ -32,12 +32,26 @@ struct MediaLoad: ParsableCommand {
     @Option(help: "opus (transcoded by the gateway) or pcmu (pass-through).") var codec = "opus"
     @Option(help: "Local address of the calls' sockets.") var bind = "127.0.0.1"
     @Option(help: "Seconds every call streams after the last one is up, before measuring (set-up work settles).") var settle = 3.0
+    @Option(help: "Gateway mode: Tandem's HTTPS base URL (https://127.0.0.1:7443); browsers hold sessions and answer calls (tools/bench/calls).")
+    var gateway: String?
+    @Option(help: "Gateway mode: the OAuth access token for POST /api/v1/sessions.") var token = ""
+    @Option(help: "Gateway mode: the extensions, first-last.") var extensions = "1000-1009"
     @Option(help: "Instead of calls: time the codec work of one transcoded call-frame at this Opus complexity (µs, JSON) and exit.")
     var codecCost: Int32?
 
     func run() throws {
         if let complexity = codecCost {
             say(try CodecCost.measure(complexity: complexity))
+            return
+        }
+        if let gateway {
+            let bounds = extensions.split(separator: "-").compactMap { Int($0) }
+            guard bounds.count == 2, bounds[0] <= bounds[1], bounds[1] - bounds[0] < 5000 else { throw ValidationError("--extensions first-last, at most 5000") }
+            let frames = try Recording.frames(codec: .opus)
+            let loop = try DatapathLoop(name: "media-load")
+            loop.start()
+            let driver = LoopBound(Driver(loop: loop, frames: frames, codec: .opus), loop: loop)
+            try GatewayMode.run(api: gateway, token: token, extensions: (bounds[0]...bounds[1]).map(String.init), bind: bind, loop: loop, driver: driver)
             return
         }
         guard calls > 0, calls <= 5000, seconds > 0, seconds <= 600 else { throw ValidationError("calls 1–5000, seconds up to 600") }
