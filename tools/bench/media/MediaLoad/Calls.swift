@@ -153,7 +153,7 @@ final class Driver {
             endedSent += call.sentMeasured
             endedReceived += call.audioReceived
         }
-        if call.echoes > 0 { endedAudio += 1 }
+        if measuring, call.echoes > 0 { endedAudio += 1 }
         call.close()
         calls.removeAll { $0 === call }
         for i in slots.indices { slots[i].removeAll { $0 === call } }
@@ -193,6 +193,8 @@ final class Driver {
         for c in calls { c.resetCounts() }
         endedSent = 0
         endedReceived = 0
+        endedAudio = 0
+        endedCalls = 0
         latencies.removeAll(keepingCapacity: true)
         socketLatencies.removeAll(keepingCapacity: true)
         measuring = true

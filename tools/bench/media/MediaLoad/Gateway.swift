@@ -73,7 +73,7 @@ enum GatewayMode {
             Task.detached {
                 do {
                     try await WebSocketClient.connect(url: session.websocketURL + "?token=" + session.token,
-                                                      configuration: .init(maxFrameSize: 1 << 16), tlsConfiguration: tlsConfiguration, logger: logger) { inbound, outbound, _ in
+                                                      configuration: .init(maxFrameSize: 1 << 16, sniHostname: "localhost"), tlsConfiguration: tlsConfiguration, logger: logger) { inbound, outbound, _ in
                         let pinger = Task {
                             while !Task.isCancelled {
                                 try await Task.sleep(for: .seconds(20))
@@ -114,6 +114,7 @@ enum GatewayMode {
                     }
                 } catch {
                     tally.add("socket_failures")
+                    FileHandle.standardError.write(Data("signalling socket of \(session.extensionNumber): \(error)\n".utf8))
                 }
                 tally.add("sockets_closed")
             }
@@ -121,7 +122,10 @@ enum GatewayMode {
         // All registered?
         let deadline = Date().addingTimeInterval(60)
         while tally.get("registered") < sessions.count, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        say(#"{"registered":\#(tally.get("registered")),"sessions":\#(sessions.count)}"#)
+        var ready: [String: Int] = tally.all
+        ready["registered"] = tally.get("registered")
+        ready["sessions"] = sessions.count
+        say(String(decoding: try JSONSerialization.data(withJSONObject: ready, options: [.sortedKeys]), as: UTF8.self))
         while let line = readLine() {
             switch line.trimmingCharacters(in: .whitespaces) {
             case "mark":
