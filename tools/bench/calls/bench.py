@@ -49,13 +49,14 @@ FIRST = 10000
 
 
 class Tandem(interop.Tandem):
-    def __init__(self, workdir):
+    def __init__(self, workdir, governor=True):
         super().__init__(os.path.join(BUILD, "tandem"), workdir, "udp", secondary=False)
         self.env.update({
             "TANDEM_LOG_LEVEL": "warning",
             "TANDEM_MEDIA_ENABLED": "true", "TANDEM_MEDIA_BIND_ADDRESS": "127.0.0.1", "TANDEM_MEDIA_THREADS": "1",
             "TANDEM_SIP_REGISTRATIONS_PER_SECOND": "500", "TANDEM_SIP_KEEP_ALIVE_INTERVAL": "30",
             "TANDEM_SIP_REGISTRATION_EXPIRES": "3600",
+            "TANDEM_MEDIA_OPUS_GOVERNOR": "true" if governor else "false",
         })
 
     def start(self):
@@ -146,7 +147,7 @@ def inner(a):
     kamailio = interop.Kamailio(workdir, "kamailio", "127.0.0.1", max_expires=3600, children=2).start()
     subprocess.run(["taskset", "-cp", LOAD_CORE, str(kamailio.proc.pid)], capture_output=True)
     open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(interop.ulaw(x) for x in interop.tone(440, 10)))
-    tandem = Tandem(workdir)
+    tandem = Tandem(workdir, governor=not a.no_governor)
     browsers = None
     try:
         tandem.cli("extensions", "add", f"{FIRST}-{FIRST + a.extensions - 1}", "--digest", "--username", str(FIRST), "--password", f"pw{FIRST}", "--increment")
@@ -154,14 +155,14 @@ def inner(a):
         browsers = Browsers(workdir, tandem.token(), a.extensions)
         assert browsers.registered.get("registered") == a.extensions, browsers.registered
         steps = []
-        rates = [50, 100, 200] if a.quick else [50, 100, 150, 200, 250, 300, 400]
+        rates = a.rates if a.rates is not None else [50, 100, 200] if a.quick else [50, 100, 150, 200, 250, 300, 400]
         for rate in rates:
             s = step(workdir, tandem, browsers, rate, min(a.rate_calls, a.extensions), a.hold, f"rate-{rate}")
             steps.append(s)
             print(f"rate {rate}/s: {json.dumps(s)}", flush=True)
             if not s["ok"]:
                 break
-        counts = [50, 100] if a.quick else [50, 100, 150, 175, 200, 225, 250, 300]
+        counts = a.counts if a.counts is not None else [50, 100] if a.quick else [50, 100, 150, 175, 200, 225, 250, 300, 350, 400, 450, 500]
         for count in [c for c in counts if c <= a.extensions]:
             s = step(workdir, tandem, browsers, 50, count, a.hold, f"concurrent-{count}")
             steps.append(s)
@@ -175,15 +176,17 @@ def inner(a):
         kamailio.kill()
     best_rate = max((s["rate"] for s in steps if s["ok"] and s["label"].startswith("rate")), default=None)
     best_concurrent = max((s["calls"] for s in steps if s["ok"] and s["label"].startswith("concurrent")), default=None)
+    # The media benchmark's figure for the same engine settings (a port per leg): its governed
+    # ramp with the governor on (Tandem's default), its complexity-5 ramp with it off.
     media = None
     try:
-        runs = json.load(open(os.path.join(ROOT, "docs", "benchmarks-media.json")))["runs"]["per-leg"]["transcode"]
-        media = max(r["calls"] for r in runs if r.get("loss", 1) < 0.001)
+        runs = json.load(open(os.path.join(ROOT, "docs", "benchmarks-media.json")))["runs"]["per-leg"]
+        media = max(r["calls"] for r in runs["governed" if not a.no_governor else "transcode"] if r.get("loss", 1) < 0.001)
     except (OSError, KeyError, ValueError):
         pass
     result = {"steps": steps, "best_setup_rate": best_rate, "best_concurrent": best_concurrent, "media_bench_concurrent": media,
               "concurrent_vs_media": round(best_concurrent / media, 2) if best_concurrent and media else None,
-              "hold_s": a.hold, "extensions": a.extensions, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+              "governor": not a.no_governor, "hold_s": a.hold, "extensions": a.extensions, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
     print()
     print("| step | rate (calls/s) | calls | ok | failed | with audio | loss → SIP | loss → browser | Tandem CPU ms/call | CPU s per call-s | RSS KiB/call |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -191,7 +194,7 @@ def inner(a):
         print(f"| {s['label']} | {s['rate']} | {s['calls']} | {'yes' if s['ok'] else 'no'} | {s['failed']} | {s['calls_with_audio']} | "
               f"{100 * s['loss_to_sip']:.3f} % | {100 * s['loss_to_browser']:.3f} % | {s['tandem_cpu_ms_per_call']} | {s['tandem_cpu_per_call_second']} | {s['rss_kib_per_call']} |")
     print(f"\nhighest setup rate without a failed call: {best_rate} calls/s; most concurrent calls: {best_concurrent}"
-          f" (media benchmark: {media}, ratio {result['concurrent_vs_media']})")
+          f" (the media benchmark's {'governed' if not a.no_governor else 'complexity-5'} ramp: {media}, ratio {result['concurrent_vs_media']})")
     if a.json:
         json.dump(result, open(a.json, "w"), indent=2)
         print(f"wrote {a.json}")
@@ -202,10 +205,13 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--hold", type=int, default=30, help="seconds each call is held with audio both ways")
-    p.add_argument("--extensions", type=int, default=300, help="browsers (sessions, registered extensions)")
+    p.add_argument("--extensions", type=int, default=500, help="browsers (sessions, registered extensions)")
+    p.add_argument("--rates", type=lambda t: [int(x) for x in t.split(",") if x], help="the setup-rate steps (calls/s), comma-separated")
+    p.add_argument("--counts", type=lambda t: [int(x) for x in t.split(",") if x], help="the concurrency steps (calls), comma-separated")
     p.add_argument("--rate-calls", type=int, default=100, help="calls per setup-rate step (fewer than the concurrency limit, so the step measures set-up)")
     p.add_argument("--json")
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--no-governor", action="store_true", help="media.opus-governor off: Opus at complexity 5 throughout, as the media benchmark's transcode ramp")
     p.add_argument("--build-dir", help="where tandem and media-load are (default .build/release; a debug build only checks the bench itself)")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
