@@ -361,10 +361,7 @@ public actor CallController {
         let dtmf = dtmfRelay(connectionID, callID)
         do {
             started = try await engine.start(offer: sdp, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
-                                             onEnded: { [weak self] reason in
-                                                 guard let self else { return }
-                                                 Task { await self.mediaEnded(connectionID, callID, reason: reason) }
-                                             })
+                                             onEnded: mediaEndedHandler(connectionID, callID))
         } catch {
             socket.close()
             connection.calls[callID] = nil
@@ -395,10 +392,7 @@ public actor CallController {
         connection.calls[callID] = call
         let connectionID = connection.id
         do {
-            let started = try await engine.start(offer: sdp, farEnd: { EchoFarEnd() }, onEnded: { [weak self] reason in
-                guard let self else { return }
-                Task { await self.mediaEnded(connectionID, callID, reason: reason) }
-            })
+            let started = try await engine.start(offer: sdp, farEnd: { EchoFarEnd() }, onEnded: mediaEndedHandler(connectionID, callID))
             call.mediaID = started.id
             connection.send(.answer(call: callID, sdp: started.answer ?? ""))
             bridged.increment()
@@ -448,13 +442,14 @@ public actor CallController {
     }
 
     private func answerCall(_ connection: Connection, callID: String, sdp: String) async {
-        guard let call = connection.calls[callID], call.state.direction == .incoming, let offer = call.offer, let audio = call.sipAudio else {
+        guard let call = connection.calls[callID], call.state.direction == .incoming, let offer = call.offer, let audio = call.sipAudio,
+              let socket = call.socket else {
             return unknown(connection, callID)
         }
-        guard !feed(.browserAnswered, call, connection).isEmpty || call.state.phase == .answering else { return }
+        feed(.browserAnswered, call, connection)
+        guard call.state.phase == .answering else { return }
         call.offer = nil
         let connectionID = connection.id
-        guard let socket = call.socket else { return unknown(connection, callID) }
         // The bridge marks the browser's events with Tandem's payload type even when the SIP leg
         // has none: the RTP leg turns them into INFO then.
         var bridgeAudio = audio
@@ -462,10 +457,7 @@ public actor CallController {
         let dtmf = dtmfRelay(connectionID, callID)
         do {
             let started = try await engine.accept(offer, answer: sdp, sip: bridgeAudio, farEnd: { Self.sipLeg(socket, audio, dtmf) },
-                                                  onEnded: { [weak self] reason in
-                                                      guard let self else { return }
-                                                      Task { await self.mediaEnded(connectionID, callID, reason: reason) }
-                                                  })
+                                                  onEnded: mediaEndedHandler(connectionID, callID))
             call.mediaID = started.id
             if call.state.isEnded { await engine.end(callID: started.id) } else { feed(.mediaStarted, call, connection) }
         } catch {
@@ -559,6 +551,14 @@ public actor CallController {
         setSIPAudio(audio, call)
         let remoteHold = !audio.direction.receives
         if remoteHold != wasHeld { connection.send(.held(call: call.state.call, local: call.state.held, remote: remoteHold)) }
+    }
+
+    /// What the media loop calls when a call's WebRTC leg ends: a hop to the controller.
+    private func mediaEndedHandler(_ connectionID: Int, _ callID: String) -> @Sendable (String) -> Void {
+        { [weak self] reason in
+            guard let self else { return }
+            Task { await self.mediaEnded(connectionID, callID, reason: reason) }
+        }
     }
 
     private func mediaEnded(_ connectionID: Int, _ callID: String, reason: String) {

@@ -62,6 +62,8 @@ public final class MediaEngine: Sendable {
     let load: Mutex<[Int]>
     let nextPort: Mutex<UInt16>
     let nextSIPPort: Mutex<UInt16>
+    /// The loop of each live call, so an operation on one call goes straight to its loop.
+    let callLoops = Mutex<[String: Int]>([:])
     let metrics = MediaMetrics()
 
     public init(configuration: MediaConfiguration, logger: Logger) throws {
@@ -230,13 +232,19 @@ public final class MediaEngine: Sendable {
         var side = sip ?? SIPAudio(law: law(for: audio.codec, sip: nil))
         side.law = law(for: audio.codec, sip: sip)
         let sipSide = side
+        // Known before the call can end (its release forgets it).
+        callLoops.withLock { $0[id] = index }
         do {
             try await core.loop.submit {
                 try core.value.startCall(id: id, loopIndex: index, socket: prepared.socket, audio: audio, sip: sipSide, local: prepared.parameters,
                                          identity: identity, configuration: configuration, farEnd: farEnd(),
-                                         onEnded: onEnded) { [weak self] in self?.released(loop: index) }
+                                         onEnded: onEnded) { [weak self] in
+                    self?.callLoops.withLock { _ = $0.removeValue(forKey: id) }
+                    self?.released(loop: index)
+                }
             }
         } catch {
+            callLoops.withLock { _ = $0.removeValue(forKey: id) }
             discard(prepared)
             throw error
         }
@@ -319,18 +327,17 @@ public final class MediaEngine: Sendable {
     /// Gives up an offer the browser did not answer.
     public func discard(_ offer: BrowserOffer) { discard(offer.prepared) }
 
+    /// Runs `body` with call `callID` on its loop; nil when there is no such call.
+    private func onCall<T: Sendable>(_ callID: String, _ body: @escaping @Sendable (MediaCall) throws -> T) async throws -> T? {
+        guard let index = callLoops.withLock({ $0[callID] }) else { return nil }
+        let core = cores[index]
+        return try await core.loop.submit { try core.value.calls[callID].map(body) }
+    }
+
     /// Runs `body` with a call's far end on its loop (false: no such call).
     @discardableResult
     public func withFarEnd(of callID: String, _ body: @escaping @Sendable (any FarEnd) -> Void) async -> Bool {
-        for core in cores {
-            let found = (try? await core.loop.submit { () -> Bool in
-                guard let call = core.value.calls[callID] else { return false }
-                body(call.farEnd)
-                return true
-            }) ?? false
-            if found { return true }
-        }
-        return false
+        ((try? await onCall(callID) { body($0.farEnd) }) ?? nil) != nil
     }
 
     /// A new offer from the browser of a running call (RFC 8829 §5.2; an ICE restart when its
@@ -339,29 +346,18 @@ public final class MediaEngine: Sendable {
     public func renegotiate(callID: String, offer text: String) async throws -> String {
         let offer: SessionDescription
         do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
-        for core in cores {
-            let answer = try await core.loop.submit { () throws -> String? in
-                guard let call = core.value.calls[callID] else { return nil }
-                return try call.renegotiate(offer)
-            }
-            if let answer { return answer }
-        }
-        throw MediaError("no call \(callID)")
+        guard let answer = try await onCall(callID, { try $0.renegotiate(offer) }) else { throw MediaError("no call \(callID)") }
+        return answer
     }
 
     /// Ends a call (its `onEnded` hears "closed").
     public func end(callID: String, reason: String = "closed") async {
-        for core in cores {
-            _ = try? await core.loop.submit { core.value.calls[callID]?.end(reason: reason) }
-        }
+        _ = try? await onCall(callID) { $0.end(reason: reason) }
     }
 
     /// The snapshot of one call.
     public func snapshot(of callID: String) async -> CallSnapshot? {
-        for core in cores {
-            if let s = (try? await core.loop.submit { core.value.calls[callID]?.snapshot }) ?? nil { return s }
-        }
-        return nil
+        (try? await onCall(callID) { $0.snapshot }) ?? nil
     }
 
     /// Ends every call and stops the loops.

@@ -10,29 +10,15 @@ extension TandemServer {
     /// node's TURN listeners, and the extensions with their registration state.
     static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?, controller: CallController? = nil) -> ControlAPIBackend {
         let store = context.store
-        let turn = context.configuration.turn
         let lifetime = TimeInterval(context.configuration.http.sessionLifetime)
-        @Sendable func credentials(_ user: String?, _ ttl: Int?) async throws -> TURNCredentialResponse {
-            let settings = try await store.turnSettings()
-            let credential = TURNCredentials.issue(settings: settings, user: user, ttl: ttl)
-            return TURNCredentialResponse(username: credential.username, password: credential.password, ttl: ttl ?? settings.credentialTTL,
-                                          uris: turn.enabled ? turnURIs(turn, settings: settings) : [])
-        }
         @Sendable func response(_ session: SessionRecord, token: String?, ice: [ICEServer]?) -> SessionResponse {
-            var response = SessionResponse(id: session.id, token: token, extension: session.extension, clientID: session.clientID,
-                                           expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: ice)
-            response.guest = session.guest.map {
-                .init(from: $0.from, destination: $0.service.key, displayName: $0.service.displayName.isEmpty ? nil : $0.service.displayName)
-            }
-            return response
+            sessionResponse(session, token: token, ice: ice)
         }
         @Sendable func iceServers(_ user: String?) async throws -> [ICEServer]? {
-            guard turn.enabled else { return nil }
-            let credential = try await credentials(user, nil)
-            return [ICEServer(urls: credential.uris, username: credential.username, credential: credential.password)]
+            try await TandemServer.iceServers(context, user: user)
         }
         return ControlAPIBackend(
-            turnCredentials: credentials,
+            turnCredentials: { user, ttl in try await turnCredentials(context, user: user, ttl: ttl) },
             extensions: {
                 let states = registrations?.extensionStates ?? [:]
                 let failures = registrations?.summary.failures ?? [:]
@@ -80,13 +66,45 @@ extension TandemServer {
                 }
             },
             createGuestSession: { from, destination, clientID in
-                do {
-                    let (session, token) = try await store.createGuestSession(from: from, service: destination, clientID: clientID, lifetime: lifetime)
-                    return response(session, token: token, ice: try await iceServers("guest"))
-                } catch StoreError.unknownService(let key) {
-                    throw ControlAPIError(.notFound, "unknown_service", "no service \(key)")
-                }
+                try await guestSession(context, from: from, service: destination, clientID: clientID, lifetime: lifetime, turnUser: "guest")
             })
+    }
+
+    /// TURN REST credentials for `user` valid `ttl` seconds (nil: the stored TTL), with this node's TURN URIs.
+    static func turnCredentials(_ context: ServeContext, user: String?, ttl: Int?) async throws -> TURNCredentialResponse {
+        let turn = context.configuration.turn
+        let settings = try await context.store.turnSettings()
+        let credential = TURNCredentials.issue(settings: settings, user: user, ttl: ttl)
+        return TURNCredentialResponse(username: credential.username, password: credential.password, ttl: ttl ?? settings.credentialTTL,
+                                      uris: turn.enabled ? turnURIs(turn, settings: settings) : [])
+    }
+
+    /// A session's `iceServers`: Tandem's TURN with REST credentials (none when TURN is off).
+    static func iceServers(_ context: ServeContext, user: String?) async throws -> [ICEServer]? {
+        guard context.configuration.turn.enabled else { return nil }
+        let credential = try await turnCredentials(context, user: user, ttl: nil)
+        return [ICEServer(urls: credential.uris, username: credential.username, credential: credential.password)]
+    }
+
+    /// A session as the API answers it.
+    static func sessionResponse(_ session: SessionRecord, token: String?, ice: [ICEServer]?) -> SessionResponse {
+        var response = SessionResponse(id: session.id, token: token, extension: session.extension, clientID: session.clientID,
+                                       expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: ice)
+        response.guest = session.guest.map {
+            .init(from: $0.from, destination: $0.service.key, displayName: $0.service.displayName.isEmpty ? nil : $0.service.displayName)
+        }
+        return response
+    }
+
+    /// A guest session of `service` for caller `from`; an unknown service is ``ControlAPIError`` 404.
+    static func guestSession(_ context: ServeContext, from: String, service: String, clientID: String, lifetime: TimeInterval,
+                             turnUser: String) async throws -> SessionResponse {
+        do {
+            let (session, token) = try await context.store.createGuestSession(from: from, service: service, clientID: clientID, lifetime: lifetime)
+            return sessionResponse(session, token: token, ice: try await iceServers(context, user: turnUser))
+        } catch StoreError.unknownService(let key) {
+            throw ControlAPIError(.notFound, "unknown_service", "no service \(key)")
+        }
     }
 
     /// The demo application server (`http.demo`): guest sessions for anyone, of the built-in
@@ -94,24 +112,10 @@ extension TandemServer {
     static func demoBackend(_ context: ServeContext) -> DemoSessions {
         let store = context.store
         let lifetime = TimeInterval(min(context.configuration.http.sessionLifetime, 3600))
-        let ice = { @Sendable () async throws -> [ICEServer]? in
-            guard context.configuration.turn.enabled else { return nil }
-            let settings = try await store.turnSettings()
-            let credential = TURNCredentials.issue(settings: settings, user: "demo", ttl: nil)
-            return [ICEServer(urls: turnURIs(context.configuration.turn, settings: settings), username: credential.username, credential: credential.password)]
-        }
         return DemoSessions { service, from in
             let key = service ?? "echo"
             if key == "echo" { try await store.putService(ServiceRecord(key: "echo", number: "echo", displayName: "Echo test")) }
-            do {
-                let (session, token) = try await store.createGuestSession(from: from ?? "demo", service: key, clientID: "demo", lifetime: lifetime)
-                var response = SessionResponse(id: session.id, token: token, extension: nil, clientID: "demo",
-                                               expiresAt: ISO8601DateFormatter().string(from: session.expiresAt), iceServers: try await ice())
-                response.guest = .init(from: from ?? "demo", destination: key, displayName: session.guest?.service.displayName)
-                return response
-            } catch StoreError.unknownService(let key) {
-                throw ControlAPIError(.notFound, "unknown_service", "no service \(key)")
-            }
+            return try await guestSession(context, from: from ?? "demo", service: key, clientID: "demo", lifetime: lifetime, turnUser: "demo")
         }
     }
 
