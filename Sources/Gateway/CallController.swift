@@ -317,8 +317,16 @@ public actor CallController {
         guard connection.calls[callID] == nil else {
             return connection.send(.error(SignallingError("call-exists", "call \(callID) exists", call: callID)))
         }
-        if let echo = configuration.echoNumber, to == echo || (to == nil && connection.session.guest?.number == echo)
-            || (connection.session.guest?.number == echo && to == connection.session.guest?.serviceKey) {
+        // A guest reaches its service's number only, one call at a time.
+        if let guest = connection.session.guest {
+            guard to == nil || to == guest.serviceKey || to == guest.number else {
+                return connection.send(.error(SignallingError("not-allowed", "a guest session calls its service only", call: callID)))
+            }
+            guard connection.calls.isEmpty else {
+                return connection.send(.error(SignallingError("not-allowed", "a guest session has one call at a time", call: callID)))
+            }
+        }
+        if let echo = configuration.echoNumber, (connection.session.guest?.number ?? to) == echo {
             return await placeEchoCall(connection, callID: callID, sdp: sdp)
         }
         guard let manager, let agent else {
@@ -328,12 +336,6 @@ public actor CallController {
         var caller: String?
         var headers: [(String, String)] = []
         if let guest = connection.session.guest {
-            guard to == nil || to == guest.serviceKey || to == guest.number else {
-                return connection.send(.error(SignallingError("not-allowed", "a guest session calls its service only", call: callID)))
-            }
-            guard connection.calls.isEmpty else {
-                return connection.send(.error(SignallingError("not-allowed", "a guest session has one call at a time", call: callID)))
-            }
             // Through the trunk with the caller's number as caller id (From and P-Asserted-Identity, RFC 3325).
             user = configuration.guestAccount ?? guest.from
             caller = guest.from
