@@ -79,6 +79,9 @@ public actor CallController {
         /// A number answered inside Tandem by the echo service (the media comes straight
         /// back: a first call needs no platform); nil: none.
         public var echoNumber: String?
+        /// How long an answered incoming call waits for the browser's leg to connect before
+        /// the platform's INVITE is refused.
+        public var mediaConnectTimeoutSeconds = 10
         public init() {}
     }
 
@@ -458,10 +461,22 @@ public actor CallController {
         if configuration.dtmfByInfo { bridgeAudio.telephoneEventPayloadType = SIPOfferAnswer.telephoneEventPayloadType }
         let dtmf = dtmfRelay(connectionID, callID)
         do {
+            // The platform gets its 200 once the browser's leg is connected (DTLS done), not
+            // before: audio the caller sends after the answer then reaches the browser from
+            // its first packet.
             let started = try await engine.accept(offer, answer: sdp, sip: bridgeAudio, farEnd: { Self.sipLeg(socket, audio, dtmf) },
-                                                  onEnded: mediaEndedHandler(connectionID, callID))
+                                                  onEnded: mediaEndedHandler(connectionID, callID),
+                                                  onConnected: { [weak self] in Task { await self?.mediaConnected(connectionID, callID) } })
             call.mediaID = started.id
-            if call.state.isEnded { await engine.end(callID: started.id) } else { feed(.mediaStarted, call, connection) }
+            if call.state.isEnded {
+                await engine.end(callID: started.id)
+            } else if call.state.phase == .answering {
+                let seconds = configuration.mediaConnectTimeoutSeconds
+                Task { [weak self] in
+                    try? await Task.sleep(for: .seconds(seconds))
+                    await self?.mediaConnectTimedOut(connectionID, callID, seconds: seconds)
+                }
+            }
         } catch {
             connection.send(.error(SignallingError("bad-sdp", "\(error)", call: callID)))
             feed(.mediaFailed(reason: "answer refused: \(error)"), call, connection)
@@ -561,6 +576,17 @@ public actor CallController {
             guard let self else { return }
             Task { await self.mediaEnded(connectionID, callID, reason: reason) }
         }
+    }
+
+    /// The answered call's WebRTC leg connected: the SIP side is answered now.
+    private func mediaConnected(_ connectionID: Int, _ callID: String) {
+        guard let connection = connections[connectionID], let call = connection.calls[callID] else { return }
+        feed(.mediaStarted, call, connection)
+    }
+
+    private func mediaConnectTimedOut(_ connectionID: Int, _ callID: String, seconds: Int) {
+        guard let connection = connections[connectionID], let call = connection.calls[callID], call.state.phase == .answering else { return }
+        feed(.mediaFailed(reason: "the browser's media did not connect within \(seconds) s"), call, connection)
     }
 
     private func mediaEnded(_ connectionID: Int, _ callID: String, reason: String) {

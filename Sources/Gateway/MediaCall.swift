@@ -123,7 +123,7 @@ final class MediaLoopCore {
 
     func startCall(id: String, loopIndex: Int, socket: UDPSocket?, audio: NegotiatedAudio, sip: SIPAudio, local: LocalMediaParameters,
                    identity: DTLSIdentity, configuration: MediaConfiguration, farEnd: any FarEnd, onEnded: (@Sendable (String) -> Void)?,
-                   onRelease: @escaping () -> Void) throws {
+                   onConnected: (@Sendable () -> Void)? = nil, onRelease: @escaping () -> Void) throws {
         let localSSRC = local.ssrc
         var ice = ICELiteAgent(local: local.ice, remote: audio.remoteICE)
         ice.consentTimeout = Int64(configuration.consentTimeoutSeconds) * 1000
@@ -146,12 +146,13 @@ final class MediaLoopCore {
         opus.complexity = governor.current  // a new call starts where the governor stands
         let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: opus)
         let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onEnded: onEnded, onRelease: onRelease)
+        call.onConnected = onConnected
         call.local = local
         call.local.codecs = [audio.codec]
         call.remoteICE = audio.remoteICE
         do {
             try leg.start()
-            try farEnd.attach(loop: loop) { [unowned call] packet in call.fromSIP(packet) }
+            try farEnd.attach(loop: loop, receiveBatch: receiveBatch) { [unowned call] packet in call.fromSIP(packet) }
         } catch {
             leg.close()
             farEnd.close()
@@ -185,6 +186,8 @@ final class MediaCall {
     unowned let core: MediaLoopCore
     private var onRelease: (() -> Void)?
     private var onEnded: (@Sendable (String) -> Void)?
+    /// Told once, when the WebRTC leg first connects (DTLS done, SRTP keys in place).
+    var onConnected: (@Sendable () -> Void)?
     private var ended = false
     private var reported = WebRTCLeg.Counters()
 
@@ -205,7 +208,12 @@ final class MediaCall {
             case .consentExpired: self.end(reason: "consent_expired")
             case .failed: self.end(reason: "dtls_failed")
             case .closed: self.end(reason: "peer_closed")
-            case .connecting, .connected: break
+            case .connected:
+                if let connected = self.onConnected {
+                    self.onConnected = nil
+                    connected()
+                }
+            case .connecting: break
             }
         }
     }

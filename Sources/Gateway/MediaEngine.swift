@@ -223,7 +223,7 @@ public final class MediaEngine: Sendable {
 
     /// Starts the call of a prepared leg on its loop.
     private func start(_ prepared: PreparedLeg, audio: NegotiatedAudio, sip: SIPAudio?, farEnd: @escaping @Sendable () -> any FarEnd,
-                       onEnded: (@Sendable (String) -> Void)?) async throws -> String {
+                       onEnded: (@Sendable (String) -> Void)?, onConnected: (@Sendable () -> Void)? = nil) async throws -> String {
         let id = CallID.make()
         let configuration = self.configuration
         let identity = self.identity
@@ -238,7 +238,7 @@ public final class MediaEngine: Sendable {
             try await core.loop.submit {
                 try core.value.startCall(id: id, loopIndex: index, socket: prepared.socket, audio: audio, sip: sipSide, local: prepared.parameters,
                                          identity: identity, configuration: configuration, farEnd: farEnd(),
-                                         onEnded: onEnded) { [weak self] in
+                                         onEnded: onEnded, onConnected: onConnected) { [weak self] in
                     self?.callLoops.withLock { _ = $0.removeValue(forKey: id) }
                     self?.released(loop: index)
                 }
@@ -312,7 +312,7 @@ public final class MediaEngine: Sendable {
 
     /// Starts the call of an offer with the browser's answer.
     public func accept(_ offer: BrowserOffer, answer text: String, sip: SIPAudio, farEnd: @escaping @Sendable () -> any FarEnd,
-                       onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
+                       onEnded: (@Sendable (String) -> Void)? = nil, onConnected: (@Sendable () -> Void)? = nil) async throws -> StartedCall {
         let audio: NegotiatedAudio
         do {
             audio = try WebRTCOfferAnswer.apply(answer: try SessionDescription(parsing: text), to: offer.description)
@@ -320,7 +320,7 @@ public final class MediaEngine: Sendable {
             discard(offer.prepared)
             throw MediaError("answer: \(error)")
         }
-        let id = try await start(offer.prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded)
+        let id = try await start(offer.prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded, onConnected: onConnected)
         return StartedCall(id: id, codec: audio.codec, law: law(for: audio.codec, sip: sip), answer: nil)
     }
 
@@ -394,8 +394,9 @@ enum CallID {
 /// What sits at the G.711 end of a call: the SIP leg's RTP (``SIPRTPLeg``) or the echo service.
 public protocol FarEnd: AnyObject {
     /// Called once on the call's loop before media flows: `toBrowser` carries RTP packets
-    /// that arrive on their own (from a socket) into the bridge.
-    func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws
+    /// that arrive on their own (from a socket) into the bridge; `receiveBatch` is the loop's
+    /// (for reads on the loop's thread, between its wake-ups).
+    func attach(loop: DatapathLoop, receiveBatch: ReceiveBatch, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws
     /// A G.711 RTP packet from the bridge (valid during the call only); `send` carries RTP
     /// packets back into the bridge at once.
     func receive(_ packet: UnsafeRawBufferPointer, send: (UnsafeRawBufferPointer) -> Void)
@@ -403,7 +404,7 @@ public protocol FarEnd: AnyObject {
 }
 
 extension FarEnd {
-    public func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {}
+    public func attach(loop: DatapathLoop, receiveBatch: ReceiveBatch, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {}
 }
 
 /// The in-process echo far end: every G.711 RTP packet (and telephone-event) goes straight back.

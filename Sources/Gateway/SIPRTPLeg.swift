@@ -12,8 +12,10 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
     public let socket: UDPSocket
     public private(set) var audio: SIPAudio
     private var loop: DatapathLoop?
+    /// The loop's receive batch (one `recvmmsg` per wake-up: a short batch shows the socket
+    /// empty, so no read ends in EAGAIN).
+    private var receiveBatch: ReceiveBatch?
     private var toBrowser: ((UnsafeRawBufferPointer) -> Void)?
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
     private var closed = false
 
     public struct Counters: Sendable, Equatable {
@@ -36,15 +38,14 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
         self.audio = audio
     }
 
-    deinit { buffer.deallocate() }
-
     /// A new description from the peer (its answer, 183, or a re-INVITE: hold, a new address).
     public func update(_ audio: SIPAudio) {
         self.audio = audio
     }
 
-    public func attach(loop: DatapathLoop, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {
+    public func attach(loop: DatapathLoop, receiveBatch: ReceiveBatch, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {
         self.loop = loop
+        self.receiveBatch = receiveBatch
         self.toBrowser = toBrowser
         try loop.register(socket.fd, self)
     }
@@ -63,19 +64,22 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
     }
 
     public func readable() {
+        guard let receiveBatch else { return }
         // Level-triggered: a bounded round here, the rest on the next wake-up.
-        for _ in 0..<32 {
-            guard !closed, let got = socket.receive(into: buffer) else { return }
-            let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<got.length])
-            guard !got.truncated, got.length >= 12, packet[0] >> 6 == 2, let remote = audio.remote, Self.sameHost(got.source, remote) else {
+        receiveBatch.drain(socket, rounds: 4) { i in
+            guard !closed else { return false }
+            let packet = receiveBatch.payload(i)
+            guard !receiveBatch.isTruncated(i), packet.count >= 12, packet[0] >> 6 == 2, let source = receiveBatch.source(i),
+                  let remote = audio.remote, Self.sameHost(source, remote) else {
                 counters.refused += 1
-                continue
+                return true
             }
             // RTCP (payload types 200–204 with the marker bit, RFC 5761 §4) is not bridged.
-            if (200...204).contains(packet[1]) { continue }
-            if got.source.port != remote.port { audio.remote = got.source }
+            if (200...204).contains(packet[1]) { return true }
+            if source.port != remote.port { audio.remote = source }
             counters.received += 1
             if audio.direction.receives { toBrowser?(packet) }
+            return true
         }
     }
 

@@ -177,18 +177,39 @@ import Testing
         let peer = try UDPSocket(binding: any)
         let leg = LoopBound(SIPRTPLeg(socket: legSocket, audio: SIPAudio(law: .muLaw, remote: peer.localAddress)), loop: loop)
         let received = Mutex<[Int]>([])
-        #expect(loop.execute { try? leg.value.attach(loop: loop) { packet in received.withLock { $0.append(packet.count) } } })
+        #expect(loop.execute {
+            try? leg.value.attach(loop: loop, receiveBatch: ReceiveBatch(capacity: 4, maximumDatagramSize: 2048)) { packet in received.withLock { $0.append(packet.count) } }
+        })
+        func waitFor(_ count: Int) {
+            let deadline = ContinuousClock.now + .seconds(2)
+            while received.withLock({ $0.count < count }) && ContinuousClock.now < deadline { usleep(5000) }
+        }
         var bytes = [UInt8](repeating: 0, count: 172)
         bytes[0] = 0x80
         let rtp = bytes
         #expect(peer.send(rtp, to: legSocket.localAddress).isSent)
         #expect(peer.send([1, 2, 3], to: legSocket.localAddress).isSent)  // not RTP: refused
-        let deadline = ContinuousClock.now + .seconds(2)
-        while received.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline { usleep(5000) }
+        waitFor(1)
         #expect(received.withLock { $0 } == [172])
         _ = loop.execute { rtp.withUnsafeBytes { leg.value.receive($0, send: { _ in }) } }
         let back = try #require(peer.receive(waitingMilliseconds: 2000))
         #expect(back.bytes.count == 172)
+        // The peer's RTP now comes from another port of its address (a NAT): the leg latches
+        // onto it and sends there; another address is refused.
+        let moved = try UDPSocket(binding: any)
+        let stranger = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0002, port: 0))
+        #expect(stranger.send(Array(rtp.prefix(100)), to: legSocket.localAddress).isSent)
+        #expect(moved.send(Array(rtp.prefix(160)), to: legSocket.localAddress).isSent)
+        waitFor(2)
+        #expect(received.withLock { $0 } == [172, 160])
+        _ = loop.execute { rtp.withUnsafeBytes { leg.value.receive($0, send: { _ in }) } }
+        #expect(try #require(moved.receive(waitingMilliseconds: 2000)).bytes.count == 172)
+        let counters = Mutex<SIPRTPLeg.Counters?>(nil)
+        _ = loop.execute { counters.withLock { $0 = leg.value.counters } }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while counters.withLock({ $0 == nil }) && ContinuousClock.now < deadline { usleep(5000) }
+        let c = try #require(counters.withLock { $0 })
+        #expect((c.sent, c.received, c.refused) == (2, 2, 2))
         _ = loop.execute { leg.value.close() }
     }
 

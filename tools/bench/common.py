@@ -1,5 +1,6 @@
-"""Helpers the benchmarks share: a process's CPU time and RSS from /proc, free ports, and
-stopping a process group started with start_new_session=True."""
+"""Helpers the benchmarks share: a process's CPU time and RSS from /proc, free ports,
+stopping a process group started with start_new_session=True, and the VM guest's
+halt-polling setting for a run."""
 import os
 import random
 import signal
@@ -54,3 +55,32 @@ def stop_group(proc, timeout=20):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+class GuestHaltPoll:
+    """Sets the haltpoll cpuidle driver's guest_halt_poll_ns for the run, and restores it."""
+    PATH = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+
+    def __init__(self, microseconds):
+        self.microseconds = microseconds
+        self.saved = None
+        self.value = None
+
+    def __enter__(self):
+        if os.path.exists(self.PATH):
+            with open(self.PATH) as f:
+                self.saved = f.read().strip()
+            self.value = int(self.saved)
+        if self.microseconds is not None:
+            if self.saved is None:
+                raise SystemExit("--guest-halt-poll-us: this host has no haltpoll cpuidle driver")
+            with open(self.PATH, "w") as f:
+                f.write(str(self.microseconds * 1000))
+            self.value = self.microseconds * 1000
+            print(f"guest_halt_poll_ns: {self.saved} → {self.value} for this run", flush=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.microseconds is not None and self.saved is not None:
+            with open(self.PATH, "w") as f:
+                f.write(self.saved)

@@ -3,6 +3,7 @@
 table and writes JSON.
 
   sudo python3 tools/bench/calls/bench.py [--quick] [--hold S] [--extensions N] [--json docs/benchmarks-calls.json] [--no-build]
+      [--reference-counts 300,350,400] [--guest-halt-poll-us 200]
 
 The pieces (release builds of `tandem` and `media-load`, Kamailio, sipp):
   Tandem        `tandem serve`, media on one thread, pinned to core 0 with taskset
@@ -25,7 +26,9 @@ Loss per direction, from counters over the step: browser → SIP is 1 − (RTP T
 sipp) / (RTP the browsers sent); SIP → browser is 1 − (RTP the browsers received) / (RTP
 Tandem received from sipp). CPU is Tandem's utime+stime over the step (from /proc) per call;
 RSS is the growth at the step's peak per call. The issue's targets: ≥ 200 call setups/s, and
-≥ 90 % of the media benchmark's concurrent transcoded calls (docs/benchmarks-media.json).
+≥ 90 % of the media benchmark's concurrent transcoded calls: with --reference-counts, its ramp
+(the echo service, same engine settings, same loss criterion) runs first in the same run, on
+the host as it is then; otherwise the figure comes from docs/benchmarks-media.json.
 """
 import argparse
 import json
@@ -40,8 +43,17 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "interop", "sip"))
-from common import cpu_seconds, rss_kib, stop_group  # noqa: E402
+from common import GuestHaltPoll, cpu_seconds, rss_kib, stop_group  # noqa: E402
 import run as interop  # noqa: E402  (Kamailio, Tandem, tones from the interop tests)
+
+
+def media_bench():
+    """tools/bench/media/bench.py as a module (its Gateway and step run the reference ramp)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("media_bench", os.path.join(ROOT, "tools", "bench", "media", "bench.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 BUILD = os.path.join(ROOT, ".build", "release")
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -143,7 +155,33 @@ def step(workdir, tandem, browsers, rate, calls, hold, label):
 
 
 def inner(a):
+    with GuestHaltPoll(a.guest_halt_poll_us) as halt_poll:
+        return run(a, halt_poll.value)
+
+
+def reference_ramp(a, workdir):
+    """The media benchmark's ramp in this run, on this host as it is now: the echo service
+    (no SIP leg) with the same engine settings (one media thread, a port per leg, the
+    governor as for the calls), each step `--reference-seconds` of steady media. Rising N
+    until a step loses ≥ 0.1 % (the calls' own criterion; no core-load cap), so the figure
+    the calls are held to is measured, not read from an older run on another day."""
+    media = media_bench()
+    steps = []
+    with media.Gateway(os.path.join(workdir, "reference"), 5, "per-leg", 0, governor=not a.no_governor) as gateway:
+        for n in a.reference_counts:
+            r = media.step(gateway, n, "opus", a.reference_seconds)
+            r["ok"] = "error" not in r and r["loss"] < 0.001
+            steps.append(r)
+            print(f"reference (echo) N={n}: {'ok' if r['ok'] else 'over'}, loss {100 * r.get('loss', 1):.3f} %, core {100 * r.get('gateway_core_load', 0):.0f} %, "
+                  f"{1000 * r.get('cpu_per_call_second', 0):.3f} ms CPU per call-second, complexity ≥ {r.get('lowest_complexity')}", flush=True)
+            if not r["ok"]:
+                break
+    return steps
+
+
+def run(a, halt_poll_ns):
     workdir = tempfile.mkdtemp(prefix="tandem-calls-bench-")
+    reference = reference_ramp(a, workdir) if a.reference_counts else None
     kamailio = interop.Kamailio(workdir, "kamailio", "127.0.0.1", max_expires=3600, children=2).start()
     subprocess.run(["taskset", "-cp", LOAD_CORE, str(kamailio.proc.pid)], capture_output=True)
     open(os.path.join(workdir, "tone.ulaw"), "wb").write(bytes(interop.ulaw(x) for x in interop.tone(440, 10)))
@@ -176,15 +214,21 @@ def inner(a):
         kamailio.kill()
     best_rate = max((s["rate"] for s in steps if s["ok"] and s["label"].startswith("rate")), default=None)
     best_concurrent = max((s["calls"] for s in steps if s["ok"] and s["label"].startswith("concurrent")), default=None)
-    # The media benchmark's figure for the same engine settings (a port per leg): its governed
-    # ramp with the governor on (Tandem's default), its complexity-5 ramp with it off.
+    # The media benchmark's figure for the same engine settings (a port per leg): its ramp in
+    # this run when --reference-counts asked for one, else its governed ramp (the governor on,
+    # Tandem's default) or complexity-5 ramp (off) from docs/benchmarks-media.json.
     media = None
-    try:
-        runs = json.load(open(os.path.join(ROOT, "docs", "benchmarks-media.json")))["runs"]["per-leg"]
-        media = max(r["calls"] for r in runs["governed" if not a.no_governor else "transcode"] if r.get("loss", 1) < 0.001)
-    except (OSError, KeyError, ValueError):
-        pass
+    if reference is not None:
+        media = max((r["calls"] for r in reference if r["ok"]), default=None)
+    else:
+        try:
+            runs = json.load(open(os.path.join(ROOT, "docs", "benchmarks-media.json")))["runs"]["per-leg"]
+            media = max(r["calls"] for r in runs["governed" if not a.no_governor else "transcode"] if r.get("loss", 1) < 0.001)
+        except (OSError, KeyError, ValueError):
+            pass
     result = {"steps": steps, "best_setup_rate": best_rate, "best_concurrent": best_concurrent, "media_bench_concurrent": media,
+              "media_bench_source": "this run" if reference is not None else "docs/benchmarks-media.json", "reference_steps": reference,
+              "guest_halt_poll_ns": halt_poll_ns,
               "concurrent_vs_media": round(best_concurrent / media, 2) if best_concurrent and media else None,
               "governor": not a.no_governor, "hold_s": a.hold, "extensions": a.extensions, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
     print()
@@ -194,7 +238,7 @@ def inner(a):
         print(f"| {s['label']} | {s['rate']} | {s['calls']} | {'yes' if s['ok'] else 'no'} | {s['failed']} | {s['calls_with_audio']} | "
               f"{100 * s['loss_to_sip']:.3f} % | {100 * s['loss_to_browser']:.3f} % | {s['tandem_cpu_ms_per_call']} | {s['tandem_cpu_per_call_second']} | {s['rss_kib_per_call']} |")
     print(f"\nhighest setup rate without a failed call: {best_rate} calls/s; most concurrent calls: {best_concurrent}"
-          f" (the media benchmark's {'governed' if not a.no_governor else 'complexity-5'} ramp: {media}, ratio {result['concurrent_vs_media']})")
+          f" (the media benchmark's {'governed' if not a.no_governor else 'complexity-5'} ramp, {result['media_bench_source']}: {media}, ratio {result['concurrent_vs_media']})")
     if a.json:
         json.dump(result, open(a.json, "w"), indent=2)
         print(f"wrote {a.json}")
@@ -213,6 +257,10 @@ def main():
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--no-governor", action="store_true", help="media.opus-governor off: Opus at complexity 5 throughout, as the media benchmark's transcode ramp")
     p.add_argument("--build-dir", help="where tandem and media-load are (default .build/release; a debug build only checks the bench itself)")
+    p.add_argument("--reference-counts", type=lambda t: [int(x) for x in t.split(",") if x],
+                   help="run the media benchmark's ramp (echo, no SIP leg) at these call counts first, in this run, as the figure the concurrency is held to")
+    p.add_argument("--reference-seconds", type=float, default=15, help="steady seconds per reference step (default 15)")
+    p.add_argument("--guest-halt-poll-us", type=int, help="a VM guest: idle cores poll this long before they halt, for the run (as the media benchmark's option)")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     global BUILD

@@ -40,7 +40,7 @@ import ssl
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SERVER_CORE, LOAD_CORE = "0", "1"
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
-from common import cpu_seconds, free_port, rss_kib, stop_group  # noqa: E402
+from common import GuestHaltPoll, cpu_seconds, free_port, rss_kib, stop_group  # noqa: E402
 
 SHARED_PORT = 50000
 
@@ -284,35 +284,6 @@ def host_scheduling_latency(seconds=20):
     print(f"host: cyclictest on core {SERVER_CORE} (SCHED_FIFO 99, every 200 µs, {seconds} s): wake-up late by p50 {r['p50_us']} µs, p99 {r['p99_us']} µs, "
           f"p99.9 {r['p999_us']} µs, p99.99 {r['p9999_us']} µs, max {r['max_us']} µs; {r['over_1ms']} of {r['wake_ups']} over 1 ms", flush=True)
     return r
-
-
-class GuestHaltPoll:
-    """Sets the haltpoll cpuidle driver's guest_halt_poll_ns for the run, and restores it."""
-    PATH = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
-
-    def __init__(self, microseconds):
-        self.microseconds = microseconds
-        self.saved = None
-        self.value = None
-
-    def __enter__(self):
-        if os.path.exists(self.PATH):
-            with open(self.PATH) as f:
-                self.saved = f.read().strip()
-            self.value = int(self.saved)
-        if self.microseconds is not None:
-            if self.saved is None:
-                raise SystemExit("--guest-halt-poll-us: this host has no haltpoll cpuidle driver")
-            with open(self.PATH, "w") as f:
-                f.write(str(self.microseconds * 1000))
-            self.value = self.microseconds * 1000
-            print(f"guest_halt_poll_ns: {self.saved} → {self.value} for this run", flush=True)
-        return self
-
-    def __exit__(self, *exc):
-        if self.microseconds is not None and self.saved is not None:
-            with open(self.PATH, "w") as f:
-                f.write(self.saved)
 
 
 def main():
