@@ -34,7 +34,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
-from common import cpu_seconds, cpu_split, free_port, rss_kib, stop_group  # noqa: E402
+from common import GuestHaltPoll, cpu_seconds, cpu_split, free_port, rss_kib, stop_group  # noqa: E402
 SECRET = "bench-secret-0123456789"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
@@ -281,6 +281,7 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the relay steps, each server in turn (default 2)")
+    ap.add_argument("--guest-halt-poll-us", type=int, help="a VM guest: idle cores poll this long before they halt, for the run (as the media benchmark's option; both servers see it)")
     args = ap.parse_args()
     args.clients = [20, 50] if args.quick else [100, 200, 400]
     args.rates = [5000, 10000] if args.quick else [10000, 20000, 30000, 40000]
@@ -304,7 +305,9 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(0.3)
     try:
-        results = run_rounds(args, workdir, peer_port)
+        with GuestHaltPoll(args.guest_halt_poll_us) as halt_poll:
+            results = run_rounds(args, workdir, peer_port)
+        results["guest_halt_poll_ns"] = halt_poll.value
     finally:
         os.killpg(peer.pid, signal.SIGTERM)
         peer.wait()
