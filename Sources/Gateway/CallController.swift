@@ -472,9 +472,8 @@ public actor CallController {
                 await engine.end(callID: started.id)
             } else if call.state.phase == .answering {
                 let seconds = configuration.mediaConnectTimeoutSeconds
-                Task { [weak self] in
-                    try? await Task.sleep(for: .seconds(seconds))
-                    await self?.mediaConnectTimedOut(connectionID, callID, seconds: seconds)
+                loop.scheduleTask(in: .seconds(Int64(seconds))) { [unowned self] in
+                    self.assumeIsolated { $0.mediaConnectTimedOut(connectionID, callID, seconds: seconds) }
                 }
             }
         } catch {

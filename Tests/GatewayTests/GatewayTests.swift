@@ -180,16 +180,16 @@ import Testing
         #expect(loop.execute {
             try? leg.value.attach(loop: loop, receiveBatch: ReceiveBatch(capacity: 4, maximumDatagramSize: 2048)) { packet in received.withLock { $0.append(packet.count) } }
         })
-        func waitFor(_ count: Int) {
+        func waitUntil(_ done: () -> Bool) {
             let deadline = ContinuousClock.now + .seconds(2)
-            while received.withLock({ $0.count < count }) && ContinuousClock.now < deadline { usleep(5000) }
+            while !done() && ContinuousClock.now < deadline { usleep(5000) }
         }
         var bytes = [UInt8](repeating: 0, count: 172)
         bytes[0] = 0x80
         let rtp = bytes
         #expect(peer.send(rtp, to: legSocket.localAddress).isSent)
         #expect(peer.send([1, 2, 3], to: legSocket.localAddress).isSent)  // not RTP: refused
-        waitFor(1)
+        waitUntil { received.withLock { $0.count >= 1 } }
         #expect(received.withLock { $0 } == [172])
         _ = loop.execute { rtp.withUnsafeBytes { leg.value.receive($0, send: { _ in }) } }
         let back = try #require(peer.receive(waitingMilliseconds: 2000))
@@ -200,14 +200,13 @@ import Testing
         let stranger = try UDPSocket(binding: DatagramAddress(ipv4: 0x7F00_0002, port: 0))
         #expect(stranger.send(Array(rtp.prefix(100)), to: legSocket.localAddress).isSent)
         #expect(moved.send(Array(rtp.prefix(160)), to: legSocket.localAddress).isSent)
-        waitFor(2)
+        waitUntil { received.withLock { $0.count >= 2 } }
         #expect(received.withLock { $0 } == [172, 160])
         _ = loop.execute { rtp.withUnsafeBytes { leg.value.receive($0, send: { _ in }) } }
         #expect(try #require(moved.receive(waitingMilliseconds: 2000)).bytes.count == 172)
         let counters = Mutex<SIPRTPLeg.Counters?>(nil)
         _ = loop.execute { counters.withLock { $0 = leg.value.counters } }
-        let deadline = ContinuousClock.now + .seconds(2)
-        while counters.withLock({ $0 == nil }) && ContinuousClock.now < deadline { usleep(5000) }
+        waitUntil { counters.withLock { $0 != nil } }
         let c = try #require(counters.withLock { $0 })
         #expect((c.sent, c.received, c.refused) == (2, 2, 2))
         _ = loop.execute { leg.value.close() }
