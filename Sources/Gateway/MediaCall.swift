@@ -6,7 +6,8 @@ import SDP
 import WebRTC
 
 /// The calls of one media loop, and the loop's 20 ms tick (DTLS timers, consent, the
-/// jitter buffers' gap release, RTCP reports every 5 s). Lives on its loop.
+/// jitter buffers' gap release, RTCP reports every 5 s), which runs only while the loop has
+/// calls: an idle gateway does not wake. Lives on its loop.
 final class MediaLoopCore {
     let loop: DatapathLoop
     let metrics: MediaMetrics
@@ -68,7 +69,13 @@ final class MediaLoopCore {
     /// When the governor last acted on a late tick (ms).
     private var lastBehind: Int64 = 0
 
-    func startTicking() {
+    /// Whether the tick is scheduled.
+    private(set) var isTicking = false
+
+    /// Starts the tick unless it runs already (a call was added).
+    private func startTicking() {
+        guard !isTicking else { return }
+        isTicking = true
         nextTick = DatapathLoop.monotonicNanoseconds() + UInt64(Self.tickMilliseconds) * 1_000_000
         scheduleTick()
     }
@@ -78,6 +85,15 @@ final class MediaLoopCore {
             guard let self else { return }
             let late = DatapathLoop.monotonicNanoseconds() - self.nextTick
             self.tick(lateNanoseconds: late)
+            // The last call is gone: stop, with the counts handed over; the next call's first
+            // samples start afresh rather than measure the idle time.
+            if self.calls.isEmpty {
+                self.flushCounters()
+                self.lastSample = nil
+                self.lastTickSample = nil
+                self.isTicking = false
+                return
+            }
             self.nextTick += UInt64(Self.tickMilliseconds) * 1_000_000
             // Behind by more than a tick: skip ahead rather than fire a burst of catch-up ticks.
             if late > UInt64(Self.tickMilliseconds) * 1_000_000 { self.nextTick = DatapathLoop.monotonicNanoseconds() + UInt64(Self.tickMilliseconds) * 1_000_000 }
@@ -159,6 +175,7 @@ final class MediaLoopCore {
             throw error
         }
         calls[id] = call
+        startTicking()
         metrics.legsStarted.increment()
         metrics.legs.record(metrics.liveLegs.add(1, ordering: .relaxed).newValue)
     }

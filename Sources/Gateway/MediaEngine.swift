@@ -111,10 +111,7 @@ public final class MediaEngine: Sendable {
             return !s
         }
         guard first else { return }
-        for core in cores {
-            core.loop.start()
-            _ = core.loop.execute { core.value.startTicking() }
-        }
+        for core in cores { core.loop.start() }
     }
 
     /// The SHA-256 fingerprint every answer advertises.

@@ -50,16 +50,19 @@ final class UDPListener: ReadableHandler {
         self.core = core
     }
 
-    /// One `recvmmsg` per readiness: epoll is level-triggered, so a full batch that leaves
-    /// more behind raises the event again (and saves the read that would find nothing).
+    /// Reads batch after batch until a short one shows the socket empty (at most
+    /// ``drainRounds``): under receive moderation the loop pauses after this wake-up, and what
+    /// a single batch left behind would wait out the pause.
     func readable() {
-        let n = input.receive(from: socket)
         let me = ClientSocket.udp(self)
-        for i in 0..<n {
-            guard let source = input.source(i) else { continue }
-            core.receiveFromClient(input.payload(i), remote: source, socket: me)
+        input.drain(socket, rounds: Self.drainRounds) { i in
+            if let source = input.source(i) { core.receiveFromClient(input.payload(i), remote: source, socket: me) }
+            return true
         }
     }
+
+    /// Batches read per readiness at most, so one busy listener cannot hold its loop.
+    static let drainRounds = 8
 }
 
 /// One TCP or TLS client connection: its NIO channel (whose handler feeds frames to the
