@@ -186,6 +186,9 @@ public final class DatapathLoop: @unchecked Sendable {
 
     private func run() {
         threadID.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        // The kernel's name of the thread (`top -H`, /proc/<pid>/task/*/comm), which
+        // Foundation's `Thread.name` does not set.
+        _ = tandem_set_thread_name(name)
         let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
         defer { ready.deallocate() }
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }

@@ -198,6 +198,15 @@ struct LoopTests {
         await #expect(throws: LoopStopped.self) { try await loop.submit { 42 } }
     }
 
+    @Test func theLoopThreadCarriesItsNameInTheKernel() async throws {
+        let loop = try DatapathLoop(name: "turn-7")
+        loop.start()
+        // What `top -H` and /proc/<pid>/task/*/comm show for the loop's thread.
+        let comm = try await loop.submit { try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8) }
+        #expect(comm.trimmingCharacters(in: .whitespacesAndNewlines) == "turn-7")
+        await loop.stop()
+    }
+
     @Test func iterationEndHooksRunAfterEvents() async throws {
         let loop = try DatapathLoop(name: "hooks", batchWindowMicroseconds: 50)
         loop.start()

@@ -33,3 +33,5 @@ void tandem_eventfd_drain(int fd);
 
 /// PR_SET_TIMERSLACK for the calling thread, so short sleeps end on time.
 int tandem_set_timer_slack_ns(unsigned long nanoseconds);
+/// PR_SET_NAME: the calling thread's name as the kernel shows it (cut to 15 bytes).
+int tandem_set_thread_name(const char *name);
