@@ -3,7 +3,8 @@
 #   make test   build and run every test: short fuzz runs of the STUN, SDP, RTP/RTCP and SIP parsers and SRTP,
 #               unit tests, the interop tests against coturn's clients and Kamailio, the WebRTC
 #               end-to-end tests (aiortc and headless Chromium against the echo service), and the
-#               gateway's end-to-end tests (Chromium on the agent page bridged to sipp through Kamailio)
+#               gateway's end-to-end tests (Chromium on the agent page bridged to sipp through Kamailio), and
+#               the /cms pages in Chromium (sign-in, lock-out, allowed networks)
 
 SHELL := /bin/bash
 
@@ -38,4 +39,5 @@ test:
 	python3 tools/interop/sip/run.py --tandem .build/debug/tandem --peer .build/debug/sip-peer
 	python3 tools/interop/webrtc/run.py --tandem .build/debug/tandem --python $(VENV)/bin/python
 	$(VENV)/bin/python tools/interop/gateway/run.py --tandem .build/debug/tandem
+	$(VENV)/bin/python tools/interop/cms/run.py --tandem .build/debug/tandem
 	python3 tools/interop/api/run.py --tandem .build/debug/tandem --schemathesis $(VENV)/bin/schemathesis

@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
@@ -153,11 +154,27 @@ let package = Package(
             resources: [.copy("openapi.yaml"), .copy("webkit")],
             swiftSettings: strict
         ),
+        // The administrators' web configuration under /cms: sign-in, sessions, CSRF, lock-out,
+        // the pages. Knows the Store and Hummingbird, not the protocols (TandemKit feeds it).
+        .target(
+            name: "Admin",
+            dependencies: [
+                "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Configuration, TLS material, logging, and the wiring of `tandem serve`.
         .target(
             name: "TandemKit",
             dependencies: [
-                "STUN", "TURN", "Store", "ControlAPI", "Gateway", "Media", "Opus", "SIP", "SIPUA",
+                "STUN", "TURN", "Store", "ControlAPI", "Admin", "Gateway", "Media", "Opus", "SIP", "SIPUA",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -176,7 +193,7 @@ let package = Package(
         .executableTarget(
             name: "Tandem",
             dependencies: [
-                "TandemKit", "Store",
+                "TandemKit", "Store", "Admin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -234,6 +251,16 @@ let package = Package(
         .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),
         .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", "Datapath", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: strict),
+        .testTarget(
+            name: "AdminTests",
+            dependencies: [
+                "Admin", "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TandemKitTests",
             dependencies: [

@@ -191,7 +191,7 @@ enum APIRoutes {
         return ByteBuffer(bytes: data)
     }()
 
-    static func add(to router: Router<BasicRequestContext>, oauth: OAuthTokenService, backend: ControlAPIBackend) {
+    static func add(to router: Router<HTTPSRequestContext>, oauth: OAuthTokenService, backend: ControlAPIBackend) {
         let api = router.group("api/v1")
         api.get("openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: openAPIDocument))
@@ -277,8 +277,8 @@ enum APIRoutes {
     /// 401 or 403 of RFC 6750 §3.1.
     static func guarded(
         _ scope: String, _ oauth: OAuthTokenService,
-        _ body: @escaping @Sendable (Request, BasicRequestContext, AccessTokenClaims) async throws -> Response
-    ) -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        _ body: @escaping @Sendable (Request, HTTPSRequestContext, AccessTokenClaims) async throws -> Response
+    ) -> @Sendable (Request, HTTPSRequestContext) async throws -> Response {
         { request, context in
             let claims: AccessTokenClaims
             do throws(OAuthError) {

@@ -20,8 +20,23 @@ import NIOCore
 import NIOSSL
 import Prometheus
 
+/// The request context of the HTTPS router: Hummingbird's basic one plus the client's
+/// address, which `/cms` checks against its allowed networks.
+public struct HTTPSRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
 /// Builds the HTTPS application.
 public enum ControlAPI {
+    /// Adds more routes (the `/cms` pages) to the router.
+    public typealias RouteMount = @Sendable (Router<HTTPSRequestContext>) -> Void
+
     /// Where and how the listener runs.
     public struct Configuration: Sendable {
         public var host: String
@@ -58,9 +73,10 @@ public enum ControlAPI {
         api: ControlAPIBackend? = nil,
         signalling: SignallingBackend? = nil,
         demo: DemoSessions? = nil,
-        corsOrigins: [String] = []
-    ) -> Router<BasicRequestContext> {
-        let router = Router()
+        corsOrigins: [String] = [],
+        mount: RouteMount? = nil
+    ) -> Router<HTTPSRequestContext> {
+        let router = Router(context: HTTPSRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware(strictTransportSecurity: strictTransportSecurity))
         if !corsOrigins.isEmpty { router.add(middleware: CORSMiddleware(allowedOrigins: corsOrigins)) }
         router.add(middleware: MethodNotAllowedMiddleware(routes: documentedRoutes))
@@ -88,6 +104,7 @@ public enum ControlAPI {
         oauth?.addRoutes(to: router)
         if let oauth, let api { APIRoutes.add(to: router, oauth: oauth, backend: api) }
         WebKitRoutes.add(to: router, signalling: signalling, demo: demo)
+        mount?(router)
         return router
     }
 
@@ -111,11 +128,12 @@ public enum ControlAPI {
         signalling: SignallingBackend? = nil,
         demo: DemoSessions? = nil,
         corsOrigins: [String] = [],
+        mount: RouteMount? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let router = makeRouter(
             readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api,
-            signalling: signalling, demo: demo, corsOrigins: corsOrigins)
+            signalling: signalling, demo: demo, corsOrigins: corsOrigins, mount: mount)
         let http: HTTPServerBuilder =
             if let signalling {
                 .http1WebSocketUpgrade(webSocketRouter: WebKitRoutes.webSocketRouter(signalling, logger: logger),

@@ -8,7 +8,7 @@ import NIOCore
 enum EchoRoutes {
     static let maximumOfferBytes = 65_536
 
-    static func add(to router: Router<BasicRequestContext>, answer: @escaping ControlAPI.EchoAnswerer) {
+    static func add(to router: Router<HTTPSRequestContext>, answer: @escaping ControlAPI.EchoAnswerer) {
         router.post("webkit/echo") { request, context in
             let contentType = request.headers[.contentType]?.lowercased() ?? ""
             guard contentType.hasPrefix("application/sdp") else {

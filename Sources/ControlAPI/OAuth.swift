@@ -193,7 +193,7 @@ public final class OAuthTokenService: Sendable {
     }
 
     /// `POST /oauth/token`.
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<HTTPSRequestContext>) {
         router.post("oauth/token") { request, _ -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 8192)

@@ -63,10 +63,10 @@ enum WebKitRoutes {
     /// The pages' policy: own scripts only, same-origin connections (the WebSocket included).
     static let pagePolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; media-src 'self' blob: mediastream:; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
-    static func add(to router: Router<BasicRequestContext>, signalling: SignallingBackend?, demo: DemoSessions? = nil) {
+    static func add(to router: Router<HTTPSRequestContext>, signalling: SignallingBackend?, demo: DemoSessions? = nil) {
         if let demo {
             // What an application server does (POST /api/v1/sessions with its OAuth token), for the demo pages.
-            let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            let handler: @Sendable (Request, HTTPSRequestContext) async throws -> Response = { request, _ in
                 var request = request
                 let body = try await request.collectBody(upTo: 1024)
                 struct Ask: Decodable {

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v5-services"
+    static let latestIdentifier = "v6-admin"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -83,6 +83,35 @@ enum StoreMigrations {
                     );
                     ALTER TABLE sessions ADD COLUMN guest_from TEXT;
                     ALTER TABLE sessions ADD COLUMN guest_service TEXT REFERENCES services(key) ON DELETE CASCADE;
+                    """)
+        }
+        // The administrators of /cms, their browser sessions, and the audit log of what they did.
+        migrator.registerMigration("v6-admin") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE admin_accounts (
+                        name                 TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                        password_hash        TEXT NOT NULL CHECK (length(password_hash) > 0),
+                        created_at           REAL NOT NULL,
+                        password_changed_at  REAL NOT NULL
+                    );
+                    CREATE TABLE admin_sessions (
+                        token_hash    BLOB PRIMARY KEY NOT NULL,
+                        account       TEXT NOT NULL REFERENCES admin_accounts(name) ON DELETE CASCADE,
+                        csrf_token    TEXT NOT NULL,
+                        source        TEXT NOT NULL DEFAULT '',
+                        created_at    REAL NOT NULL,
+                        last_seen_at  REAL NOT NULL
+                    );
+                    CREATE TABLE audit_log (
+                        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                        at       REAL NOT NULL,
+                        account  TEXT,
+                        source   TEXT NOT NULL DEFAULT '',
+                        action   TEXT NOT NULL,
+                        detail   TEXT NOT NULL DEFAULT ''
+                    );
+                    CREATE INDEX audit_log_at ON audit_log(at);
                     """)
         }
         return migrator

@@ -195,6 +195,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case noFreeExtension
     /// No service with this key (click-to-contact).
     case unknownService(String)
+    /// An administrator account with this name exists already.
+    case duplicateAdmin(String)
+    /// No administrator account has this name.
+    case unknownAdmin(String)
 
     public var description: String {
         switch self {
@@ -222,6 +226,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "no free extension"
         case .unknownService(let key):
             "no service \(key)"
+        case .duplicateAdmin(let name):
+            "an administrator named \(name) exists already"
+        case .unknownAdmin(let name):
+            "no administrator named \(name)"
         case .duplicateExtensions(let numbers):
             "extensions exist already: \(numbers.prefix(10).joined(separator: ", "))\(numbers.count > 10 ? " and \(numbers.count - 10) more" : "")"
         }

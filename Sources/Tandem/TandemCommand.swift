@@ -19,7 +19,7 @@ struct TandemCommand: AsyncParsableCommand {
             precedence: key turn.listen-port is TANDEM_TURN_LISTEN_PORT; lists are \
             comma-separated. `tandem config keys` lists every key.
             """,
-        subcommands: [Serve.self, Extensions.self, Services.self, Turn.self, Config.self],
+        subcommands: [Serve.self, Extensions.self, Services.self, Turn.self, Config.self, AdminCommand.self],
         defaultSubcommand: nil)
 }
 

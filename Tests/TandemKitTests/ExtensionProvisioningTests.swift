@@ -1,5 +1,6 @@
 import Testing
 
+@testable import Store
 @testable import TandemKit
 
 @Suite("Extension ranges and host:port")

@@ -24,10 +24,10 @@ struct TandemServerTests {
         configuration.turn.seed.relayAddresses = [.ipv4Loopback]
         let logger = Logger(label: "test.serve")
 
-        // Start order with TURN and media: Store → TURN → media → HTTPS (services are only built here, not run).
+        // Start order with TURN and media: Store → TURN → media → dashboard sampler → HTTPS (services are only built here, not run).
         let withTURN = TandemServer(configuration: configuration, metrics: PrometheusCollectorRegistry(), logger: logger)
         let turnContext = try withTURN.prepare()
-        #expect(try withTURN.makeServices(turnContext).map(\.serviceName) == ["store", "turn", "media", "https"])
+        #expect(try withTURN.makeServices(turnContext).map(\.serviceName) == ["store", "turn", "media", "dashboard", "https"])
         try turnContext.store.close()
 
         // This test runs HTTPS only; TURN and media have their own tests.
@@ -39,7 +39,7 @@ struct TandemServerTests {
         #expect(context.store.initialCredentials == nil, "seeded by the first prepare")
         #expect(context.tls.isSelfSigned)
         #expect(context.readiness.names == ["database"])
-        #expect(try server.makeServices(context).map(\.serviceName) == ["store", "https"])
+        #expect(try server.makeServices(context).map(\.serviceName) == ["store", "dashboard", "https"])
 
         var signingKey: TokenSigningKey?
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

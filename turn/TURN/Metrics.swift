@@ -22,6 +22,8 @@ final class TURNMetrics: Sendable {
     let allocationCount = Atomic<Int>(0)
     let permissionCount = Atomic<Int>(0)
     let channelCount = Atomic<Int>(0)
+    /// Bytes relayed since start, both directions (advanced on each publication).
+    let relayedByteCount = Atomic<Int>(0)
 
     static let authFailureReasons = ["missing_integrity", "malformed_username", "expired_username", "wrong_realm", "bad_integrity", "stale_nonce", "wrong_credentials"]
     static let dropReasons = ["malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "forbidden_peer", "send_failed"]
@@ -57,6 +59,7 @@ struct LoopCounters {
         func push(_ c: Counter?, _ v: inout Int) {
             if v > 0 { c?.increment(by: Int64(v)); v = 0 }
         }
+        m.relayedByteCount.add(bytesClientToPeer + bytesPeerToClient, ordering: .relaxed)
         push(m.packetsClientToPeer, &packetsClientToPeer)
         push(m.packetsPeerToClient, &packetsPeerToClient)
         push(m.bytesClientToPeer, &bytesClientToPeer)

@@ -138,6 +138,9 @@ public final class TURNServer: Service, Sendable {
         (shared.metrics.allocationCount.load(ordering: .relaxed), shared.metrics.permissionCount.load(ordering: .relaxed), shared.metrics.channelCount.load(ordering: .relaxed))
     }
 
+    /// Payload bytes relayed since start, both directions (as of the loops' last housekeeping tick).
+    public var relayedBytes: Int { shared.metrics.relayedByteCount.load(ordering: .relaxed) }
+
     // MARK: listeners
 
     private func streamListener(host: String, port: Int, transport: ClientTransport, tls: NIOSSLContext?, cores: [LoopBound<TURNLoopCore>]) async throws -> any Channel {

@@ -108,6 +108,9 @@ extension ConfigurationKey {
     static let sipDTMFMode = Self("sip.dtmf-mode", default: "rfc4733", "How the browser's DTMF (RTCDTMFSender's RFC 4733 events) reaches the platform: rfc4733 (telephone-event in the RTP) or info (SIP INFO application/dtmf-relay; the SIP SDP then offers no telephone-event).")
     static let sipRTPPortMin = Self("sip.rtp-port-min", default: "30000", "Lowest UDP port of the SIP legs' RTP (one port per call).")
     static let sipRTPPortMax = Self("sip.rtp-port-max", default: "39999", "Highest UDP port of the SIP legs' RTP.")
+    static let cmsAllowedNetworks = Self("cms.allowed-networks", default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10", list: true, "Client networks (CIDRs) that may reach the administrators' web configuration /cms; any other source gets 404.")
+    static let cmsSessionIdleTimeout = Self("cms.session-idle-timeout", default: "1800", "Seconds an unused /cms sign-in lasts.")
+    static let cmsSessionLifetime = Self("cms.session-lifetime", default: "43200", "Seconds a /cms sign-in lasts at most, used or not.")
     static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
 
     /// Every key, in the order of `config/tandem.yaml`.
@@ -126,5 +129,6 @@ extension ConfigurationKey {
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
         .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
         .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipDTMFMode, .sipRTPPortMin, .sipRTPPortMax,
+        .cmsAllowedNetworks, .cmsSessionIdleTimeout, .cmsSessionLifetime,
     ]
 }

@@ -92,6 +92,10 @@ extension TandemConfiguration {
         }
         configuration.http.demo = try parser.boolean(.httpDemo)
 
+        configuration.cms.allowedNetworks = try parser.cidrs(.cmsAllowedNetworks)
+        configuration.cms.sessionIdleTimeout = try parser.integer(.cmsSessionIdleTimeout, in: 60...86_400)
+        configuration.cms.sessionLifetime = try parser.integer(.cmsSessionLifetime, in: 300...604_800)
+
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)
         configuration.tls.caCertificatePath = try parser.optionalPath(.tlsCACertificate)

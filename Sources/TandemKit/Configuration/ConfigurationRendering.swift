@@ -75,6 +75,9 @@ extension TandemConfiguration {
         case .sipDTMFMode: return one(sip.dtmfMode)
         case .sipRTPPortMin: return one(sip.rtpPortRange.lowerBound)
         case .sipRTPPortMax: return one(sip.rtpPortRange.upperBound)
+        case .cmsAllowedNetworks: return cms.allowedNetworks.map(\.description)
+        case .cmsSessionIdleTimeout: return one(cms.sessionIdleTimeout)
+        case .cmsSessionLifetime: return one(cms.sessionLifetime)
         default: preconditionFailure("unknown configuration key \(key.name)")
         }
     }

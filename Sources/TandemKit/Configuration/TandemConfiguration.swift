@@ -18,11 +18,14 @@ public struct TandemConfiguration: Sendable, Equatable {
     public var turn: TURN
     public var media: Media
     public var sip: SIP
+    public var cms: CMS
 
     /// The built-in defaults (the same values as `config/tandem.yaml`).
     public init(
-        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN(), media: Media = Media(), sip: SIP = SIP()
+        http: HTTP = HTTP(), tls: TLS = TLS(), storage: Storage = Storage(), log: Log = Log(), turn: TURN = TURN(), media: Media = Media(), sip: SIP = SIP(),
+        cms: CMS = CMS()
     ) {
+        self.cms = cms
         self.http = http
         self.tls = tls
         self.storage = storage
@@ -30,6 +33,16 @@ public struct TandemConfiguration: Sendable, Equatable {
         self.turn = turn
         self.media = media
         self.sip = sip
+    }
+
+    /// The administrators' web configuration under `/cms`.
+    public struct CMS: Sendable, Equatable {
+        /// Sources outside these get 404 from /cms.
+        public var allowedNetworks: [CIDR] = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"].compactMap(CIDR.init)
+        public var sessionIdleTimeout = 1800
+        public var sessionLifetime = 43200
+
+        public init() {}
     }
 
     /// The SIP user agents of the extensions, toward the platform (PBX or SIP trunk).

@@ -65,6 +65,9 @@ final class TURNService: Service, Sendable {
         }
     }
 
+    /// The running server (nil before it started).
+    var current: TURNServer? { server.withLock { $0 } }
+
     func run() async throws {
         let turn = try await TURNServiceFactory.makeServer(context)
         server.withLock { $0 = turn }

@@ -10,6 +10,7 @@
 //
 // Used by: the `tandem` executable, and tests that run a whole server.
 
+import Admin
 import ControlAPI
 import Foundation
 import Gateway
@@ -79,7 +80,8 @@ public struct TandemServer: Sendable {
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "store")
         ]
-        services += try makeTURNServices(context)
+        let turnServices = try makeTURNServices(context)
+        services += turnServices
         var engine: MediaEngine?
         if context.configuration.media.enabled {
             var configuration = context.configuration.media.engineConfiguration(logger: context.logger)
@@ -105,11 +107,20 @@ public struct TandemServer: Sendable {
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "media"))
         }
+        let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller)
+        let history = DashboardHistory()
+        let adminBackend = Self.adminBackend(api: api, turn: turnServices.first?.service as? TURNService)
+        services.append(.init(
+            service: DashboardSampler(backend: adminBackend, history: history),
+            successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "dashboard"))
+        let admin = AdminRoutes<HTTPSRequestContext>(store: context.store, configuration: Self.adminConfiguration(context), backend: adminBackend,
+                                                     history: history, logger: context.logger)
         services.append(try makeHTTPSService(
             context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil,
-            api: Self.apiBackend(context, registrations: sipService?.agent, controller: controller),
+            api: api,
             signalling: controller.map { Self.signallingBackend(context, controller: $0) },
             demo: context.configuration.http.demo ? Self.demoBackend(context) : nil,
+            mount: { admin.add(to: $0) },
             onServerRunning: onHTTPSRunning))
         return services
     }
@@ -137,6 +148,7 @@ public struct TandemServer: Sendable {
         api: ControlAPIBackend? = nil,
         signalling: SignallingBackend? = nil,
         demo: DemoSessions? = nil,
+        mount: ControlAPI.RouteMount? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroupConfiguration.ServiceConfiguration {
         let application = try ControlAPI.makeApplication(
@@ -153,6 +165,7 @@ public struct TandemServer: Sendable {
             signalling: signalling,
             demo: demo,
             corsOrigins: context.configuration.http.corsOrigins,
+            mount: mount,
             onServerRunning: onServerRunning)
         return .init(
             service: application,

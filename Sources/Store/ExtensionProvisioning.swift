@@ -1,5 +1,3 @@
-import Store
-
 /// Expands what an administrator types into extension records: a list of numbers and
 /// ranges (`3000-3099,3200`), digest credentials shared by all or, with `increment`,
 /// counted up along the range (username `3000` and password `pw1000` give `3001`/`pw1001`
@@ -18,14 +16,17 @@ public enum ExtensionProvisioning {
         var out: [String] = []
         var seen = Set<String>()
         for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-            if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), bounds[0].allSatisfy(\.isNumber), bounds[1].allSatisfy(\.isNumber) {
+            // E.164 numbers keep their "+": +4930100-+4930199 (or +4930100-4930199).
+            let plus = item.hasPrefix("+") ? "+" : ""
+            let bounds = item.dropFirst(plus.count).split(separator: "-", omittingEmptySubsequences: false).map { $0.hasPrefix("+") && !plus.isEmpty ? $0.dropFirst() : $0 }
+            if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), !bounds[0].isEmpty, !bounds[1].isEmpty,
+               bounds[0].allSatisfy({ $0.isASCII && $0.isNumber }), bounds[1].allSatisfy({ $0.isASCII && $0.isNumber }) {
                 guard low <= high else { throw Error(description: "range \(item) runs backwards") }
                 guard high - low < maximumCount - out.count else { throw Error(description: "more than \(maximumCount) extensions") }
                 let width = bounds[0].count
                 for n in low...high {
                     let number = String(n)
-                    let padded = String(repeating: "0", count: max(0, width - number.count)) + number
+                    let padded = plus + String(repeating: "0", count: max(0, width - number.count)) + number
                     if seen.insert(padded).inserted { out.append(padded) }
                 }
             } else {
@@ -42,13 +43,31 @@ public enum ExtensionProvisioning {
     /// `increment`, the trailing number of the username and of the password grows by the
     /// extension's position.
     public static func records(numbers: [String], digest: Bool, username: String?, password: String?, realm: String, increment: Bool) throws(Error) -> [ExtensionRecord] {
-        guard digest else { return numbers.map { ExtensionRecord(number: $0, authentication: .none, realm: realm) } }
-        guard let password, !password.isEmpty else { throw Error(description: "--digest needs --password") }
+        try records(numbers: numbers, digest: digest, username: username, password: password, realm: realm,
+                    increment: increment ? [.username, .password] : [])
+    }
+
+    /// The fields that may count up along a range.
+    public enum CountedField: String, Sendable, Hashable, CaseIterable {
+        case username, password, realm
+    }
+
+    /// Records for `numbers`, each field in `increment` counted up by the extension's position
+    /// (a realm such as `pbx1.example.com` counts its trailing number only if it ends in one).
+    public static func records(numbers: [String], digest: Bool, username: String?, password: String?, realm: String, increment: Set<CountedField>) throws(Error) -> [ExtensionRecord] {
         var out: [ExtensionRecord] = []
+        out.reserveCapacity(numbers.count)
+        if digest, password?.isEmpty ?? true { throw Error(description: "digest authentication needs a password") }
         for (offset, number) in numbers.enumerated() {
-            let user = username ?? number
-            let (u, p) = increment ? (try counted(user, by: offset, field: "username"), try counted(password, by: offset, field: "password")) : (user, password)
-            out.append(ExtensionRecord(number: number, authentication: .digest, digestUsername: username == nil ? number : u, digestPassword: p, realm: realm))
+            let r = increment.contains(.realm) ? try counted(realm, by: offset, field: "realm") : realm
+            guard digest, let password else {
+                out.append(ExtensionRecord(number: number, authentication: .none, realm: r))
+                continue
+            }
+            var u = number
+            if let username { u = increment.contains(.username) ? try counted(username, by: offset, field: "username") : username }
+            let p = increment.contains(.password) ? try counted(password, by: offset, field: "password") : password
+            out.append(ExtensionRecord(number: number, authentication: .digest, digestUsername: u, digestPassword: p, realm: r))
         }
         return out
     }
@@ -57,7 +76,7 @@ public enum ExtensionProvisioning {
     static func counted(_ value: String, by offset: Int, field: String) throws(Error) -> String {
         let digits = value.reversed().prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, let n = Int(String(digits.reversed())) else {
-            throw Error(description: "--increment needs the \(field) to end in a number")
+            throw Error(description: "counting up needs the \(field) to end in a number")
         }
         let prefix = value.dropLast(digits.count)
         let raised = String(n + offset)

@@ -1,0 +1,116 @@
+// Admin — the administrators' web configuration under /cms.
+//
+// What it does: server-rendered pages (no third-party JavaScript, no build step) behind a
+// sign-in: accounts in the Store with scrypt password hashes, a session cookie (HttpOnly,
+// Secure, SameSite=Strict) with idle and absolute expiry, a CSRF token in every form,
+// lock-out with a growing delay per account and per source address, an audit log. /cms
+// answers only from the configured networks (404 elsewhere), never with CORS, always with a
+// CSP that allows no inline script. Until an account exists it shows only how to create one.
+//
+// What it does not do: know the protocols. What the dashboard shows comes through
+// ``AdminBackend`` closures that TandemKit builds from the running services.
+//
+// Used by: TandemKit, which mounts ``AdminRoutes`` on the HTTPS router and runs
+// ``DashboardSampler`` as a service of `tandem serve`; the `tandem admin` commands.
+
+import Foundation
+import Logging
+import Store
+
+/// How `/cms` behaves.
+public struct AdminConfiguration: Sendable {
+    /// Whether a request from this remote IP may see `/cms` (`cms.allowed-networks`).
+    public var isAllowedSource: @Sendable (String) -> Bool
+    /// A session unused this long ends (seconds).
+    public var sessionIdleTimeout: TimeInterval
+    /// A session ends this long after sign-in, used or not (seconds).
+    public var sessionLifetime: TimeInterval
+    /// Mark cookies `Secure` (off only for the plain-HTTP listener of tests).
+    public var secureCookies: Bool
+    /// The scrypt cost of passwords set through the pages.
+    public var passwordCost: PasswordHash.Cost
+    /// Shown in the page footer and in diagnostics.
+    public var version: String
+
+    public init(isAllowedSource: @escaping @Sendable (String) -> Bool, sessionIdleTimeout: TimeInterval = 1800, sessionLifetime: TimeInterval = 12 * 3600,
+                secureCookies: Bool = true, passwordCost: PasswordHash.Cost = .standard, version: String = "") {
+        self.isAllowedSource = isAllowedSource
+        self.sessionIdleTimeout = sessionIdleTimeout
+        self.sessionLifetime = sessionLifetime
+        self.secureCookies = secureCookies
+        self.passwordCost = passwordCost
+        self.version = version
+    }
+}
+
+/// What the running gateway tells the dashboard.
+public struct AdminBackend: Sendable {
+    public var snapshot: @Sendable () async -> DashboardSnapshot
+    /// Each extension's live state by number (`free`, `allocated`, `registered`, `in call` …).
+    public var extensionStates: @Sendable () async -> [String: String]
+    /// Ends a browser session that lost its extension: its calls end with BYE, its socket closes.
+    public var endSession: @Sendable (String) async -> Void
+
+    public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
+                endSession: @escaping @Sendable (String) async -> Void = { _ in }) {
+        self.snapshot = snapshot
+        self.extensionStates = extensionStates
+        self.endSession = endSession
+    }
+}
+
+/// The gateway at one moment, as the dashboard shows it.
+public struct DashboardSnapshot: Sendable, Equatable {
+    /// Extensions by state (`free`, `allocated`, `registering`, `registered`, `failed`, `in call`).
+    public var extensionsByState: [String: Int]
+    public var calls: [Call]
+    public var turnAllocations: Int
+    /// Bytes relayed by TURN since start, both directions.
+    public var turnRelayedBytes: Int
+    /// The process's CPU time since start (user + system), seconds.
+    public var cpuSeconds: Double
+    public var residentBytes: Int
+    public var uptimeSeconds: Double
+
+    /// One call, with its media quality when media flows.
+    public struct Call: Sendable, Equatable {
+        public var id: String
+        public var direction: String
+        public var `extension`: String?
+        public var remote: String
+        public var state: String
+        public var codec: String?
+        /// `transcode` or `pass-through`.
+        public var mode: String?
+        public var jitterMs: Double?
+        public var lossPercent: Double?
+        public var rttMs: Double?
+        public var mos: Double?
+
+        public init(id: String, direction: String, extension number: String?, remote: String, state: String, codec: String? = nil, mode: String? = nil,
+                    jitterMs: Double? = nil, lossPercent: Double? = nil, rttMs: Double? = nil, mos: Double? = nil) {
+            self.id = id
+            self.direction = direction
+            self.extension = number
+            self.remote = remote
+            self.state = state
+            self.codec = codec
+            self.mode = mode
+            self.jitterMs = jitterMs
+            self.lossPercent = lossPercent
+            self.rttMs = rttMs
+            self.mos = mos
+        }
+    }
+
+    public init(extensionsByState: [String: Int] = [:], calls: [Call] = [], turnAllocations: Int = 0, turnRelayedBytes: Int = 0,
+                cpuSeconds: Double = 0, residentBytes: Int = 0, uptimeSeconds: Double = 0) {
+        self.extensionsByState = extensionsByState
+        self.calls = calls
+        self.turnAllocations = turnAllocations
+        self.turnRelayedBytes = turnRelayedBytes
+        self.cpuSeconds = cpuSeconds
+        self.residentBytes = residentBytes
+        self.uptimeSeconds = uptimeSeconds
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// An HTML form's submission, `application/x-www-form-urlencoded` (the URL Standard's
+/// "application/x-www-form-urlencoded parsing"): `+` is a space, `%XX` a byte.
+public struct FormBody: Sendable, Equatable {
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case tooLarge(limit: Int)
+        case tooManyFields(limit: Int)
+        case invalidEncoding
+
+        public var description: String {
+            switch self {
+            case .tooLarge(let limit): "the form is larger than \(limit) bytes"
+            case .tooManyFields(let limit): "the form has more than \(limit) fields"
+            case .invalidEncoding: "the form is not valid UTF-8 percent-encoding"
+            }
+        }
+    }
+
+    /// Fields in order; a name may repeat.
+    public var fields: [(name: String, value: String)]
+
+    public static func == (a: FormBody, b: FormBody) -> Bool {
+        a.fields.map(\.name) == b.fields.map(\.name) && a.fields.map(\.value) == b.fields.map(\.value)
+    }
+
+    public static let maximumSize = 1 << 20
+    public static let maximumFields = 512
+
+    public init(fields: [(name: String, value: String)]) { self.fields = fields }
+
+    public init(parsing bytes: some Collection<UInt8>, maximumSize: Int = FormBody.maximumSize) throws(ParseError) {
+        guard bytes.count <= maximumSize else { throw .tooLarge(limit: maximumSize) }
+        var fields: [(name: String, value: String)] = []
+        for part in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            guard fields.count < Self.maximumFields else { throw .tooManyFields(limit: Self.maximumFields) }
+            let eq = part.firstIndex(of: UInt8(ascii: "="))
+            let name = try Self.decode(eq.map { part[part.startIndex..<$0] } ?? part[...])
+            var value = ""
+            if let eq { value = try Self.decode(part[part.index(after: eq)...]) }
+            fields.append((name, value))
+        }
+        self.fields = fields
+    }
+
+    /// The first value of `name`.
+    public subscript(_ name: String) -> String? { fields.first { $0.name == name }?.value }
+
+    /// Every value of `name`, in order.
+    public func values(_ name: String) -> [String] { fields.filter { $0.name == name }.map(\.value) }
+
+    static func decode(_ bytes: some Collection<UInt8>) throws(ParseError) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        while i != bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if b == UInt8(ascii: "%") {
+                let h = bytes.index(after: i)
+                guard h != bytes.endIndex, bytes.index(after: h) != bytes.endIndex,
+                      let hi = hexValue(bytes[h]), let lo = hexValue(bytes[bytes.index(after: h)])
+                else { throw .invalidEncoding }
+                out.append(hi << 4 | lo)
+                i = bytes.index(after: h)
+            } else {
+                out.append(b)
+            }
+            i = bytes.index(after: i)
+        }
+        guard let s = String(validating: out, as: UTF8.self) else { throw .invalidEncoding }
+        return s
+    }
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Percent-encodes for a query string or form value.
+    public static func encode(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+}
+
+/// Cookies of a request (RFC 6265 §5.4 `Cookie` header: `name=value; name2=value2`).
+public enum Cookies {
+    /// The value of cookie `name` in a `Cookie` header, if present (headers over 8 KiB are ignored).
+    public static func value(_ name: String, in header: String?) -> String? {
+        guard let header, header.utf8.count <= 8192 else { return nil }
+        for pair in header.split(separator: ";") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name {
+                return kv[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    /// A `Set-Cookie` value (RFC 6265 §4.1) scoped to `/cms`: never readable by script, sent only
+    /// over HTTPS and only on requests from Tandem's own pages. nil `maxAge` is a session cookie;
+    /// 0 deletes it.
+    public static func setCookie(_ name: String, _ value: String, maxAge: Int?, secure: Bool) -> String {
+        var parts = ["\(name)=\(value)", "Path=/cms", "HttpOnly", "SameSite=Strict"]
+        if secure { parts.append("Secure") }
+        if let maxAge { parts.append("Max-Age=\(maxAge)") }
+        return parts.joined(separator: "; ")
+    }
+}

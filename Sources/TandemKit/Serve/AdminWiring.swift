@@ -1,0 +1,54 @@
+import Admin
+import ControlAPI
+import Foundation
+import ServiceLifecycle
+import Store
+import TURN
+
+extension TandemServer {
+    /// `/cms` of this node: its allowed networks and session times from `cms.*`.
+    static func adminConfiguration(_ context: ServeContext, secureCookies: Bool = true) -> AdminConfiguration {
+        let networks = context.configuration.cms.allowedNetworks
+        return AdminConfiguration(
+            isAllowedSource: { text in
+                guard let ip = IPAddress(text) else { return false }
+                return networks.contains { $0.contains(ip) }
+            },
+            sessionIdleTimeout: TimeInterval(context.configuration.cms.sessionIdleTimeout),
+            sessionLifetime: TimeInterval(context.configuration.cms.sessionLifetime),
+            secureCookies: secureCookies)
+    }
+
+    /// What the dashboard shows, from the control API's own views of extensions and calls,
+    /// the TURN server's counts and the process's CPU and memory.
+    static func adminBackend(api: ControlAPIBackend, turn: TURNService?) -> AdminBackend {
+        let started = Date()
+        return AdminBackend(snapshot: {
+            var s = DashboardSnapshot()
+            if let extensions = try? await api.extensions() {
+                for e in extensions { s.extensionsByState[e.state, default: 0] += 1 }
+            }
+            if let calls = try? await api.calls() {
+                s.calls = calls.map { c in
+                    DashboardSnapshot.Call(id: c.call, direction: c.direction, extension: c.extension, remote: c.remote, state: c.state, codec: c.codec, mode: c.mode,
+                                           jitterMs: c.jitterMs, lossPercent: c.lossPercent, rttMs: c.rttMs, mos: c.mos)
+                }
+            }
+            if let server = turn?.current {
+                s.turnAllocations = server.liveCounts.allocations
+                s.turnRelayedBytes = server.relayedBytes
+            }
+            let process = ProcessFigures.read()
+            s.cpuSeconds = process.cpuSeconds
+            s.residentBytes = process.residentBytes
+            s.uptimeSeconds = Date().timeIntervalSince(started)
+            return s
+        }, extensionStates: {
+            let list = (try? await api.extensions()) ?? []
+            return Dictionary(list.map { ($0.extension, $0.state) }, uniquingKeysWith: { a, _ in a })
+        }, endSession: { id in
+            // The Store removed the session with its extension; this ends its calls and socket.
+            _ = try? await api.deleteSession(id)
+        })
+    }
+}

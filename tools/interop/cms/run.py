@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the administrators' web configuration (/cms) in headless Chromium.
+
+Starts `tandem serve` on a fresh data directory (HTTPS on 127.0.0.1:7443, TURN on free
+ports, no SIP platform) and drives Chromium through selenium:
+
+  first-start   before any account exists /cms shows only how to create one (no form at all)
+  sign-in       `tandem admin create` (and its refusals), a wrong password, the right one:
+                the dashboard, the cookie's flags as the browser keeps them, the audit log,
+                CSRF refusals outside the page, sign-out
+  lock-out      repeated failures: 429 with Retry-After, even for the right password
+  extensions    through Kamailio: a range added on the page registers, a number search, an edit,
+                a removed extension unregisters and the session holding it ends, remove all
+  networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
+
+  python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
+
+Screenshots go to the run's temporary directory, or to --screenshots (docs/cms holds the
+committed ones).
+"""
+import argparse
+import http.cookiejar
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "gateway"))
+sys.path.insert(0, os.path.join(HERE, "..", "sip"))
+from browser import Browser  # noqa: E402
+from run import Kamailio, insecure_tls, stop, wait_for  # noqa: E402  (tools/interop/sip/run.py)
+
+BASE = "https://127.0.0.1:7443"
+ACCOUNT, PASSWORD = "ops", "correct horse battery staple"
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    """A free port below TURN's relay range (49152-65535), where a listener may not lie."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port < 49152:
+            return port
+    raise RuntimeError("no free port below 49152")
+
+
+class Tandem:
+    def __init__(self, binary, workdir, **env):
+        self.binary, self.workdir = binary, workdir
+        self.env = dict(os.environ)
+        self.env.update({
+            "TANDEM_STORAGE_DATA_DIRECTORY": os.path.join(workdir, "data"),
+            "TANDEM_LOG_DIRECTORY": os.path.join(workdir, "log"),
+            "TANDEM_LOG_LEVEL": "info",
+            "TANDEM_HTTP_LISTEN_ADDRESS": "127.0.0.1",
+            "TANDEM_TURN_LISTEN_ADDRESSES": "127.0.0.1",
+            "TANDEM_TURN_LISTEN_PORT": str(free_port()),
+            "TANDEM_TURN_TLS_PORT": str(free_port(socket.SOCK_STREAM)),
+            "TANDEM_TURN_TRANSPORTS": "udp",
+            "TANDEM_TURN_RELAY_ADDRESSES": "127.0.0.1",
+            "TANDEM_MEDIA_ENABLED": "false",
+            "TANDEM_SIP_PLATFORM_PRIMARY": "",
+        })
+        self.env.update(env)
+        self.proc = None
+        self.client_secret = None
+
+    def cli(self, *args, stdin=None, check=True):
+        out = subprocess.run([self.binary, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=120)
+        if check and out.returncode != 0:
+            raise AssertionError(f"tandem {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        # The first command seeds the database and shows the generated OAuth secret once.
+        m = re.search(r"client-secret=(\S+)", out.stderr)
+        if m:
+            self.client_secret = m.group(1)
+        return out
+
+    def api(self, method, path, body=None):
+        """The control API as an application server uses it: a token by client credentials, then the call."""
+        import base64
+        import json
+        basic = base64.b64encode(f"default-client-id:{self.client_secret}".encode()).decode()
+        _, _, text = request("/oauth/token", "POST", b"grant_type=client_credentials",
+                             {"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
+        token = json.loads(text)["access_token"]
+        status, _, text = request(path, method, None if body is None else json.dumps(body).encode(),
+                                  {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        return status, json.loads(text) if text else None
+
+    def start(self):
+        self.out = open(os.path.join(self.workdir, "tandem.out"), "a")
+        self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for("tandem /healthz", lambda: request("/healthz")[0] == 200 or self.proc.poll() is not None, 60)
+        if self.proc.poll() is not None:
+            raise AssertionError("tandem exited at start")
+        return self
+
+    def stop(self):
+        stop(self.proc)
+
+
+def request(path, method="GET", data=None, headers=None):
+    """(status, headers, body) of one HTTPS request, redirects not followed."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=insecure_tls()), NoRedirect)
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers=headers or {})
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+    except OSError:
+        return None, None, ""
+
+
+class Context:
+    def __init__(self, tandem_binary, workdir, screenshots):
+        self.binary, self.workdir, self.screenshots = tandem_binary, workdir, screenshots
+
+    def shot(self, browser, name, height=900):
+        os.makedirs(self.screenshots, exist_ok=True)
+        browser.driver.set_window_size(1280, height)
+        browser.screenshot(os.path.join(self.screenshots, name))
+
+
+def click_through(driver, element):
+    """Clicks a link or submit button and waits until the next page has loaded."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    wait_for("the next page", lambda: driver.execute_script("return document.readyState") == "complete", 10)
+
+
+def sign_in(browser, account, password):
+    d = browser.driver
+    browser.open(BASE + "/cms/login")
+    d.find_element("id", "account").send_keys(account)
+    d.find_element("id", "password").send_keys(password)
+    click_through(d, d.find_element("id", "sign-in"))
+
+
+def scenario_first_start_and_sign_in(ctx):
+    facts = {}
+    tandem = Tandem(ctx.binary, ctx.workdir)
+    tandem.cli("extensions", "add", "3000-3009")
+    tandem.start()
+    try:
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser")) as b:
+            d = b.driver
+            b.open(BASE + "/cms/")
+            assert d.find_element("tag name", "h1").text == "Set up the first administrator", d.page_source[:500]
+            assert "tandem admin create NAME" in d.page_source
+            assert not d.find_elements("tag name", "form"), "a form before any account exists"
+            ctx.shot(b, "01-first-start.png")
+
+            short = tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin="short\n", check=False)
+            assert short.returncode != 0 and "at least 12 characters" in short.stderr, short.stderr
+            tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+            again = tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n", check=False)
+            assert again.returncode != 0 and "exists already" in again.stderr, again.stderr
+            assert "1 administrator" in tandem.cli("admin", "list").stdout
+
+            b.open(BASE + "/cms/")
+            assert d.current_url == BASE + "/cms/login", d.current_url
+            ctx.shot(b, "02-sign-in.png")
+
+            sign_in(b, ACCOUNT, "not the password")
+            assert "Wrong account name or password." in d.find_element("css selector", "p.error").text
+            assert not any(c["name"] == "tandem_cms" for c in d.get_cookies())
+
+            started = time.monotonic()
+            sign_in(b, ACCOUNT, PASSWORD)
+            facts["sign_in_s"] = round(time.monotonic() - started, 2)
+            assert d.current_url == BASE + "/cms/", d.current_url
+            assert d.find_element("tag name", "h1").text == "Dashboard"
+            assert d.find_element("id", "account").text == ACCOUNT
+            assert d.find_element("css selector", "#extensions-registered .value").text == "0 / 10"
+            assert d.find_element("css selector", "#turn-allocations .value").text == "0"
+            assert "free" in d.find_element("id", "registrations").text
+            ctx.shot(b, "03-dashboard.png")
+
+            cookie = next(c for c in d.get_cookies() if c["name"] == "tandem_cms")
+            assert cookie["httpOnly"] and cookie["secure"] and cookie.get("sameSite") == "Strict" and cookie["path"] == "/cms", cookie
+            assert "tandem_cms" not in d.execute_script("return document.cookie"), "the session cookie is readable by script"
+            facts["cookie"] = {k: cookie[k] for k in ("httpOnly", "secure", "sameSite", "path")}
+
+            # The same session from outside the page: no CSRF token, or another origin, is refused.
+            jar = f"tandem_cms={cookie['value']}"
+            form = {"Cookie": jar, "Content-Type": "application/x-www-form-urlencoded"}
+            status, _, _ = request("/cms/logout", "POST", b"csrf=guess", form)
+            assert status == 403, status
+            token = d.find_element("css selector", "form.signout input[name=csrf]").get_attribute("value")
+            status, _, _ = request("/cms/logout", "POST", f"csrf={token}".encode(), dict(form, Origin="https://evil.example"))
+            assert status == 403, status
+            status, headers, _ = request("/cms/", headers={"Cookie": jar})
+            assert status == 200, "the refused requests ended the session"
+            csp = headers["Content-Security-Policy"]
+            assert "unsafe-inline" not in csp and "script-src 'self'" in csp and headers["X-Frame-Options"] == "DENY", csp
+            assert headers.get("Access-Control-Allow-Origin") is None
+
+            click_through(d, d.find_element("link text", "Audit log"))
+            audit = d.find_element("id", "audit").text
+            assert "sign-in failed" in audit and "sign-in" in audit and "admin created" in audit, audit
+            ctx.shot(b, "04-audit.png")
+
+            click_through(d, d.find_element("css selector", "form.signout button"))
+            wait_for("the sign-in page", lambda: d.current_url == BASE + "/cms/login", 10)
+            status, headers, _ = request("/cms/", headers={"Cookie": jar})
+            assert status == 303 and headers["Location"] == "/cms/login", status
+            actions = [line for line in tandem.cli("admin", "list").stdout.splitlines()]
+            facts["accounts"] = actions[-1]
+        return facts
+    finally:
+        tandem.stop()
+
+
+def scenario_lock_out(ctx):
+    tandem = Tandem(ctx.binary, ctx.workdir)
+    tandem.cli("admin", "create", "locked", "--password-stdin", stdin=PASSWORD + "\n")
+    tandem.start()
+    try:
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-lock")) as b:
+            d = b.driver
+            for _ in range(4):
+                sign_in(b, "locked", "guess")
+                assert "Wrong account name or password." in d.page_source
+            sign_in(b, "locked", PASSWORD)
+            message = d.find_element("css selector", "p.error").text
+            assert "Too many failed sign-ins" in message, message
+            assert not any(c["name"] == "tandem_cms" for c in d.get_cookies())
+            ctx.shot(b, "05-locked-out.png")
+            time.sleep(1.2)
+            sign_in(b, "locked", PASSWORD)
+            assert d.find_element("tag name", "h1").text == "Dashboard"
+        return {"locked_after_failures": 4}
+    finally:
+        tandem.stop()
+
+
+def scenario_extensions(ctx):
+    facts = {}
+    kamailio = Kamailio(ctx.workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_SIP_LISTEN_ADDRESSES="127.0.0.1", TANDEM_SIP_LISTEN_PORT="5062", TANDEM_SIP_TRANSPORTS="udp",
+                    TANDEM_SIP_PLATFORM_PRIMARY="127.0.0.1:5060", TANDEM_SIP_PLATFORM_TRANSPORT="udp", TANDEM_SIP_DOMAIN="tandem.test",
+                    TANDEM_SIP_REGISTRATION_EXPIRES="300", TANDEM_SIP_REGISTER_ALL_EXTENSIONS="true")
+    try:
+        tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+        tandem.start()
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-ext")) as b:
+            d = b.driver
+            sign_in(b, ACCOUNT, PASSWORD)
+            click_through(d, d.find_element("link text", "Extensions"))
+            for field, value in (("from", "3000"), ("to", "3004"), ("username", "3000"), ("password", "pw3000")):
+                d.find_element("id", field).send_keys(value)
+            for box in ("digest", "username-increment", "password-increment"):
+                d.find_element("id", box).click()
+            started = time.monotonic()
+            click_through(d, d.find_element("id", "add"))
+            assert "Added 5 extensions" in d.find_element("css selector", "p.notice").text, d.page_source[:800]
+            wanted = {str(n) for n in range(3000, 3005)}
+            wait_for("5 bindings in Kamailio", lambda: wanted <= set(kamailio.contacts() or {}), 20)
+            facts["registered_after_add_s"] = round(time.monotonic() - started, 2)
+            assert "3000–3004" in d.find_element("id", "ranges").text
+
+            b.open(BASE + "/cms/extensions?q=3002")
+            found = d.find_element("id", "search-result").text
+            assert found.startswith("3002 is an extension (registered") and "3000–3004 of 5" in found, found
+            b.open(BASE + "/cms/extensions?q=3010")
+            assert "belongs to no range" in d.find_element("id", "search-result").text
+            b.open(BASE + "/cms/extensions?q=3002")
+            ctx.shot(b, "06-extensions.png", height=1500)
+
+            # Edit one: its realm shows in the list afterwards.
+            b.open(BASE + "/cms/extensions/edit?number=3004")
+            d.find_element("id", "realm").send_keys("tandem.test")
+            click_through(d, d.find_element("id", "save"))
+            assert "Saved the extension" in d.find_element("css selector", "p.notice").text
+            row = next(r for r in d.find_elements("css selector", "#extensions tbody tr") if r.text.startswith("3004"))
+            assert "tandem.test" in row.text, row.text
+
+            # A session holds 3001; removing 3001 unregisters it and ends the session.
+            status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+            assert status == 201, (status, session)
+            row = next(r for r in d.find_elements("css selector", "#extensions tbody tr") if r.text.startswith("3001"))
+            click_through(d, row.find_element("css selector", "button"))
+            assert "Removed 1 extension" in d.find_element("css selector", "p.notice").text
+            wait_for("3001 to unregister", lambda: (lambda c: c is not None and "3001" not in c)(kamailio.contacts()), 20)
+            status, sessions = tandem.api("GET", "/api/v1/sessions")
+            assert status == 200 and all(s.get("extension") != "3001" for s in sessions["sessions"]), sessions
+
+            click_through(d, d.find_element("id", "remove-all"))
+            assert "removes all 4 extensions" in d.find_element("css selector", "p.warning").text
+            d.find_element("id", "confirm").click()
+            click_through(d, d.find_element("id", "remove-all-confirm"))
+            assert "Removed 4 extensions" in d.find_element("css selector", "p.notice").text
+            wait_for("no bindings in Kamailio", lambda: kamailio.contacts() == {}, 20)
+            audit = tandem.cli("admin", "list").stdout
+            facts["admins"] = audit.strip().splitlines()[-1]
+        return facts
+    finally:
+        tandem.stop()
+        kamailio.kill()
+
+
+def scenario_networks(ctx):
+    tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
+    tandem.start()
+    try:
+        statuses = {path: request(path)[0] for path in ("/cms", "/cms/", "/cms/login", "/cms/static/cms.css")}
+        assert all(s == 404 for s in statuses.values()), statuses
+        assert request("/healthz")[0] == 200
+        return {"statuses": statuses}
+    finally:
+        tandem.stop()
+
+
+SCENARIOS = {
+    "first-start": scenario_first_start_and_sign_in,
+    "lock-out": scenario_lock_out,
+    "extensions": scenario_extensions,
+    "networks": scenario_networks,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tandem", required=True)
+    ap.add_argument("--screenshots", help="directory for the screenshots (default: the run's temporary directory)")
+    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    args = ap.parse_args()
+    binary = os.path.abspath(args.tandem)
+    failed = []
+    for name in args.scenarios:
+        workdir = tempfile.mkdtemp(prefix=f"tandem-cms-{name}-")
+        ctx = Context(binary, workdir, os.path.abspath(args.screenshots) if args.screenshots else os.path.join(workdir, "screenshots"))
+        started = time.monotonic()
+        try:
+            facts = SCENARIOS[name](ctx)
+            print(f"PASS {name} ({time.monotonic() - started:.1f} s) {facts}", flush=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+        except Exception:
+            failed.append(name)
+            print(f"FAIL {name} ({time.monotonic() - started:.1f} s); kept {workdir}", flush=True)
+            traceback.print_exc()
+            log = os.path.join(workdir, "tandem.out")
+            if os.path.exists(log):
+                print("--- tandem.out (last 40 lines) ---\n" + "".join(open(log).readlines()[-40:]))
+    print(f"{len(args.scenarios) - len(failed)}/{len(args.scenarios)} /cms scenarios passed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
