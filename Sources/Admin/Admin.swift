@@ -51,11 +51,49 @@ public struct AdminBackend: Sendable {
     /// Ends a browser session that lost its extension: its calls end with BYE, its socket closes.
     public var endSession: @Sendable (String) async -> Void
 
+    /// The TURN relay's page; nil when the backend has no relay to show.
+    public var turn: TURNBackend?
+
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
-                endSession: @escaping @Sendable (String) async -> Void = { _ in }) {
+                endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
+        self.turn = turn
+    }
+}
+
+/// What the TURN page needs from the running relay.
+public struct TURNBackend: Sendable {
+    /// The relay now.
+    public var status: @Sendable () -> TURNStatus
+    /// Why these relay and external addresses cannot be used (nil: they can).
+    public var validateAddresses: @Sendable (_ relay: [String], _ external: [String]) -> String?
+    /// Puts stored settings into effect: secrets at once, addresses for new allocations.
+    public var apply: @Sendable (TURNSettings) async -> Void
+
+    public init(status: @escaping @Sendable () -> TURNStatus, validateAddresses: @escaping @Sendable ([String], [String]) -> String?,
+                apply: @escaping @Sendable (TURNSettings) async -> Void) {
+        self.status = status
+        self.validateAddresses = validateAddresses
+        self.apply = apply
+    }
+}
+
+/// The TURN relay's state as the page shows it.
+public struct TURNStatus: Sendable, Equatable {
+    /// `turn.enabled` (changing it needs a restart).
+    public var enabled: Bool
+    public var realm: String
+    /// `udp 0.0.0.0:3478`, `tls [::]:5349` …
+    public var listeners: [String]
+    public var allocations: Int
+
+    public init(enabled: Bool, realm: String, listeners: [String], allocations: Int) {
+        self.enabled = enabled
+        self.realm = realm
+        self.listeners = listeners
+        self.allocations = allocations
     }
 }
 

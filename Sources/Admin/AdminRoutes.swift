@@ -42,6 +42,8 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         cms.post("logout") { request, context in try await signOut(request, context) }
         cms.get("audit") { request, context in try await audit(request, context) }
         addExtensionRoutes(cms)
+        addTURNRoutes(cms)
+        addClientRoutes(cms)
         cms.get("static/cms.css") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
                      body: .init(byteBuffer: ByteBuffer(string: HTML.stylesheet)))

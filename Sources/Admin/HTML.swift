@@ -25,6 +25,9 @@ enum HTML {
     static let navigation: [(String, String)] = [
         ("/cms/", "Dashboard"),
         ("/cms/extensions", "Extensions"),
+        ("/cms/turn", "TURN"),
+        ("/cms/clients", "Clients"),
+        ("/cms/services", "Services"),
         ("/cms/audit", "Audit log"),
     ]
 
@@ -113,5 +116,8 @@ enum HTML {
         label.check { font-weight: normal; display: flex; gap: .4rem; align-items: center; }
         button.small { margin: 0; padding: .15rem .5rem; font-size: .85rem; }
         button.danger { background: var(--bad); }
+        input.narrow { width: 6rem !important; }
+        .warn-text { color: var(--warn); font-weight: 600; }
+        details { margin: .4rem 0; }
         """
 }

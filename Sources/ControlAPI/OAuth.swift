@@ -80,14 +80,17 @@ public final class OAuthTokenService: Sendable {
     /// Adds the key to the collection (an actor) once; signing and verifying wait for it.
     private let keyAdded: Task<Void, Never>
     let verifyClient: OAuthClientVerifier
+    /// Whether a token's client still exists (a revoked client's tokens stop working at once).
+    let isClientActive: (@Sendable (String) async -> Bool)?
     let logger: Logger
 
     /// `signingKey`: the HS256 secret (at least 32 bytes), kept in the database.
-    public init(signingKey: [UInt8], verifyClient: @escaping OAuthClientVerifier, logger: Logger) {
+    public init(signingKey: [UInt8], verifyClient: @escaping OAuthClientVerifier, isClientActive: (@Sendable (String) async -> Bool)? = nil, logger: Logger) {
         let keys = JWTKeyCollection()
         keyCollection = keys
         keyAdded = Task { await keys.add(hmac: HMACKey(from: signingKey), digestAlgorithm: .sha256) }
         self.verifyClient = verifyClient
+        self.isClientActive = isClientActive
         self.logger = logger
     }
 
@@ -185,6 +188,9 @@ public final class OAuthTokenService: Sendable {
             claims = try await keys.verify(token, as: AccessTokenClaims.self)
         } catch {
             throw OAuthError(code: .invalidToken, description: "the token is invalid or expired")
+        }
+        if let isClientActive, !(await isClientActive(claims.sub.value)) {
+            throw OAuthError(code: .invalidToken, description: "the token's client was revoked")
         }
         guard claims.scope.split(separator: " ").contains(Substring(scope)) else {
             throw OAuthError(code: .insufficientScope, description: "the token lacks the scope \(scope)")

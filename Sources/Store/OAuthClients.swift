@@ -51,6 +51,27 @@ extension Store {
         return secret
     }
 
+    /// Changes how long the client's new access tokens are valid (0 = unlimited).
+    public func setOAuthClientTokenValidity(id: String, minutes: Int) async throws {
+        try await pool.write { db in
+            try OAuthClientsTable.validate(clientID: id, tokenValidityMinutes: minutes)
+            try db.execute(sql: "UPDATE oauth_clients SET token_validity_minutes = ?, updated_at = ? WHERE client_id = ?",
+                           arguments: [minutes, Date().timeIntervalSince1970, id])
+            guard db.changesCount > 0 else { throw StoreError.unknownClient(id: id) }
+        }
+    }
+
+    /// Removes a client; false when there was none. Its access tokens stop working at once
+    /// (the API checks the client on every request).
+    public func deleteOAuthClient(id: String) async throws -> Bool {
+        let deleted = try await pool.write { db in
+            try db.execute(sql: "DELETE FROM oauth_clients WHERE client_id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+        if deleted { logger.notice("Revoked OAuth client", metadata: ["client-id": "\(id)"]) }
+        return deleted
+    }
+
     /// The client when `secret` is its secret, else nil. The comparison is constant-time.
     public func verifyOAuthClient(id: String, secret: String) async throws -> OAuthClient? {
         try await pool.read { db in

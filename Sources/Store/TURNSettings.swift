@@ -84,18 +84,23 @@ extension Store {
         return settings
     }
 
-    /// Replaces the shared secret with a new random one; the old one stays accepted for
-    /// `gracePeriod` seconds (use at least the credential TTL so issued credentials stay valid).
+    /// Replaces the shared secret with `secret` (nil: a new random one); the old one stays
+    /// accepted for `gracePeriod` seconds (use at least the credential TTL so issued
+    /// credentials stay valid).
     @discardableResult
-    public func rotateTURNSharedSecret(gracePeriod: TimeInterval, now: Date = Date()) async throws -> TURNSettings {
+    public func rotateTURNSharedSecret(to secret: String? = nil, gracePeriod: TimeInterval, now: Date = Date()) async throws -> TURNSettings {
         guard gracePeriod >= 0 else {
             throw StoreError.invalidValue(field: "gracePeriod", reason: "must not be negative")
+        }
+        if let secret {
+            guard (16...256).contains(secret.utf8.count), secret.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7f } == true })
+            else { throw StoreError.invalidValue(field: "shared secret", reason: "16–256 printable ASCII characters without spaces") }
         }
         let settings = try await pool.write { db in
             guard var settings = try TURNSettingsTable.fetch(db) else { throw StoreError.missingTURNSettings }
             settings.previousSharedSecret = settings.sharedSecret
             settings.previousSecretRetiresAt = now.addingTimeInterval(gracePeriod)
-            settings.sharedSecret = Secrets.randomHex(byteCount: 32)
+            settings.sharedSecret = secret ?? Secrets.randomHex(byteCount: 32)
             settings.updatedAt = now
             try TURNSettingsTable.save(db, settings)
             return settings

@@ -387,6 +387,69 @@ struct ExtensionPagesTests {
     }
 }
 
+@Suite("The TURN and client pages")
+struct TURNAndClientPagesTests {
+    @Test func turnSettingsAreValidatedAppliedAndAudited() async throws {
+        try await AdminHTTPTests.withStore { store in
+            try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)
+            let applied = Mutex<[TURNSettings]>([])
+            let turn = TURNBackend(status: { TURNStatus(enabled: true, realm: "tandem", listeners: ["udp 127.0.0.1:3478"], allocations: 2) },
+                                   validateAddresses: { relay, _ in relay.first { $0 == "nonsense" }.map { "'\($0)' is not an IP address" } },
+                                   apply: { s in applied.withLock { $0.append(s) } })
+            try await AdminHTTPTests.app(store, backend: AdminBackend(snapshot: { DashboardSnapshot() }, turn: turn)).test(.live) { client in
+                let s = try await ExtensionPagesTests.session(client)
+                let page = String(buffer: try await client.execute(uri: "/cms/turn", method: .get, headers: [.cookie: s.cookie]).body)
+                #expect(page.contains("udp 127.0.0.1:3478"))
+                let secret = try await store.turnSettings().sharedSecret
+                #expect(page.contains(secret), "inside the closed <details>")
+
+                let short = try await ExtensionPagesTests.post(client, "/cms/turn/settings", s, "ttl=5&relay=10.0.0.1")
+                #expect(short.status == .badRequest)
+                let bad = try await ExtensionPagesTests.post(client, "/cms/turn/settings", s, "ttl=600&relay=nonsense")
+                #expect(bad.status == .badRequest)
+                #expect(String(buffer: bad.body).contains("Not saved: &#39;nonsense&#39; is not an IP address."))
+                #expect(applied.withLock { $0.isEmpty })
+                let ok = try await ExtensionPagesTests.post(client, "/cms/turn/settings", s, "ttl=900&relay=10.0.0.1%0D%0A%3A%3A1&external=10.0.0.1%3D198.51.100.1")
+                #expect(ok.status == .seeOther)
+                let stored = try await store.turnSettings()
+                #expect(stored.credentialTTL == 900 && stored.relayAddresses == ["10.0.0.1", "::1"] && stored.externalAddresses == ["10.0.0.1=198.51.100.1"])
+
+                let weak = try await ExtensionPagesTests.post(client, "/cms/turn/rotate", s, "secret=short")
+                #expect(weak.status == .badRequest)
+                #expect(try await ExtensionPagesTests.post(client, "/cms/turn/rotate", s, "secret=a-secret-typed-by-hand-42").status == .seeOther)
+                let rotated = try await store.turnSettings()
+                #expect(rotated.sharedSecret == "a-secret-typed-by-hand-42" && rotated.previousSharedSecret == secret)
+                let retires = try #require(rotated.previousSecretRetiresAt)
+                #expect(abs(retires.timeIntervalSinceNow - 900) < 30, "the previous secret is valid for one TTL")
+                #expect(applied.withLock { $0.map(\.sharedSecret) } == [secret, "a-secret-typed-by-hand-42"])
+                #expect(try await store.auditLog(limit: 2).map(\.action) == ["TURN secret changed", "TURN settings saved"])
+            }
+        }
+    }
+
+    @Test func aClientsSecretIsShownOnceAndRevocationRemovesIt() async throws {
+        try await AdminHTTPTests.withStore { store in
+            try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)
+            try await AdminHTTPTests.app(store).test(.live) { client in
+                let s = try await ExtensionPagesTests.session(client)
+                #expect(try await ExtensionPagesTests.post(client, "/cms/clients/create", s, "id=has%20space&minutes=20").status == .badRequest)
+                #expect(try await ExtensionPagesTests.post(client, "/cms/clients/create", s, "id=crm&minutes=-1").status == .badRequest)
+                let made = try await ExtensionPagesTests.post(client, "/cms/clients/create", s, "id=crm&minutes=0")
+                #expect(made.status == .ok)
+                let page = String(buffer: made.body)
+                let secret = try #require(page.range(of: #"id="new-secret">[0-9a-f]{64}<"#, options: .regularExpression).map { String(page[$0].dropFirst(16).dropLast()) })
+                #expect(try await store.verifyOAuthClient(id: "crm", secret: secret) != nil)
+                #expect(page.contains("unlimited validity"), "0 minutes shows a warning")
+                let again = String(buffer: try await client.execute(uri: "/cms/clients", method: .get, headers: [.cookie: s.cookie]).body)
+                #expect(!again.contains(secret))
+                #expect(try await ExtensionPagesTests.post(client, "/cms/clients/revoke", s, "id=crm").status == .seeOther)
+                #expect(try await store.oauthClient(id: "crm") == nil)
+                #expect(try await ExtensionPagesTests.post(client, "/cms/clients/revoke", s, "id=crm").status == .notFound)
+            }
+        }
+    }
+}
+
 @Suite("Admin accounts and sessions in the Store")
 struct AdminStoreTests {
     @Test func sessionsExpireWhenIdleAndAtTheirLifetime() async throws {

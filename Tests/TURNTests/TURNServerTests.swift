@@ -60,6 +60,32 @@ final class TURNServerTests: XCTestCase {
         await h.stop()
     }
 
+    /// What the administrator changes while the server runs: new allocations take the new
+    /// relay and external addresses (the ones made before keep theirs), and a new secret is
+    /// accepted at once while the previous one stays valid until it retires.
+    func testRelayAddressesAndSecretsChangeLive() async throws {
+        let h = try await TURNServerHarness.start()
+        var before = try TestSession(port: h.port, secret: h.secret, user: "before")
+        let first = try before.request(.allocate, [.requestedTransport(17)])
+        XCTAssertEqual(try first.xorAddress(.xorRelayedAddress)?.ip, IPAddress("127.0.0.1"))
+
+        h.server.updateRelayAddresses([IPAddress("127.0.0.2")!], externalAddresses: [IPAddress("127.0.0.2")!: IPAddress("203.0.113.9")!])
+        h.server.secrets.set(current: "the-new-secret-0123456789", previous: h.secret, previousValidUntil: Int(Date().timeIntervalSince1970) + 60)
+        var after = try TestSession(port: h.port, secret: "the-new-secret-0123456789", user: "after")
+        let second = try after.request(.allocate, [.requestedTransport(17)])
+        XCTAssertEqual(second.type.messageClass, .successResponse, "\(String(describing: try? second.errorCode))")
+        XCTAssertEqual(try second.xorAddress(.xorRelayedAddress)?.ip, IPAddress("203.0.113.9"), "the external address of the new relay address")
+        var old = try TestSession(port: h.port, secret: h.secret, user: "old")
+        XCTAssertEqual(try old.request(.allocate, [.requestedTransport(17)]).type.messageClass, .successResponse, "the previous secret until it retires")
+        let refreshed = try before.request(.refresh, [.uint32(.lifetime, 600)])
+        XCTAssertEqual(refreshed.type.messageClass, .successResponse, "the allocation made before still lives")
+
+        h.server.secrets.set(current: "the-new-secret-0123456789", previous: h.secret, previousValidUntil: Int(Date().timeIntervalSince1970) - 1)
+        var retired = try TestSession(port: h.port, secret: h.secret, user: "retired")
+        XCTAssertEqual(errorCode(try retired.request(.allocate, [.requestedTransport(17)])), 401)
+        await h.stop()
+    }
+
     func testBinding() async throws {
         let h = try await TURNServerHarness.start()
         let client = try UDPTestClient(serverPort: h.port)

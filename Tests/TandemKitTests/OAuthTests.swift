@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Prometheus
+import Synchronization
 import Testing
 
 @testable import ControlAPI
@@ -95,6 +96,21 @@ struct OAuthTests {
     }
 
     /// RFC 7519 §4.1.4: a token past its expiry is refused; so is one signed with another key.
+    @Test func aRevokedClientsTokensStopAtOnce() async throws {
+        let revoked = Mutex<Set<String>>([])
+        let service = OAuthTokenService(signingKey: Array(repeating: 7, count: 32), verifyClient: { id, secret in
+            guard let client = Self.clients[id], client.secret == secret else { return nil }
+            return OAuthClientGrant(clientID: id, tokenValidityMinutes: client.minutes)
+        }, isClientActive: { id in !revoked.withLock { $0.contains(id) } }, logger: Logger(label: "test"))
+        let (json, _) = try await service.issue(.init(clientID: "app", secret: "s3cret:+/", usedBasic: true, scopes: ["turn"]))
+        let token = try #require(json["access_token"] as? String)
+        #expect(try await service.authenticate(authorization: "Bearer \(token)", scope: "turn").sub.value == "app")
+        revoked.withLock { _ = $0.insert("app") }
+        await #expect(throws: OAuthError(code: .invalidToken, description: "the token's client was revoked")) {
+            try await service.authenticate(authorization: "Bearer \(token)", scope: "turn")
+        }
+    }
+
     @Test func expiredAndForeignTokensAreRefused() async throws {
         let service = Self.service()
         let request = OAuthTokenService.TokenRequest(clientID: "app", secret: "s3cret:+/", usedBasic: true, scopes: ["sessions"])

@@ -20,9 +20,22 @@ final class TURNShared: Sendable {
     let logger: Logger
     let perUser = Mutex<[String: Int]>([:])
     let reservations = Mutex<[UInt64: Reservation]>([:])
-    /// Relay address per family (the first configured one of each family).
-    let relayIPv4: IPAddress?
-    let relayIPv6: IPAddress?
+    /// Where new allocations relay: the first relay address of each family, and the external
+    /// address advertised for each relay address behind a 1:1 NAT. Changed live by
+    /// ``TURNServer/updateRelayAddresses(_:externalAddresses:)``; read only by Allocate.
+    struct RelayPlan: Sendable {
+        var ipv4: IPAddress?
+        var ipv6: IPAddress?
+        var external: [IPAddress: IPAddress]
+
+        init(_ addresses: [IPAddress], external: [IPAddress: IPAddress]) {
+            ipv4 = addresses.first { $0.family == .ipv4 }
+            ipv6 = addresses.first { $0.family == .ipv6 }
+            self.external = external
+        }
+    }
+
+    let relays: Mutex<RelayPlan>
 
     init(config: TURNServerConfiguration, secrets: SharedSecrets, logger: Logger) {
         self.config = config
@@ -31,11 +44,12 @@ final class TURNShared: Sendable {
         self.policy = config.peerPolicy()
         self.metrics = TURNMetrics()
         self.logger = logger
-        self.relayIPv4 = config.relayAddresses.first { $0.family == .ipv4 }
-        self.relayIPv6 = config.relayAddresses.first { $0.family == .ipv6 }
+        self.relays = Mutex(RelayPlan(config.relayAddresses, external: config.externalAddresses))
     }
 
-    func relayIP(for family: AddressFamily) -> IPAddress? { family == .ipv4 ? relayIPv4 : relayIPv6 }
+    func relayIP(for family: AddressFamily) -> IPAddress? { relays.withLock { family == .ipv4 ? $0.ipv4 : $0.ipv6 } }
+
+    var externalAddresses: [IPAddress: IPAddress] { relays.withLock { $0.external } }
 
     /// Takes one allocation from the total and the user's quota (RFC 8656 §7.2 step 10).
     func acquireQuota(user: String) -> Bool {

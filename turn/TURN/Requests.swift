@@ -236,8 +236,9 @@ extension TURNLoopCore {
         // The second family is best effort: without it the response says 508 for IPv6 (RFC 8656 §7.2).
         if let secondaryIP, let s = try? bindRelay(ip: secondaryIP, choice: .any, dontFragment: false) { relaySockets.append(s) }
         var relays: [Relay] = []
+        let external = shared.externalAddresses
         for socket in relaySockets {
-            let relay = Relay(socket: socket, externalAddresses: config.externalAddresses, core: self)
+            let relay = Relay(socket: socket, externalAddresses: external, core: self)
             do {
                 try loop.register(socket.fd, relay)
                 relays.append(relay)

@@ -138,6 +138,17 @@ public final class TURNServer: Service, Sendable {
         (shared.metrics.allocationCount.load(ordering: .relaxed), shared.metrics.permissionCount.load(ordering: .relaxed), shared.metrics.channelCount.load(ordering: .relaxed))
     }
 
+    /// The shared secrets the server accepts (change them live: ``SharedSecrets/set(current:previous:previousValidUntil:)``).
+    public var secrets: SharedSecrets { shared.authenticator.secrets }
+
+    /// Where new allocations relay from now on (allocations made before keep their relayed
+    /// addresses until they end): the first address of each family, and the external address
+    /// advertised for a relay address behind a 1:1 NAT.
+    public func updateRelayAddresses(_ addresses: [IPAddress], externalAddresses: [IPAddress: IPAddress]) {
+        shared.relays.withLock { $0 = TURNShared.RelayPlan(addresses, external: externalAddresses) }
+        shared.logger.notice("TURN relay addresses changed", metadata: ["relay": "\(addresses)", "external": "\(externalAddresses)"])
+    }
+
     /// Payload bytes relayed since start, both directions (as of the loops' last housekeeping tick).
     public var relayedBytes: Int { shared.metrics.relayedByteCount.load(ordering: .relaxed) }
 

@@ -21,8 +21,23 @@ extension TandemServer {
 
     /// What the dashboard shows, from the control API's own views of extensions and calls,
     /// the TURN server's counts and the process's CPU and memory.
-    static func adminBackend(api: ControlAPIBackend, turn: TURNService?) -> AdminBackend {
+    static func adminBackend(_ context: ServeContext, api: ControlAPIBackend, turn: TURNService?) -> AdminBackend {
         let started = Date()
+        let realm = context.configuration.turn.realm
+        let turnBackend = TURNBackend(
+            status: {
+                let server = turn?.current
+                let listeners = server?.boundAddresses.withLock { $0.map { "\($0.0.rawValue) \($0.1.ipAddress ?? "?"):\($0.1.port ?? 0)" } } ?? []
+                return TURNStatus(enabled: turn != nil, realm: realm, listeners: listeners, allocations: server?.liveCounts.allocations ?? 0)
+            },
+            validateAddresses: { relay, external in
+                for r in relay where IPAddress(r) == nil { return "'\(r)' is not an IPv4 or IPv6 address" }
+                for e in external {
+                    do throws(ExternalAddressMapping.ParseError) { _ = try ExternalAddressMapping(parsing: e) } catch { return error.description }
+                }
+                return nil
+            },
+            apply: { settings in turn?.apply(settings) })
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
             if let extensions = try? await api.extensions() {
@@ -49,6 +64,6 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        })
+        }, turn: turnBackend)
     }
 }

@@ -26,12 +26,9 @@ enum TURNServiceFactory {
         default: .tlsv12
         }
         config.tls = tls
-        let relays = settings.relayAddresses.compactMap { IPAddress($0) }
+        let (relays, external) = relayPlan(settings)
         config.relayAddresses = relays
-        let mappings = settings.externalAddresses.compactMap { try? ExternalAddressMapping(parsing: $0) }
-        for relay in relays {
-            config.externalAddresses[relay] = mappings.externalAddress(for: relay)
-        }
+        config.externalAddresses = external
         config.relayPorts = turn.relayPortRange
         config.allowedPeers = turn.allowedPeers
         config.deniedPeers = turn.deniedPeers
@@ -42,12 +39,27 @@ enum TURNServiceFactory {
         config.maxBitsPerSecond = turn.maxBytesPerSecond * 8
         config.threads = turn.threads
         config.batchWindowMicroseconds = turn.batchWindowMicroseconds
-        let retires = settings.previousSecretRetiresAt.map { Int($0.timeIntervalSince1970) } ?? 0
-        let secrets = SharedSecrets(current: settings.sharedSecret, previous: settings.previousSharedSecret, previousValidUntil: retires)
+        let secrets = SharedSecrets(current: settings.sharedSecret)
+        apply(settings, to: secrets)
         if relays.isEmpty {
             context.logger.warning("No TURN relay address is configured: every Allocate will be refused with 440")
         }
         return TURNServer(configuration: config, secrets: secrets, logger: context.logger)
+    }
+
+    /// The relay addresses of the stored settings, and the external address of each.
+    static func relayPlan(_ settings: TURNSettings) -> (relays: [IPAddress], external: [IPAddress: IPAddress]) {
+        let relays = settings.relayAddresses.compactMap { IPAddress($0) }
+        let mappings = settings.externalAddresses.compactMap { try? ExternalAddressMapping(parsing: $0) }
+        var external: [IPAddress: IPAddress] = [:]
+        for relay in relays { external[relay] = mappings.externalAddress(for: relay) }
+        return (relays, external)
+    }
+
+    /// The stored secrets (the previous one until it retires) into the server's live set.
+    static func apply(_ settings: TURNSettings, to secrets: SharedSecrets) {
+        let retires = settings.previousSecretRetiresAt.map { Int($0.timeIntervalSince1970) } ?? 0
+        secrets.set(current: settings.sharedSecret, previous: settings.previousSharedSecret, previousValidUntil: retires)
     }
 }
 
@@ -67,6 +79,15 @@ final class TURNService: Service, Sendable {
 
     /// The running server (nil before it started).
     var current: TURNServer? { server.withLock { $0 } }
+
+    /// Applies settings an administrator changed: the secrets at once, the relay and external
+    /// addresses to allocations made from now on.
+    func apply(_ settings: TURNSettings) {
+        guard let turn = current else { return }
+        TURNServiceFactory.apply(settings, to: turn.secrets)
+        let (relays, external) = TURNServiceFactory.relayPlan(settings)
+        turn.updateRelayAddresses(relays, externalAddresses: external)
+    }
 
     func run() async throws {
         let turn = try await TURNServiceFactory.makeServer(context)

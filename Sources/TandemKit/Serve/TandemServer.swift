@@ -109,7 +109,7 @@ public struct TandemServer: Sendable {
         }
         let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller)
         let history = DashboardHistory()
-        let adminBackend = Self.adminBackend(api: api, turn: turnServices.first?.service as? TURNService)
+        let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService)
         services.append(.init(
             service: DashboardSampler(backend: adminBackend, history: history),
             successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "dashboard"))
@@ -180,6 +180,9 @@ public struct TandemServer: Sendable {
         let store = context.store
         return OAuthTokenService(signingKey: try store.tokenSigningKey().secret, verifyClient: { id, secret in
             try await store.verifyOAuthClient(id: id, secret: secret).map { OAuthClientGrant(clientID: $0.clientID, tokenValidityMinutes: $0.tokenValidityMinutes) }
+        }, isClientActive: { id in
+            // Fails closed: while the database does not answer, no token is honoured.
+            (try? await store.oauthClient(id: id)) != nil
         }, logger: context.logger)
     }
 

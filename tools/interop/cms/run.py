@@ -11,6 +11,10 @@ ports, no SIP platform) and drives Chromium through selenium:
   lock-out      repeated failures: 429 with Retry-After, even for the right password
   extensions    through Kamailio: a range added on the page registers, a number search, an edit,
                 a removed extension unregisters and the session holding it ends, remove all
+  turn-clients  the TURN secret changed on the page: coturn's turnutils_uclient relays with the
+                new secret and still with the previous one (valid for one TTL), not with a wrong
+                one; the TTL reaches the API; an OAuth client made on the page works until
+                revoked there, then its token is refused; a click-to-contact service is saved
   networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
@@ -19,7 +23,7 @@ Screenshots go to the run's temporary directory, or to --screenshots (docs/cms h
 committed ones).
 """
 import argparse
-import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -88,12 +92,7 @@ class Tandem:
 
     def api(self, method, path, body=None):
         """The control API as an application server uses it: a token by client credentials, then the call."""
-        import base64
-        import json
-        basic = base64.b64encode(f"default-client-id:{self.client_secret}".encode()).decode()
-        _, _, text = request("/oauth/token", "POST", b"grant_type=client_credentials",
-                             {"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
-        token = json.loads(text)["access_token"]
+        token = access_token("default-client-id", self.client_secret)["access_token"]
         status, _, text = request(path, method, None if body is None else json.dumps(body).encode(),
                                   {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
         return status, json.loads(text) if text else None
@@ -124,6 +123,15 @@ def request(path, method="GET", data=None, headers=None):
         return e.code, e.headers, e.read().decode()
     except OSError:
         return None, None, ""
+
+
+def access_token(client_id, secret):
+    """The token endpoint's answer to client credentials (RFC 6749 §4.4) by HTTP Basic."""
+    import base64
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    _, _, text = request("/oauth/token", "POST", b"grant_type=client_credentials",
+                         {"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
+    return json.loads(text)
 
 
 class Context:
@@ -317,6 +325,93 @@ def scenario_extensions(ctx):
         kamailio.kill()
 
 
+def uclient(port, peer_port, secret):
+    """turnutils_uclient through Tandem to turnutils_peer with REST-API credentials from `secret`:
+    (sent, received); -m 1 makes two sessions of 20 messages."""
+    out = subprocess.run(["turnutils_uclient", "-W", secret, "-u", "cms", "-e", "127.0.0.1", "-r", str(peer_port), "-p", str(port),
+                          "-n", "20", "-l", "172", "-m", "1", "-z", "5", "127.0.0.1"], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    # The summary line (progress lines before it carry the same names).
+    totals = re.findall(r"start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", text)
+    uclient.last = text
+    return (int(totals[-1][0]), int(totals[-1][1])) if totals else (0, 0)
+
+
+def scenario_turn_and_clients(ctx):
+    facts = {}
+    peer_port = free_port()
+    peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_TURN_ALLOWED_PEERS="127.0.0.1/32")
+    turn_port = int(tandem.env["TANDEM_TURN_LISTEN_PORT"])
+    try:
+        tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+        tandem.start()
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-turn")) as b:
+            d = b.driver
+            sign_in(b, ACCOUNT, PASSWORD)
+            click_through(d, d.find_element("link text", "TURN"))
+            assert d.find_element("css selector", "#turn-enabled .value").text == "enabled"
+            assert f"udp 127.0.0.1:{turn_port}" in d.find_element("id", "turn-listeners").text
+            old = d.find_element("id", "turn-secret").get_attribute("textContent")
+            assert uclient(turn_port, peer_port, old) == (40, 40), "the first secret relays: " + uclient.last[-1500:]
+
+            click_through(d, d.find_element("id", "rotate"))
+            assert "The shared secret changed" in d.find_element("css selector", "p.notice").text
+            new = d.find_element("id", "turn-secret").get_attribute("textContent")
+            assert new != old and len(new) == 64, new
+            assert "stays valid until" in d.find_element("id", "turn-previous").text
+            facts["new_secret"] = uclient(turn_port, peer_port, new)
+            facts["previous_secret"] = uclient(turn_port, peer_port, old)
+            facts["wrong_secret"] = uclient(turn_port, peer_port, "not-the-secret-at-all")
+            assert facts["new_secret"] == (40, 40) and facts["previous_secret"] == (40, 40), facts
+            assert facts["wrong_secret"][1] == 0, facts
+
+            ttl = d.find_element("id", "ttl")
+            ttl.clear()
+            ttl.send_keys("120")
+            click_through(d, d.find_element("id", "save-turn"))
+            assert "Saved." in d.find_element("css selector", "p.notice").text
+            status, credential = tandem.api("POST", "/api/v1/turn-credentials", {})
+            assert status == 200 and credential["ttl"] == 120, (status, credential)
+            ctx.shot(b, "07-turn.png", height=1300)
+
+            click_through(d, d.find_element("link text", "Clients"))
+            d.find_element("id", "client-id").send_keys("crm")
+            minutes = d.find_element("id", "minutes")
+            minutes.clear()
+            minutes.send_keys("5")
+            click_through(d, d.find_element("id", "create-client"))
+            secret = d.find_element("id", "new-secret").text
+            assert len(secret) == 64, secret
+            ctx.shot(b, "08-clients.png")
+            b.open(BASE + "/cms/clients")
+            assert secret not in d.page_source, "the secret is shown once"
+
+            token = access_token("crm", secret)
+            assert token["expires_in"] == 300, token
+            bearer = {"Authorization": "Bearer " + token["access_token"]}
+            assert request("/api/v1/extensions", headers=bearer)[0] == 200
+            row = next(r for r in d.find_elements("css selector", "#clients tbody tr") if r.text.startswith("crm"))
+            click_through(d, row.find_elements("css selector", "form[action='/cms/clients/revoke'] button")[0])
+            assert "revoked" in d.find_element("css selector", "p.notice").text
+            status, _, text = request("/api/v1/extensions", headers=bearer)
+            assert status == 401 and "revoked" in text, (status, text)
+            facts["revoked_token"] = status
+
+            click_through(d, d.find_element("link text", "Services"))
+            d.find_element("id", "key").send_keys("support")
+            d.find_element("id", "number").send_keys("2000")
+            d.find_element("id", "display-name").send_keys("Customer support")
+            click_through(d, d.find_element("id", "save-service"))
+            assert "support" in d.find_element("id", "services").text
+            assert "support\t2000\tCustomer support" in tandem.cli("services", "list").stdout
+        return facts
+    finally:
+        tandem.stop()
+        stop(peer)
+
+
 def scenario_networks(ctx):
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
     tandem.start()
@@ -333,6 +428,7 @@ SCENARIOS = {
     "first-start": scenario_first_start_and_sign_in,
     "lock-out": scenario_lock_out,
     "extensions": scenario_extensions,
+    "turn-clients": scenario_turn_and_clients,
     "networks": scenario_networks,
 }
 
