@@ -14,6 +14,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let backend: AdminBackend?
     let history: DashboardHistory?
     let throttle: SignInThrottle
+    let pending = PendingImports()
     let logger: Logger
 
     /// The session cookie (the token; the store keeps only its hash).
@@ -44,6 +45,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         addExtensionRoutes(cms)
         addTURNRoutes(cms)
         addClientRoutes(cms)
+        addTransferRoutes(cms)
         cms.get("static/cms.css") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
                      body: .init(byteBuffer: ByteBuffer(string: HTML.stylesheet)))

@@ -114,3 +114,84 @@ public enum Cookies {
         return parts.joined(separator: "; ")
     }
 }
+
+/// A `multipart/form-data` submission (RFC 7578), as a form with a file input sends it:
+/// parts with a name, an optional file name, and their bytes.
+public struct MultipartBody: Sendable, Equatable {
+    public struct Part: Sendable, Equatable {
+        public var name: String
+        public var filename: String?
+        public var body: [UInt8]
+    }
+
+    public var parts: [Part]
+    public static let maximumParts = 16
+
+    /// The boundary of a `Content-Type: multipart/form-data; boundary=…` (RFC 2046 §5.1.1: 1–70 characters).
+    public static func boundary(contentType: String?) -> String? {
+        guard let contentType, contentType.lowercased().hasPrefix("multipart/form-data") else { return nil }
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let kv = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2, kv[0].lowercased() == "boundary" {
+                let b = kv[1].hasPrefix("\"") && kv[1].hasSuffix("\"") && kv[1].count >= 2 ? String(kv[1].dropFirst().dropLast()) : kv[1]
+                return (1...70).contains(b.utf8.count) ? b : nil
+            }
+        }
+        return nil
+    }
+
+    public init(parsing bytes: [UInt8], boundary: String) throws(FormBody.ParseError) {
+        let delimiter = Array("--\(boundary)".utf8)
+        var parts: [Part] = []
+        var cursor = 0
+        guard let first = Self.find(delimiter, in: bytes, from: 0) else { throw .invalidEncoding }
+        cursor = first + delimiter.count
+        while true {
+            // After a delimiter: "--" ends the body, CRLF starts a part.
+            if bytes.count >= cursor + 2, bytes[cursor] == UInt8(ascii: "-"), bytes[cursor + 1] == UInt8(ascii: "-") { break }
+            guard bytes.count >= cursor + 2, bytes[cursor] == 13, bytes[cursor + 1] == 10 else { throw .invalidEncoding }
+            cursor += 2
+            guard let headerEnd = Self.find(Array("\r\n\r\n".utf8), in: bytes, from: cursor), headerEnd - cursor <= 8192 else { throw .invalidEncoding }
+            guard let headers = String(validating: bytes[cursor..<headerEnd], as: UTF8.self) else { throw .invalidEncoding }
+            guard let next = Self.find(Array("\r\n".utf8) + delimiter, in: bytes, from: headerEnd + 4) else { throw .invalidEncoding }
+            guard parts.count < Self.maximumParts else { throw .tooManyFields(limit: Self.maximumParts) }
+            var name: String?
+            var filename: String?
+            for line in headers.split(separator: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
+                name = Self.parameter("name", in: line)
+                filename = Self.parameter("filename", in: line)
+            }
+            guard let name else { throw .invalidEncoding }
+            parts.append(Part(name: name, filename: filename, body: Array(bytes[(headerEnd + 4)..<next])))
+            cursor = next + 2 + delimiter.count
+        }
+        self.parts = parts
+    }
+
+    public subscript(_ name: String) -> Part? { parts.first { $0.name == name } }
+
+    static func parameter(_ name: String, in line: Substring) -> String? {
+        for item in line.split(separator: ";").dropFirst() {
+            let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2, kv[0].lowercased() == name {
+                return kv[1].hasPrefix("\"") && kv[1].hasSuffix("\"") && kv[1].count >= 2 ? String(kv[1].dropFirst().dropLast()) : kv[1]
+            }
+        }
+        return nil
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+        var i = start
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == needle[0] {
+                var j = 1
+                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+}

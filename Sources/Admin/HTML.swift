@@ -28,6 +28,7 @@ enum HTML {
         ("/cms/turn", "TURN"),
         ("/cms/clients", "Clients"),
         ("/cms/services", "Services"),
+        ("/cms/transfer", "Export/import"),
         ("/cms/audit", "Audit log"),
     ]
 

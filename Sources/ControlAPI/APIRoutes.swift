@@ -159,6 +159,11 @@ public struct ControlAPIBackend: Sendable {
     public var calls: @Sendable () async throws -> [CallStatus]
     /// A guest session of caller `from` for the service `destination`; throws ``ControlAPIError``.
     public var createGuestSession: @Sendable (_ from: String, _ destination: String, _ clientID: String) async throws -> SessionResponse
+    /// The export file (JSON) with the extensions and/or the configuration without secrets.
+    public var exportFile: @Sendable (_ extensions: Bool, _ configuration: Bool) async throws -> Data
+    /// Checks an export file and, unless `dryRun`, applies it; returns `{"applied": …, "plan": …}`
+    /// as JSON. Throws ``ControlAPIError`` for a file that cannot be imported.
+    public var importFile: @Sendable (_ bytes: [UInt8], _ dryRun: Bool) async throws -> Data
 
     public init(turnCredentials: @escaping @Sendable (String?, Int?) async throws -> TURNCredentialResponse,
                 extensions: @escaping @Sendable () async throws -> [ExtensionStatus],
@@ -168,7 +173,11 @@ public struct ControlAPIBackend: Sendable {
                 calls: @escaping @Sendable () async throws -> [CallStatus] = { [] },
                 createGuestSession: @escaping @Sendable (String, String, String) async throws -> SessionResponse = { _, d, _ in
                     throw ControlAPIError(.notFound, "unknown_service", "no service \(d)")
-                }) {
+                },
+                exportFile: @escaping @Sendable (Bool, Bool) async throws -> Data = { _, _ in throw ControlAPIError(.notFound, "no_export", "export is not available") },
+                importFile: @escaping @Sendable ([UInt8], Bool) async throws -> Data = { _, _ in throw ControlAPIError(.notFound, "no_import", "import is not available") }) {
+        self.exportFile = exportFile
+        self.importFile = importFile
         self.calls = calls
         self.createGuestSession = createGuestSession
         self.turnCredentials = turnCredentials
@@ -254,6 +263,35 @@ enum APIRoutes {
                 return problem(error.status, error.code, error.description)
             }
         })
+        api.get("export", use: guarded("extensions", oauth) { request, _, _ in
+            let parts = (request.uri.queryParameters.get("include") ?? "extensions,configuration").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 == "extensions" || $0 == "configuration" }) else {
+                return problem(.badRequest, "invalid_include", "include is a comma-separated list of extensions and configuration")
+            }
+            let data = try await backend.exportFile(parts.contains("extensions"), parts.contains("configuration"))
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(data: data)))
+        })
+        api.post("import", use: guarded("extensions", oauth) { request, _, _ in
+            let dryRun: Bool
+            switch request.uri.queryParameters.get("dryRun") {
+            case nil, "false": dryRun = false
+            case "true": dryRun = true
+            default: return problem(.badRequest, "invalid_dry_run", "dryRun is true or false")
+            }
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: importLimit)
+            } catch {
+                return problem(.contentTooLarge, "too_large", "the file is larger than \(importLimit >> 20) MiB")
+            }
+            do {
+                let data = try await backend.importFile(Array(buffer: body), dryRun)
+                return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(data: data)))
+            } catch let error as ControlAPIError {
+                return problem(error.status, error.code, error.description)
+            }
+        })
         api.get("calls", use: guarded("calls", oauth) { _, _, _ in
             json(.ok, ["calls": try await backend.calls()])
         })
@@ -266,6 +304,9 @@ enum APIRoutes {
             return Response(status: .noContent)
         })
     }
+
+    /// The largest export file `POST /api/v1/import` takes.
+    static let importLimit = 32 << 20
 
     /// A caller id a guest may present: an optional `+` and 2–20 digits (E.164 is at most 15).
     static func isCallerNumber(_ text: String) -> Bool {

@@ -112,7 +112,7 @@ public enum ControlAPI {
     public static let documentedRoutes: [(path: String, methods: [HTTPRequest.Method])] = [
         ("/healthz", [.get]), ("/readyz", [.get]), ("/metrics", [.get]), ("/oauth/token", [.post]),
         ("/api/v1/turn-credentials", [.post]), ("/api/v1/extensions", [.get]), ("/api/v1/sessions", [.get, .post]),
-        ("/api/v1/sessions/{id}", [.delete]), ("/api/v1/calls", [.get]), ("/api/v1/openapi.yaml", [.get]), ("/webkit/ws", [.get]),
+        ("/api/v1/sessions/{id}", [.delete]), ("/api/v1/calls", [.get]), ("/api/v1/export", [.get]), ("/api/v1/import", [.post]), ("/api/v1/openapi.yaml", [.get]), ("/webkit/ws", [.get]),
     ]
 
     /// The Hummingbird application: a swift-service-lifecycle `Service` that drains

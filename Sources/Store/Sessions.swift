@@ -90,12 +90,7 @@ extension Store {
 
     /// Adds or replaces a service.
     public func putService(_ service: ServiceRecord) async throws {
-        guard !service.key.isEmpty, service.key.utf8.count <= 64, service.key.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw StoreError.invalidValue(field: "service key", reason: "1–64 letters, digits, - _ .")
-        }
-        guard !service.number.isEmpty, service.number.utf8.count <= 64, !service.number.contains(where: { $0.isWhitespace || $0 == "@" || $0 == ":" }) else {
-            throw StoreError.invalidValue(field: "service number", reason: "1–64 characters without spaces, @ or :")
-        }
+        try service.validate()
         try await pool.write { db in
             try db.execute(sql: "INSERT INTO services (key, number, display_name) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET number = excluded.number, display_name = excluded.display_name",
                            arguments: [service.key, service.number, service.displayName])

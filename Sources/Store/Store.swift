@@ -199,6 +199,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case duplicateAdmin(String)
     /// No administrator account has this name.
     case unknownAdmin(String)
+    /// The database changed between an import's preview and its application.
+    case changedSincePlan
 
     public var description: String {
         switch self {
@@ -230,6 +232,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "an administrator named \(name) exists already"
         case .unknownAdmin(let name):
             "no administrator named \(name)"
+        case .changedSincePlan:
+            "the data changed since the import was previewed; preview it again"
         case .duplicateExtensions(let numbers):
             "extensions exist already: \(numbers.prefix(10).joined(separator: ", "))\(numbers.count > 10 ? " and \(numbers.count - 10) more" : "")"
         }

@@ -286,8 +286,8 @@ extension TandemCommand {
 
     struct Config: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Inspect the configuration.",
-            subcommands: [Print.self, Keys.self])
+            abstract: "Inspect the configuration; export and import extensions and runtime settings between servers.",
+            subcommands: [Print.self, Keys.self, Export.self, Import.self])
 
         enum Format: String, ExpressibleByArgument, CaseIterable {
             case yaml, env

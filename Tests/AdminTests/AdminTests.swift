@@ -450,6 +450,69 @@ struct TURNAndClientPagesTests {
     }
 }
 
+@Suite("Export and import pages")
+struct TransferPageTests {
+    static func multipart(csrf: String, file: String, boundary: String = "----tandem-test-7d1") -> (String, ByteBuffer) {
+        let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n\(csrf)\r\n"
+            + "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.json\"\r\nContent-Type: application/json\r\n\r\n\(file)\r\n"
+            + "--\(boundary)--\r\n"
+        return ("multipart/form-data; boundary=\(boundary)", ByteBuffer(string: body))
+    }
+
+    @Test func multipartBodiesParseAndMalformedOnesAreErrors() throws {
+        let (type, buffer) = Self.multipart(csrf: "tok", file: "{\"a\":1}\r\n--not-the-boundary")
+        let boundary = try #require(MultipartBody.boundary(contentType: type))
+        let form = try MultipartBody(parsing: Array(buffer.readableBytesView), boundary: boundary)
+        #expect(form["csrf"]?.body == Array("tok".utf8))
+        #expect(form["file"]?.filename == "export.json")
+        #expect(form["file"]?.body == Array("{\"a\":1}\r\n--not-the-boundary".utf8))
+        #expect(MultipartBody.boundary(contentType: "multipart/form-data") == nil)
+        #expect(MultipartBody.boundary(contentType: "application/json; boundary=x") == nil)
+        #expect(throws: FormBody.ParseError.invalidEncoding) { try MultipartBody(parsing: Array("--b\r\nno headers end".utf8), boundary: "b") }
+        #expect(throws: FormBody.ParseError.invalidEncoding) { try MultipartBody(parsing: Array("garbage".utf8), boundary: "b") }
+        let many = (0..<20).map { "--b\r\nContent-Disposition: form-data; name=\"f\($0)\"\r\n\r\nx\r\n" }.joined() + "--b--"
+        #expect(throws: FormBody.ParseError.tooManyFields(limit: MultipartBody.maximumParts)) { try MultipartBody(parsing: Array(many.utf8), boundary: "b") }
+    }
+
+    @Test func anUploadIsPreviewedThenAppliedOnce() async throws {
+        try await AdminHTTPTests.withStore { store in
+            try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)
+            try await store.addExtensions([ExtensionRecord(number: "3999", authentication: .none)])
+            let ended = Mutex<[String]>([])
+            let (held, _) = try await store.createSession(extension: "3999", clientID: "app", lifetime: 600)
+            let backend = AdminBackend(snapshot: { DashboardSnapshot() }, endSession: { id in ended.withLock { $0.append(id) } })
+            try await AdminHTTPTests.app(store, backend: backend).test(.live) { client in
+                let s = try await ExtensionPagesTests.session(client)
+                let exported = try await client.execute(uri: "/cms/transfer/extensions.json", method: .get, headers: [.cookie: s.cookie])
+                #expect(exported.headers[.contentDisposition]?.hasPrefix("attachment; filename=\"tandem-extensions-") == true)
+                #expect(try TransferDocument.parse(exported.body.readableBytesView).extensions?.map(\.extension) == ["3999"])
+
+                let file = #"{"format":"tandem-export","version":1,"extensions":[{"extension":"3000","authentication":"none"},{"extension":"3001","authentication":"none"}]}"#
+                let (type, body) = Self.multipart(csrf: s.csrf, file: file)
+                let forged = Self.multipart(csrf: "forged", file: file)
+                #expect(try await client.execute(uri: "/cms/transfer/preview", method: .post, headers: [.contentType: forged.0, .cookie: s.cookie], body: forged.1).status == .forbidden)
+                let bad = Self.multipart(csrf: s.csrf, file: #"{"format":"tandem-export","version":9,"extensions":[]}"#)
+                let refused = try await client.execute(uri: "/cms/transfer/preview", method: .post, headers: [.contentType: bad.0, .cookie: s.cookie], body: bad.1)
+                #expect(refused.status == .badRequest)
+                #expect(String(buffer: refused.body).contains("Nothing was imported: the file is version 9"))
+
+                let preview = try await client.execute(uri: "/cms/transfer/preview", method: .post, headers: [.contentType: type, .cookie: s.cookie], body: body)
+                #expect(preview.status == .ok)
+                let page = String(buffer: preview.body)
+                #expect(page.contains("<td>Extensions</td><td>2: 3000, 3001</td><td>—</td><td>1: 3999</td>"))
+                #expect(try await store.extensions().map(\.number) == ["3999"], "a preview changes nothing")
+                let token = try #require(page.range(of: #"name="token" value="[^"]+""#, options: .regularExpression).map { String(page[$0].dropFirst(20).dropLast()) })
+                let applied = try await ExtensionPagesTests.post(client, "/cms/transfer/apply", s, "token=\(token)")
+                #expect(applied.status == .seeOther)
+                #expect(try await store.extensions().map(\.number) == ["3000", "3001"])
+                #expect(ended.withLock { $0 } == [held.id])
+                #expect(try await ExtensionPagesTests.post(client, "/cms/transfer/apply", s, "token=\(token)").status == .conflict, "once")
+                #expect(try await store.auditLog(limit: 1).first?.detail == "extensions +2 ~0 -1")
+            }
+        }
+    }
+}
+
 @Suite("Admin accounts and sessions in the Store")
 struct AdminStoreTests {
     @Test func sessionsExpireWhenIdleAndAtTheirLifetime() async throws {

@@ -8,7 +8,7 @@ import Store
 extension TandemServer {
     /// What `/api/v1` serves: TURN credentials from the stored secret with the URIs of this
     /// node's TURN listeners, and the extensions with their registration state.
-    static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?, controller: CallController? = nil) -> ControlAPIBackend {
+    static func apiBackend(_ context: ServeContext, registrations: RegistrationAgent?, controller: CallController? = nil, turn: TURNService? = nil) -> ControlAPIBackend {
         let store = context.store
         let lifetime = TimeInterval(context.configuration.http.sessionLifetime)
         @Sendable func response(_ session: SessionRecord, token: String?, ice: [ICEServer]?) -> SessionResponse {
@@ -67,6 +67,32 @@ extension TandemServer {
             },
             createGuestSession: { from, destination, clientID in
                 try await guestSession(context, from: from, service: destination, clientID: clientID, lifetime: lifetime, turnUser: "guest")
+            },
+            exportFile: { extensions, configuration in
+                try await store.export(extensions: extensions, configuration: configuration).encoded()
+            },
+            importFile: { bytes, dryRun in
+                let document: TransferDocument
+                do { document = try TransferDocument.parse(bytes) } catch {
+                    throw ControlAPIError(.badRequest, "invalid_import", "\(error)")
+                }
+                let plan: ImportPlan
+                if dryRun {
+                    plan = try await store.importPlan(document)
+                } else {
+                    let result = try await store.apply(document)
+                    for id in result.endedSessions { await controller?.endSession(id) }
+                    if document.configuration != nil, let settings = try? await store.turnSettings() { turn?.apply(settings) }
+                    try await store.appendAudit(account: nil, source: "api", action: "imported", detail: "")
+                    plan = result.plan
+                }
+                struct Answer: Encodable {
+                    var applied: Bool
+                    var plan: ImportPlan
+                }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                return try encoder.encode(Answer(applied: !dryRun, plan: plan))
             })
     }
 

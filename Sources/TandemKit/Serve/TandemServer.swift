@@ -107,7 +107,7 @@ public struct TandemServer: Sendable {
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "media"))
         }
-        let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller)
+        let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller, turn: turnServices.first?.service as? TURNService)
         let history = DashboardHistory()
         let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService)
         services.append(.init(

@@ -15,6 +15,9 @@ ports, no SIP platform) and drives Chromium through selenium:
                 new secret and still with the previous one (valid for one TTL), not with a wrong
                 one; the TTL reaches the API; an OAuth client made on the page works until
                 revoked there, then its token is refused; a click-to-contact service is saved
+  transfer      extensions and configuration downloaded from one server's page, uploaded in
+                Chromium to another: the preview lists what would be added, changed, removed;
+                the confirmation applies it; the API's dry run reports the same file
   networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
@@ -145,13 +148,21 @@ class Context:
 
 
 def click_through(driver, element):
-    """Clicks a link or submit button and waits until the next page has loaded."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.wait import WebDriverWait
-    old = driver.find_element("tag name", "html")
+    """Clicks a link or submit button and waits until the next page has loaded: a new document
+    (its root element has another reference) that is complete. While the browser navigates,
+    WebDriver calls may fail in several ways; they are retried."""
+    from selenium.common.exceptions import WebDriverException
+    old = driver.find_element("tag name", "html").id
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
-    wait_for("the next page", lambda: driver.execute_script("return document.readyState") == "complete", 10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if driver.find_element("tag name", "html").id != old and driver.execute_script("return document.readyState") == "complete":
+                return
+        except WebDriverException:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"no new page within 15 s after the click (at {driver.current_url})")
 
 
 def sign_in(browser, account, password):
@@ -412,6 +423,57 @@ def scenario_turn_and_clients(ctx):
         stop(peer)
 
 
+def scenario_transfer(ctx):
+    facts = {}
+    for side in ("a", "b"):
+        os.makedirs(os.path.join(ctx.workdir, side), exist_ok=True)
+    a = Tandem(ctx.binary, os.path.join(ctx.workdir, "a"))
+    a.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+    a.cli("extensions", "add", "3000-3004", "--digest", "--username", "3000", "--password", "pw3000", "--increment")
+    a.cli("services", "add", "support", "2000", "--name", "Support")
+    a.start()
+    files = {}
+    try:
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-a")) as b:
+            sign_in(b, ACCOUNT, PASSWORD)
+            jar = "tandem_cms=" + next(c["value"] for c in b.driver.get_cookies() if c["name"] == "tandem_cms")
+            for part in ("extensions", "configuration"):
+                status, headers, text = request(f"/cms/transfer/{part}.json", headers={"Cookie": jar})
+                assert status == 200 and headers["Content-Disposition"].startswith(f'attachment; filename="tandem-{part}-'), (status, headers)
+                files[part] = os.path.join(ctx.workdir, f"{part}.json")
+                open(files[part], "w").write(text)
+        assert '"pw3003"' in open(files["extensions"]).read()
+        assert a.client_secret is None or a.client_secret not in open(files["configuration"]).read()
+    finally:
+        a.stop()
+
+    b_side = Tandem(ctx.binary, os.path.join(ctx.workdir, "b"))
+    b_side.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+    b_side.cli("extensions", "add", "3004,3100", "--digest", "--password", "other")
+    b_side.start()
+    try:
+        status, answer = b_side.api("POST", "/api/v1/import?dryRun=true", json.load(open(files["configuration"])))
+        assert status == 200 and answer["applied"] is False and answer["plan"]["services"]["added"] == ["support"], (status, answer)
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-b")) as b:
+            d = b.driver
+            sign_in(b, ACCOUNT, PASSWORD)
+            click_through(d, d.find_element("link text", "Export/import"))
+            d.find_element("id", "file").send_keys(files["extensions"])
+            click_through(d, d.find_element("id", "preview"))
+            plan = d.find_element("id", "import-plan").text
+            assert "4: 3000, 3001, 3002, 3003" in plan and "1: 3004" in plan and "1: 3100" in plan, plan
+            ctx.shot(b, "09-import.png")
+            assert "3000" not in b_side.cli("extensions", "list").stdout, "a preview changes nothing"
+            click_through(d, d.find_element("id", "apply-import"))
+            assert "Imported." in d.find_element("css selector", "p.notice").text
+        listed = b_side.cli("extensions", "list").stdout
+        assert "5 extensions" in listed and "3100" not in listed and "3003\tdigest\t3003" in listed, listed
+        facts["after_import"] = listed.strip().splitlines()[-1]
+        return facts
+    finally:
+        b_side.stop()
+
+
 def scenario_networks(ctx):
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
     tandem.start()
@@ -429,6 +491,7 @@ SCENARIOS = {
     "lock-out": scenario_lock_out,
     "extensions": scenario_extensions,
     "turn-clients": scenario_turn_and_clients,
+    "transfer": scenario_transfer,
     "networks": scenario_networks,
 }
 
