@@ -53,13 +53,69 @@ public struct AdminBackend: Sendable {
 
     /// The TURN relay's page; nil when the backend has no relay to show.
     public var turn: TURNBackend?
+    /// The SIP platform page; nil when the backend has no SIP side to show.
+    public var sip: SIPBackend?
 
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
-                endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil) {
+                endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
         self.turn = turn
+        self.sip = sip
+    }
+}
+
+/// What the SIP platform page needs from the gateway's SIP side.
+public struct SIPBackend: Sendable {
+    /// The SIP side now.
+    public var status: @Sendable () -> SIPStatus
+    /// The platform of the configuration file's `sip.*` keys (shown while no platform is set here);
+    /// nil when the file names none.
+    public var configured: @Sendable () -> SIPPlatformSettings?
+    /// Why these settings cannot be used, as the form field and the reason (nil: they can;
+    /// host names are resolved).
+    public var validate: @Sendable (SIPPlatformSettings) async -> (field: String, reason: String)?
+    /// Puts a platform into effect (nil: the configuration file's again): registrations move over.
+    public var apply: @Sendable (SIPPlatformSettings?) async -> Void
+
+    public init(status: @escaping @Sendable () -> SIPStatus, configured: @escaping @Sendable () -> SIPPlatformSettings?,
+                validate: @escaping @Sendable (SIPPlatformSettings) async -> (field: String, reason: String)?,
+                apply: @escaping @Sendable (SIPPlatformSettings?) async -> Void) {
+        self.status = status
+        self.configured = configured
+        self.validate = validate
+        self.apply = apply
+    }
+}
+
+/// The SIP side's state as the page shows it.
+public struct SIPStatus: Sendable, Equatable {
+    /// Whether the SIP side runs (it starts with a platform; turning it on needs a restart).
+    public var running: Bool
+    /// `sip.listen-addresses`, ports and transports, as `udp 0.0.0.0:5060`.
+    public var listeners: [String]
+    /// Resolved primary and secondary (`udp 192.0.2.1:5060`), empty when none.
+    public var primary: String
+    public var secondary: String
+    /// Whether each side answered its last keep-alive (nil: not known yet).
+    public var primaryReachable: Bool?
+    public var secondaryReachable: Bool?
+    public var registered: Int
+    public var registering: Int
+    public var failed: Int
+
+    public init(running: Bool, listeners: [String] = [], primary: String = "", secondary: String = "", primaryReachable: Bool? = nil,
+                secondaryReachable: Bool? = nil, registered: Int = 0, registering: Int = 0, failed: Int = 0) {
+        self.running = running
+        self.listeners = listeners
+        self.primary = primary
+        self.secondary = secondary
+        self.primaryReachable = primaryReachable
+        self.secondaryReachable = secondaryReachable
+        self.registered = registered
+        self.registering = registering
+        self.failed = failed
     }
 }
 

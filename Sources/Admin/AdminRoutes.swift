@@ -44,6 +44,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         cms.get("audit") { request, context in try await audit(request, context) }
         addExtensionRoutes(cms)
         addTURNRoutes(cms)
+        addSIPRoutes(cms)
         addClientRoutes(cms)
         addTransferRoutes(cms)
         cms.get("static/cms.css") { _, _ in

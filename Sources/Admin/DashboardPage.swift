@@ -44,7 +44,7 @@ enum DashboardPage {
     }
 
     static func card(_ label: String, _ value: String, note: String? = nil, id: String) -> String {
-        "<div class=\"card\" id=\"\(id)\"><div class=\"label\">\(HTML.escape(label))</div><div class=\"value\">\(HTML.escape(value))</div>"
+        "<div class=\"card\" id=\"\(id)\"><div class=\"label\">\(HTML.escape(label))</div><div class=\"value\(value.count > 10 ? " long" : "")\">\(HTML.escape(value))</div>"
             + (note.map { "<div class=\"muted\">\(HTML.escape($0))</div>" } ?? "") + "</div>"
     }
 

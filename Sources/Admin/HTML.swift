@@ -25,6 +25,7 @@ enum HTML {
     static let navigation: [(String, String)] = [
         ("/cms/", "Dashboard"),
         ("/cms/extensions", "Extensions"),
+        ("/cms/sip", "SIP"),
         ("/cms/turn", "TURN"),
         ("/cms/clients", "Clients"),
         ("/cms/services", "Services"),
@@ -65,6 +66,12 @@ enum HTML {
         "<p class=\"\(kind)\" role=\"\(kind == "error" ? "alert" : "status")\">\(escape(text))</p>"
     }
 
+    /// The error of one form field, next to it (the input names it in `aria-describedby`).
+    static func fieldError(_ field: String, _ text: String?) -> String {
+        guard let text else { return "" }
+        return "<p class=\"error field-error\" id=\"\(escape(field))-error\" role=\"alert\">\(escape(text))</p>"
+    }
+
     /// A table from a header and rows of already-escaped cells.
     static func table(_ header: [String], _ rows: [[String]], id: String? = nil) -> String {
         let head = header.map { "<th>\(escape($0))</th>" }.joined()
@@ -92,13 +99,16 @@ enum HTML {
         .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: .8rem; }
         .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: .7rem .9rem; }
         .card .label { color: var(--muted); font-size: .85rem; }
-        .card .value { font-size: 1.5rem; font-weight: 600; font-variant-numeric: tabular-nums; }
+        .card .value { font-size: 1.5rem; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+        .card .value.long { font-size: 1.15rem; padding-top: .3rem; }
+        form.panel + form.panel { margin-top: 1rem; }
         form.panel { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 1rem; max-width: 26rem; }
         label { display: block; margin: .5rem 0 .2rem; font-weight: 600; }
         input[type=text], input[type=password], input[type=number], select, textarea { width: 100%; padding: .4rem .5rem; border: 1px solid #aab4bd; border-radius: 4px; font: inherit; }
         button { margin-top: .8rem; padding: .4rem .9rem; border: 0; border-radius: 4px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; }
         header button { margin: 0; background: #33475a; }
         .error { color: var(--bad); background: #fbeaea; border: 1px solid #f0c4c1; padding: .5rem .7rem; border-radius: 4px; }
+        .field-error { margin: .2rem 0 .5rem; padding: .25rem .5rem; font-size: .9em; }
         .warning { color: var(--warn); background: #fff4e0; border: 1px solid #f1d9a6; padding: .5rem .7rem; border-radius: 4px; }
         .notice { color: var(--ok); background: #e8f5ec; border: 1px solid #bfe0c8; padding: .5rem .7rem; border-radius: 4px; }
         code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .9em; }

@@ -131,7 +131,7 @@ public actor CallController {
     let manager: SIPCallManager?
     let agent: RegistrationAgent?
     let engine: MediaEngine
-    let configuration: Configuration
+    private(set) var configuration: Configuration
     let logger: Logger
     private var connections: [Int: Connection] = [:]
     private var nextConnection = 0
@@ -164,6 +164,12 @@ public actor CallController {
                 controller.assumeIsolated { $0.publishRegistrations() }
             }
         }
+    }
+
+    /// The platform's domain changed: new calls use it (calls in progress keep theirs).
+    public func setSIPDomain(_ domain: String) {
+        configuration.sipDomain = domain
+        manager?.domain = domain
     }
 
     // MARK: registration

@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v6-admin"
+    static let latestIdentifier = "v7-sip-platform"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -112,6 +112,23 @@ enum StoreMigrations {
                         detail   TEXT NOT NULL DEFAULT ''
                     );
                     CREATE INDEX audit_log_at ON audit_log(at);
+                    """)
+        }
+        // The SIP platform set from /cms; no row: the configuration file's sip.* keys apply.
+        migrator.registerMigration("v7-sip-platform") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sip_platform (
+                        id                     INTEGER PRIMARY KEY CHECK (id = 1),
+                        platform_primary       TEXT NOT NULL,
+                        platform_secondary     TEXT NOT NULL DEFAULT '',
+                        platform_transport     TEXT NOT NULL CHECK (platform_transport IN ('udp', 'tcp', 'tls')),
+                        outbound_proxy         TEXT NOT NULL DEFAULT '',
+                        domain                 TEXT NOT NULL DEFAULT '',
+                        registration_expires   INTEGER NOT NULL CHECK (registration_expires BETWEEN 300 AND 86400),
+                        keep_alive_interval    INTEGER NOT NULL CHECK (keep_alive_interval BETWEEN 0 AND 3600),
+                        updated_at             REAL NOT NULL
+                    );
                     """)
         }
         return migrator

@@ -427,6 +427,54 @@ struct TURNAndClientPagesTests {
         }
     }
 
+    @Test func theSIPPlatformIsValidatedNextToItsFieldAppliedAndReset() async throws {
+        try await AdminHTTPTests.withStore { store in
+            try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)
+            let applied = Mutex<[SIPPlatformSettings?]>([])
+            let file = SIPPlatformSettings(primary: "127.0.0.1:5060", registrationExpires: 600, keepAliveInterval: 30)
+            let sip = SIPBackend(
+                status: { SIPStatus(running: true, listeners: ["udp 127.0.0.1:5062"], primary: "udp:127.0.0.1:5060", primaryReachable: true, registered: 3) },
+                configured: { file },
+                validate: { $0.primary.hasPrefix("nowhere") ? ("primary", "the primary nowhere.invalid does not resolve") : nil },
+                apply: { s in applied.withLock { $0.append(s) } })
+            try await AdminHTTPTests.app(store, backend: AdminBackend(snapshot: { DashboardSnapshot() }, sip: sip)).test(.live) { client in
+                let s = try await ExtensionPagesTests.session(client)
+                let page = String(buffer: try await client.execute(uri: "/cms/sip", method: .get, headers: [.cookie: s.cookie]).body)
+                #expect(page.contains("value=\"127.0.0.1:5060\"") && page.contains("From the configuration file"))
+                #expect(page.contains("udp 127.0.0.1:5062") && !page.contains("reset-sip"))
+
+                let short = try await ExtensionPagesTests.post(client, "/cms/sip", s, "primary=10.0.0.1&transport=udp&expires=120&keepalive=30")
+                #expect(short.status == .badRequest)
+                let shortPage = String(buffer: short.body)
+                #expect(shortPage.contains("id=\"expires-error\"") && shortPage.contains("300 to 86400 seconds"), "the error stands next to its field")
+                #expect(shortPage.contains("value=\"10.0.0.1\""), "what was typed is kept")
+                let unresolved = try await ExtensionPagesTests.post(client, "/cms/sip", s, "primary=nowhere.invalid&transport=tcp&expires=600&keepalive=30")
+                #expect(unresolved.status == .badRequest)
+                #expect(String(buffer: unresolved.body).contains("id=\"primary-error\""))
+                let transport = try await ExtensionPagesTests.post(client, "/cms/sip", s, "primary=10.0.0.1&transport=sctp&expires=600&keepalive=30")
+                #expect(transport.status == .badRequest)
+                let untouched = try await store.sipPlatformSettings()
+                #expect(applied.withLock { $0.isEmpty } && untouched == nil, "nothing half-applied")
+
+                let ok = try await ExtensionPagesTests.post(client, "/cms/sip", s, "primary=10.0.0.1%3A5070&secondary=10.0.0.2&transport=TCP&proxy=&domain=pbx.example&expires=900&keepalive=0")
+                #expect(ok.status == .seeOther)
+                let stored = try #require(try await store.sipPlatformSettings())
+                #expect(stored.primary == "10.0.0.1:5070" && stored.secondary == "10.0.0.2" && stored.transport == "tcp" && stored.domain == "pbx.example")
+                #expect(stored.registrationExpires == 900 && stored.keepAliveInterval == 0)
+                #expect(applied.withLock { $0.map { $0?.primary } } == [stored.primary])
+                let audit = try #require(try await store.auditLog(limit: 1).first)
+                #expect(audit.action == "SIP platform saved" && audit.detail.contains("primary 127.0.0.1:5060 → 10.0.0.1:5070") && audit.detail.contains("expires 600 → 900"))
+                let setHere = String(buffer: try await client.execute(uri: "/cms/sip", method: .get, headers: [.cookie: s.cookie]).body)
+                #expect(setHere.contains("Set here on") && setHere.contains("reset-sip"))
+
+                #expect(try await ExtensionPagesTests.post(client, "/cms/sip/reset", s, "").status == .seeOther)
+                let reset = try await store.sipPlatformSettings()
+                #expect(reset == nil)
+                #expect(applied.withLock { $0.count == 2 && $0[1] == nil })
+            }
+        }
+    }
+
     @Test func aClientsSecretIsShownOnceAndRevocationRemovesIt() async throws {
         try await AdminHTTPTests.withStore { store in
             try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)

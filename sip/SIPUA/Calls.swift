@@ -87,8 +87,8 @@ public final class SIPCall: @unchecked Sendable {
 public final class SIPCallManager: @unchecked Sendable {
     public let endpoint: SIPEndpoint
     let logger: Logger
-    /// The domain of From URIs.
-    public let domain: String
+    /// The domain of From URIs (changed on the loop when the platform changes).
+    public var domain: String
     /// Digest credentials of an extension (username, password), nil for an unknown one.
     public let credentials: (String) -> (username: String, password: String)?
     /// Where new calls of an extension go (the platform side it is registered on).

@@ -79,7 +79,8 @@ public struct RegistrationSummary: Hashable, Sendable {
 /// Runs on the endpoint's loop.
 public final class RegistrationAgent: @unchecked Sendable {
     public let endpoint: SIPEndpoint
-    public let platform: SIPPlatform
+    /// The platform the extensions register with now; read and changed (``reconfigure(_:)``) on the loop.
+    public private(set) var platform: SIPPlatform
     let logger: Logger
     private var loop: any EventLoop { endpoint.loop }
 
@@ -113,10 +114,13 @@ public final class RegistrationAgent: @unchecked Sendable {
     private let snapshot = Mutex<(summary: RegistrationSummary, reachable: [PlatformSide: Bool])>((RegistrationSummary(), [:]))
     /// Each extension's state by user part, for readers on other threads.
     private let states = Mutex<[String: String]>([:])
+    /// `platform`, for readers on other threads.
+    private let shared: Mutex<SIPPlatform>
 
     public init(endpoint: SIPEndpoint, platform: SIPPlatform, logger: Logger) {
         self.endpoint = endpoint
         self.platform = platform
+        self.shared = Mutex(platform)
         self.logger = logger
     }
 
@@ -125,8 +129,9 @@ public final class RegistrationAgent: @unchecked Sendable {
     /// Whether either side answered its last keep-alive (or, with keep-alives off, whether any
     /// extension is registered).
     public var isPlatformReachable: Bool {
-        snapshot.withLock { s in
-            platform.keepAliveInterval > 0 ? s.reachable.values.contains(true) : s.summary.registeredCount > 0
+        let keepAlives = currentPlatform.keepAliveInterval > 0
+        return snapshot.withLock { s in
+            keepAlives ? s.reachable.values.contains(true) : s.summary.registeredCount > 0
         }
     }
 
@@ -134,6 +139,8 @@ public final class RegistrationAgent: @unchecked Sendable {
     /// `unregistered`, `registering`, `registered` or `failed` for each extension.
     public var extensionStates: [String: String] { states.withLock { $0 } }
     public var reachability: [PlatformSide: Bool] { snapshot.withLock { $0.reachable } }
+    /// The platform in use (any thread).
+    public var currentPlatform: SIPPlatform { shared.withLock { $0 } }
 
     // MARK: control (on the loop)
 
@@ -146,12 +153,60 @@ public final class RegistrationAgent: @unchecked Sendable {
     /// Starts the keep-alives and registers `extensions` (paced at `registrationsPerSecond`).
     public func start(_ credentials: [SIPExtensionCredentials]) {
         loop.preconditionInEventLoop()
-        if platform.keepAliveInterval > 0 {
-            keepAliveTimer = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(platform.keepAliveInterval))) { [weak self] _ in
-                self?.sendKeepAlives()
+        startKeepAlives()
+        update(credentials)
+    }
+
+    /// Moves every extension to `new` (the administrator changed the platform): each binding
+    /// on the old platform is removed (REGISTER with `Expires: 0`, answering its challenge,
+    /// RFC 3261 §10.2.2), and each extension registers on the new primary, paced at
+    /// `registrationsPerSecond`; keep-alives restart with the new interval and reachability
+    /// is learnt again. Calls in progress keep their dialogs' routes.
+    public func reconfigure(_ new: SIPPlatform) {
+        loop.preconditionInEventLoop()
+        let old = platform
+        keepAliveTimer?.cancel()
+        keepAliveTimer = nil
+        for (user, ext) in extensions {
+            ext.timer?.cancel()
+            if ext.released {
+                forget(user)  // its unregister is under way to the old platform
+            } else if ext.status == .registered, let destination = old.destination(ext.side) {
+                unbind(ext.client, at: destination)
             }
         }
-        update(credentials)
+        platform = new
+        shared.withLock { $0 = new }
+        reachable = [:]
+        let users = extensions.keys.sorted()
+        let perSecond = Int64(max(1, new.registrationsPerSecond))
+        for (index, user) in users.enumerated() {
+            guard var ext = extensions[user] else { continue }
+            tally(ext, -1)
+            ext.timer = nil
+            ext.status = .unregistered
+            ext.client = makeClient(ext.credentials)
+            ext.backoff = FailoverBackoff(extensionsOnNode: users.count)
+            let first = ext.backoff.start()
+            ext.side = first.side
+            ext.generation += 1
+            failures[user] = nil
+            tally(ext, +1)
+            extensions[user] = ext
+            schedule(user, afterMilliseconds: Int64(index) * 1000 / perSecond) { $0.attempt(user, on: first.side) }
+        }
+        logger.notice("SIP platform changed; extensions register again", metadata: [
+            "primary": "\(new.primary)", "secondary": "\(new.secondary.map(\.description) ?? "none")", "domain": "\(new.domain)",
+            "extensions": "\(users.count)"])
+        startKeepAlives()
+        publish()
+    }
+
+    private func startKeepAlives() {
+        guard platform.keepAliveInterval > 0 else { return }
+        keepAliveTimer = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(platform.keepAliveInterval))) { [weak self] _ in
+            self?.sendKeepAlives()
+        }
     }
 
     /// Makes the registered set `credentials`: new extensions register, removed ones unregister,
@@ -314,17 +369,33 @@ public final class RegistrationAgent: @unchecked Sendable {
             guard let ext = agent.extensions[user], ext.side == .secondary, ext.status == .registered, agent.reachable[.primary] == true else { return }
             agent.logger.info("Primary reachable again; moving back", metadata: ["extension": "\(user)"])
             Counter(label: "tandem_sip_failovers_total", dimensions: [("to", "primary")]).increment()
-            agent.unbindStale(ext)
+            if let destination = agent.platform.destination(ext.side) { agent.unbind(ext.client, at: destination) }
             agent.attempt(user, on: .primary)
         }
     }
 
-    /// Removes the binding `ext` holds on its current side, without waiting for the answer.
-    private func unbindStale(_ ext: Extension) {
-        var client = ext.client
-        guard let destination = platform.destination(ext.side) else { return }
-        for case .send(let request) in client.unregister(using: &generator) {
-            endpoint.send(request, to: destination) { _ in }
+    /// Removes the binding `client` holds at `destination`, on its own: the extension goes on
+    /// with a new client. A digest challenge is answered; other outcomes are only logged.
+    private func unbind(_ client: RegistrationClient, at destination: SIPDestination) {
+        var client = client
+        sendUnbinding(client.unregister(using: &generator), client, to: destination)
+    }
+
+    private func sendUnbinding(_ events: [RegistrationClient.Event], _ client: RegistrationClient, to destination: SIPDestination) {
+        for event in events {
+            switch event {
+            case .send(let request):
+                endpoint.send(request, to: destination) { [weak self] result in
+                    guard let self, case .response(let response) = result, let code = response.statusCode, code >= 200 else { return }
+                    var client = client
+                    let next = client.receive(response, using: &self.generator)
+                    self.sendUnbinding(next, client, to: destination)
+                }
+            case .failed(let reason, let statusCode, _):
+                logger.debug("Removing an old binding failed", metadata: ["to": "\(destination)", "reason": "\(statusCode.map { "\($0) " } ?? "")\(reason)"])
+            case .registered, .unregistered:
+                break
+            }
         }
     }
 

@@ -21,7 +21,7 @@ extension TandemServer {
 
     /// What the dashboard shows, from the control API's own views of extensions and calls,
     /// the TURN server's counts and the process's CPU and memory.
-    static func adminBackend(_ context: ServeContext, api: ControlAPIBackend, turn: TURNService?) -> AdminBackend {
+    static func adminBackend(_ context: ServeContext, api: ControlAPIBackend, turn: TURNService?, sip: SIPService? = nil) -> AdminBackend {
         let started = Date()
         let realm = context.configuration.turn.realm
         let turnBackend = TURNBackend(
@@ -38,6 +38,21 @@ extension TandemServer {
                 return nil
             },
             apply: { settings in turn?.apply(settings) })
+        let file = context.configuration.sip
+        let sipListeners = file.listenAddresses.flatMap { address in
+            file.transports.map { t in "\(t.rawValue) \(HostAndPort("\(address)").map(\.description) ?? "\(address)"):\(t == .tls ? file.tlsPort : file.listenPort)" }
+        }
+        let sipBackend = SIPBackend(
+            status: {
+                guard let agent = sip?.agent else { return SIPStatus(running: false) }
+                let platform = agent.currentPlatform, reach = agent.reachability, summary = agent.summary
+                return SIPStatus(running: true, listeners: sipListeners, primary: platform.primary.description, secondary: platform.secondary?.description ?? "",
+                                 primaryReachable: reach[.primary], secondaryReachable: platform.secondary == nil ? nil : reach[.secondary],
+                                 registered: summary.registeredCount, registering: summary.registering, failed: summary.failed)
+            },
+            configured: { SIPService.configured(file) },
+            validate: { await SIPService.validate($0) },
+            apply: { await sip?.apply($0) })
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
             if let extensions = try? await api.extensions() {
@@ -64,6 +79,6 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        }, turn: turnBackend)
+        }, turn: turnBackend, sip: sipBackend)
     }
 }

@@ -30,7 +30,8 @@ final class SIPService: Service {
     init(context: ServeContext, engine: MediaEngine?, pollInterval: Duration = .seconds(3)) throws {
         self.context = context
         self.pollInterval = pollInterval
-        let sip = context.configuration.sip
+        // The platform set in /cms, when there is one, replaces the file's.
+        let sip = Self.effective(context.configuration.sip, (try? context.store.sipPlatformSettingsNow()) ?? nil)
         let logger = context.logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
@@ -43,7 +44,7 @@ final class SIPService: Service {
                 let credentialsByUser = credentialsCache
                 let manager = SIPCallManager(endpoint: endpoint, domain: platform.domain, logger: logger,
                                              credentials: { credentialsByUser.get($0) },
-                                             route: { agent.destination(for: $0) ?? platform.primary })
+                                             route: { agent.destination(for: $0) ?? agent.platform.primary })
                 calls = manager
                 var c = CallController.Configuration()
                 c.graceSeconds = sip.unregisterGrace
@@ -87,7 +88,8 @@ final class SIPService: Service {
             }
         }.get()
         await controller?.setExtensions(initial)
-        logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(agent.platform.primary)", "secondary": "\(agent.platform.secondary.map(\.description) ?? "none")"])
+        let platform = agent.currentPlatform
+        logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(platform.primary)", "secondary": "\(platform.secondary.map(\.description) ?? "none")"])
         await cancelWhenGracefulShutdown {
             var mark = initialMark
             while !Task.isCancelled {
@@ -111,6 +113,76 @@ final class SIPService: Service {
     }
 
     let credentialsCache = CredentialsCache()
+
+    /// Puts a platform into effect while running (nil: the configuration file's): the agent
+    /// moves every extension over, new calls use the new domain. Names are resolved first;
+    /// a platform that does not resolve leaves the current one in place.
+    func apply(_ override: SIPPlatformSettings?) async {
+        let sip = Self.effective(context.configuration.sip, override)
+        let platform: SIPPlatform
+        do {
+            platform = try await Self.resolvedPlatform(sip)
+        } catch {
+            context.logger.error("The SIP platform was not changed", metadata: ["error": "\(error)"])
+            return
+        }
+        try? await endpoint.loop.submit { [agent] in agent.reconfigure(platform) }.get()
+        await controller?.setSIPDomain(platform.domain)
+    }
+
+    /// ``platform(_:)`` off the caller's thread (DNS may take a moment).
+    static func resolvedPlatform(_ sip: TandemConfiguration.SIP) async throws -> SIPPlatform {
+        try await offThread { try platform(sip) }
+    }
+
+    /// Runs blocking work (the resolver) on a global queue.
+    static func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// `sip` with the platform keys replaced by those set in /cms.
+    static func effective(_ sip: TandemConfiguration.SIP, _ override: SIPPlatformSettings?) -> TandemConfiguration.SIP {
+        guard let override else { return sip }
+        var sip = sip
+        sip.platformPrimary = override.primary
+        sip.platformSecondary = override.secondary
+        sip.platformTransport = TandemConfiguration.SIP.Transport(rawValue: override.transport) ?? sip.platformTransport
+        sip.outboundProxy = override.outboundProxy
+        sip.domain = override.domain
+        sip.registrationExpires = override.registrationExpires
+        sip.keepAliveInterval = override.keepAliveInterval
+        return sip
+    }
+
+    /// The configuration file's platform keys as settings (nil: it names no platform).
+    static func configured(_ sip: TandemConfiguration.SIP) -> SIPPlatformSettings? {
+        guard !sip.platformPrimary.isEmpty else { return nil }
+        return SIPPlatformSettings(primary: sip.platformPrimary, secondary: sip.platformSecondary, transport: sip.platformTransport.rawValue,
+                                   outboundProxy: sip.outboundProxy, domain: sip.domain, registrationExpires: sip.registrationExpires,
+                                   keepAliveInterval: sip.keepAliveInterval)
+    }
+
+    /// Why `settings` cannot be used, as the /cms field and the reason: malformed
+    /// `host[:port]`s, a domain with a port, names that do not resolve (nil: usable).
+    static func validate(_ settings: SIPPlatformSettings) async -> (field: String, reason: String)? {
+        if let problem = settings.violation() { return problem }
+        let transport = SIPTransport(rawValue: settings.transport) ?? .udp
+        for (field, label, text) in [("primary", "the primary", settings.primary), ("secondary", "the secondary", settings.secondary),
+                                     ("proxy", "the outbound proxy", settings.outboundProxy)] where !text.isEmpty {
+            guard let target = HostAndPort(text) else { return (field, "\(label) is not an IP address or host name with an optional :port") }
+            do {
+                _ = try await offThread { try resolve(target, transport) }
+            } catch {
+                return (field, "\(label) \(target.host) does not resolve")
+            }
+        }
+        if !settings.domain.isEmpty {
+            guard let domain = HostAndPort(settings.domain), domain.port == nil else { return ("domain", "the domain is a host name or IP address without a port") }
+        }
+        return nil
+    }
 
     /// The extensions' digest credentials by user part, for the call manager's challenges.
     final class CredentialsCache: Sendable {
@@ -188,8 +260,9 @@ enum SIPServiceError: Error, CustomStringConvertible {
 extension TandemServer {
     /// The SIP service, started after the Store (none without `sip.platform-primary`).
     func makeSIPServices(_ context: ServeContext, engine: MediaEngine?) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        guard !context.configuration.sip.platformPrimary.isEmpty else {
-            context.logger.info("SIP is off: sip.platform-primary is empty")
+        let override = (try? context.store.sipPlatformSettingsNow()) ?? nil
+        guard !context.configuration.sip.platformPrimary.isEmpty || override != nil else {
+            context.logger.info("SIP is off: sip.platform-primary is empty and no platform is set in /cms")
             return []
         }
         return [.init(

@@ -109,7 +109,7 @@ public struct TandemServer: Sendable {
         }
         let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller, turn: turnServices.first?.service as? TURNService)
         let history = DashboardHistory()
-        let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService)
+        let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService, sip: sipService)
         services.append(.init(
             service: DashboardSampler(backend: adminBackend, history: history),
             successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "dashboard"))

@@ -274,6 +274,7 @@ def scenario_lock_out(ctx):
 def scenario_extensions(ctx):
     facts = {}
     kamailio = Kamailio(ctx.workdir, "primary", "127.0.0.1", max_expires=300).start()
+    other = Kamailio(ctx.workdir, "other", "127.0.0.2", max_expires=300).start()
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_SIP_LISTEN_ADDRESSES="127.0.0.1", TANDEM_SIP_LISTEN_PORT="5062", TANDEM_SIP_TRANSPORTS="udp",
                     TANDEM_SIP_PLATFORM_PRIMARY="127.0.0.1:5060", TANDEM_SIP_PLATFORM_TRANSPORT="udp", TANDEM_SIP_DOMAIN="tandem.test",
                     TANDEM_SIP_REGISTRATION_EXPIRES="300", TANDEM_SIP_REGISTER_ALL_EXTENSIONS="true")
@@ -303,6 +304,37 @@ def scenario_extensions(ctx):
             assert "belongs to no range" in d.find_element("id", "search-result").text
             b.open(BASE + "/cms/extensions?q=3002")
             ctx.shot(b, "06-extensions.png", height=1500)
+
+            # The SIP platform page: a bad expiry is refused next to its field; a new primary
+            # moves every registration over without a restart (bindings leave the old one).
+            click_through(d, d.find_element("link text", "SIP"))
+            assert d.find_element("id", "primary").get_attribute("value") == "127.0.0.1:5060"
+            assert d.find_element("id", "sip-registered").text.split("\n")[1] == "5", d.find_element("id", "sip-registered").text
+            for field, value in (("primary", "127.0.0.2:5060"), ("expires", "120")):
+                d.find_element("id", field).clear()
+                d.find_element("id", field).send_keys(value)
+            d.execute_script("document.getElementById('expires').removeAttribute('min')")  # past the browser's own check, to the server's
+            click_through(d, d.find_element("id", "save-sip"))
+            assert "300 to 86400" in d.find_element("id", "expires-error").text, d.page_source[:1500]
+            assert other.contacts() == {}, "nothing applied"
+            d.find_element("id", "expires").clear()
+            d.find_element("id", "expires").send_keys("600")
+            started = time.monotonic()
+            click_through(d, d.find_element("id", "save-sip"))
+            assert "registering on the platform now" in d.find_element("css selector", "p.notice").text
+            wait_for("5 bindings at the new primary", lambda: wanted <= set(other.contacts() or {}), 20)
+            wait_for("no bindings left at the old one", lambda: kamailio.contacts() == {}, 20)
+            facts["moved_to_new_primary_s"] = round(time.monotonic() - started, 2)
+            def primary_card():
+                b.open(BASE + "/cms/sip")
+                return d.find_element("id", "sip-primary").text
+            wait_for("the page to show the new primary reachable", lambda: "unreachable" not in primary_card() and "reachable" in primary_card(), 10)
+            assert "127.0.0.2" in primary_card()
+            b.open(BASE + "/cms/audit")
+            assert "SIP platform saved" in d.page_source and "primary 127.0.0.1:5060 → 127.0.0.2:5060" in d.page_source
+            b.open(BASE + "/cms/sip")
+            ctx.shot(b, "10-sip.png", height=1750)
+            kamailio, other = other, kamailio
 
             # Edit one: its realm shows in the list afterwards.
             b.open(BASE + "/cms/extensions/edit?number=3004")
@@ -334,6 +366,7 @@ def scenario_extensions(ctx):
     finally:
         tandem.stop()
         kamailio.kill()
+        other.kill()
 
 
 def uclient(port, peer_port, secret):
