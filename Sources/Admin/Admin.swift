@@ -55,14 +55,63 @@ public struct AdminBackend: Sendable {
     public var turn: TURNBackend?
     /// The SIP platform page; nil when the backend has no SIP side to show.
     public var sip: SIPBackend?
+    /// The certificates page; nil when the backend serves no TLS to show.
+    public var certificates: CertificateBackend?
 
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
-                endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil) {
+                endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil,
+                certificates: CertificateBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
         self.turn = turn
         self.sip = sip
+        self.certificates = certificates
+    }
+}
+
+/// What the certificates page needs from the TLS listeners.
+public struct CertificateBackend: Sendable {
+    /// The certificate presented now.
+    public var current: @Sendable () -> CertificateStatus
+    /// Checks an upload (PEM certificate, private key, CA chain) and, when good, stores it and
+    /// presents it from the next handshake; else the form field at fault and why.
+    public var install: @Sendable (_ certificate: String, _ privateKey: String, _ caCertificates: String) async -> (field: String, reason: String)?
+    /// Drops the upload: the configured or self-signed certificate is presented again (nil), or why not.
+    public var remove: @Sendable () async -> String?
+
+    public init(current: @escaping @Sendable () -> CertificateStatus,
+                install: @escaping @Sendable (String, String, String) async -> (field: String, reason: String)?,
+                remove: @escaping @Sendable () async -> String?) {
+        self.current = current
+        self.install = install
+        self.remove = remove
+    }
+}
+
+/// The presented certificate as the page shows it.
+public struct CertificateStatus: Sendable, Equatable {
+    public var subject: String
+    public var alternativeNames: [String]
+    public var issuer: String
+    public var notValidBefore: Date
+    public var notValidAfter: Date
+    public var fingerprint: String
+    /// `uploaded`, `file` (tls.certificate) or `self-signed`.
+    public var source: String
+    /// The name the certificate must list (tls.host-name).
+    public var hostName: String
+
+    public init(subject: String, alternativeNames: [String], issuer: String, notValidBefore: Date, notValidAfter: Date, fingerprint: String,
+                source: String, hostName: String) {
+        self.subject = subject
+        self.alternativeNames = alternativeNames
+        self.issuer = issuer
+        self.notValidBefore = notValidBefore
+        self.notValidAfter = notValidAfter
+        self.fingerprint = fingerprint
+        self.source = source
+        self.hostName = hostName
     }
 }
 

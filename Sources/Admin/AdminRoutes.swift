@@ -45,6 +45,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         addExtensionRoutes(cms)
         addTURNRoutes(cms)
         addSIPRoutes(cms)
+        addCertificateRoutes(cms)
         addClientRoutes(cms)
         addTransferRoutes(cms)
         cms.get("static/cms.css") { _, _ in
@@ -58,7 +59,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
     func dashboard(_ request: Request, _ context: Context) async throws -> Response {
         guard let (session, _) = try await currentSession(request) else { return try await entry(request, context) }
         let snapshot = await backend?.snapshot() ?? DashboardSnapshot()
-        return Self.html(.ok, HTML.page(title: "Dashboard", account: session.account, csrf: session.csrfToken, current: "/cms/", refreshSeconds: 15,
+        return Self.html(.ok, HTML.page(title: "Dashboard", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/", refreshSeconds: 15,
                                         body: DashboardPage.render(snapshot, history: history)))
     }
 
@@ -76,7 +77,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         if page > 0 { links.append("<a href=\"/cms/audit?page=\(page - 1)\">Newer</a>") }
         if entries.count > perPage { links.append("<a href=\"/cms/audit?page=\(page + 1)\">Older</a>") }
         if !links.isEmpty { body += "<p>" + links.joined(separator: " · ") + "</p>" }
-        return Self.html(.ok, HTML.page(title: "Audit log", account: session.account, csrf: session.csrfToken, current: "/cms/audit", body: body))
+        return Self.html(.ok, HTML.page(title: "Audit log", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/audit", body: body))
     }
 
     /// Without a session: the first-start instructions while no account exists, else the sign-in page.
@@ -190,6 +191,32 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
             throw HTTPError(.forbidden, message: "The form is stale or forged (CSRF token mismatch); reload the page.")
         }
         return (session, token, form)
+    }
+
+    /// A `multipart/form-data` upload: a live session, this site's page, the session's CSRF
+    /// token as the `csrf` part. Nil when the body exceeds `limit`; throws 401/403/400 otherwise.
+    func authorizedUpload(_ request: inout Request, limit: Int) async throws -> (AdminSessionRecord, MultipartBody)? {
+        guard let (session, _) = try await currentSession(request) else { throw HTTPError(.unauthorized, message: "Sign in first.") }
+        guard Self.sameOrigin(request) else { throw HTTPError(.forbidden, message: "The request did not come from this site's own page.") }
+        guard let boundary = MultipartBody.boundary(contentType: request.headers[.contentType]) else {
+            throw HTTPError(.badRequest, message: "The upload must be multipart/form-data.")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            return nil
+        }
+        let form: MultipartBody
+        do {
+            form = try MultipartBody(parsing: Array(buffer.readableBytesView), boundary: boundary)
+        } catch {
+            throw HTTPError(.badRequest, message: "The upload could not be read: \(error).")
+        }
+        guard let csrf = form["csrf"].map({ String(decoding: $0.body, as: UTF8.self) }), Self.constantTimeEqual(csrf, session.csrfToken) else {
+            throw HTTPError(.forbidden, message: "The form is stale or forged (CSRF token mismatch); reload the page.")
+        }
+        return (session, form)
     }
 
     static func form(_ request: inout Request) async throws -> FormBody {

@@ -60,7 +60,7 @@ extension AdminRoutes {
             <button type="submit" id="create-client">Create</button>
             </form>
             """
-        return Self.html(status, HTML.page(title: "Client credentials", account: session.account, csrf: session.csrfToken, current: "/cms/clients", body: body))
+        return Self.html(status, HTML.page(title: "Client credentials", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/clients", body: body))
     }
 
     func minutes(_ form: FormBody) -> Int? {
@@ -145,7 +145,7 @@ extension AdminRoutes {
             <button type="submit" id="save-service">Save</button>
             </form>
             """
-        return Self.html(status, HTML.page(title: "Services", account: session.account, csrf: session.csrfToken, current: "/cms/services", body: body))
+        return Self.html(status, HTML.page(title: "Services", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/services", body: body))
     }
 
     func putService(_ request: Request, _ context: Context) async throws -> Response {

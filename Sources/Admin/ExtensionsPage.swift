@@ -126,7 +126,7 @@ extension AdminRoutes {
             }
             body += "<p><a href=\"/cms/extensions/remove-all\" id=\"remove-all\">Remove all extensions…</a></p>"
         }
-        return Self.html(status, HTML.page(title: "Extensions", account: session.account, csrf: session.csrfToken, current: "/cms/extensions", body: body))
+        return Self.html(status, HTML.page(title: "Extensions", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/extensions", body: body))
     }
 
     func addForm(csrf: String, form: FormBody?) -> String {
@@ -190,7 +190,7 @@ extension AdminRoutes {
             <button type="submit" id="save">Save</button> <a href="/cms/extensions">Cancel</a>
             </form>
             """
-        return Self.html(status, HTML.page(title: "Extension \(record.number)", account: session.account, csrf: session.csrfToken, current: "/cms/extensions", body: body))
+        return Self.html(status, HTML.page(title: "Extension \(record.number)", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/extensions", body: body))
     }
 
     func editExtension(_ request: Request, _ context: Context) async throws -> Response {
@@ -236,7 +236,7 @@ extension AdminRoutes {
             <button type="submit" class="danger" id="remove-all-confirm">Remove all</button> <a href="/cms/extensions">Cancel</a>
             </form>
             """
-        return Self.html(.ok, HTML.page(title: "Remove all extensions", account: session.account, csrf: session.csrfToken, current: "/cms/extensions", body: body))
+        return Self.html(.ok, HTML.page(title: "Remove all extensions", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/extensions", body: body))
     }
 
     func removeAll(_ request: Request, _ context: Context) async throws -> Response {

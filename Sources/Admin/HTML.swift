@@ -30,11 +30,13 @@ enum HTML {
         ("/cms/clients", "Clients"),
         ("/cms/services", "Services"),
         ("/cms/transfer", "Export/import"),
+        ("/cms/certificates", "Certificates"),
         ("/cms/audit", "Audit log"),
     ]
 
     /// A whole page. `account` nil: a page outside a session (sign-in, first start).
-    static func page(title: String, account: String?, csrf: String?, current: String = "", refreshSeconds: Int? = nil, body: String) -> String {
+    /// `banner`: a warning shown above the title of every signed-in page (an expiring certificate).
+    static func page(title: String, account: String?, csrf: String?, banner: String = "", current: String = "", refreshSeconds: Int? = nil, body: String) -> String {
         var nav = ""
         if let account, let csrf {
             let links = navigation.map { path, label in
@@ -51,7 +53,7 @@ enum HTML {
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">\(refresh)
             <title>\(escape(title)) · Tandem</title><link rel="stylesheet" href="/cms/static/cms.css"></head>
             <body><header><span class="brand">Tandem</span>\(nav)</header>
-            <main><h1>\(escape(title))</h1>
+            <main>\(banner)<h1>\(escape(title))</h1>
             \(body)
             </main></body></html>
             """

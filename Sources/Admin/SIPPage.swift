@@ -84,7 +84,7 @@ extension AdminRoutes {
                 </form>
                 """
         }
-        return Self.html(code, HTML.page(title: "SIP platform", account: session.account, csrf: session.csrfToken, current: "/cms/sip", body: body))
+        return Self.html(code, HTML.page(title: "SIP platform", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/sip", body: body))
     }
 
     /// The form as settings, or the field that is not a number.

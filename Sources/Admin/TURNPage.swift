@@ -62,7 +62,7 @@ extension AdminRoutes {
             <button type="submit" id="save-turn">Save</button>
             </form>
             """
-        return Self.html(code, HTML.page(title: "TURN server", account: session.account, csrf: session.csrfToken, current: "/cms/turn", body: body))
+        return Self.html(code, HTML.page(title: "TURN server", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/turn", body: body))
     }
 
     func rotateSecret(_ request: Request, _ context: Context) async throws -> Response {

@@ -67,7 +67,7 @@ extension AdminRoutes {
             <button type="submit" id="preview">Check the file</button>
             </form>
             """
-        return Self.html(status, HTML.page(title: "Export and import", account: session.account, csrf: session.csrfToken, current: "/cms/transfer", body: body))
+        return Self.html(status, HTML.page(title: "Export and import", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/transfer", body: body))
     }
 
     func download(_ request: Request, _ context: Context, extensions: Bool) async throws -> Response {
@@ -82,26 +82,9 @@ extension AdminRoutes {
     }
 
     func previewImport(_ request: Request, _ context: Context) async throws -> Response {
-        guard let (session, _) = try await currentSession(request) else { throw HTTPError(.unauthorized, message: "Sign in first.") }
-        guard Self.sameOrigin(request) else { throw HTTPError(.forbidden, message: "The request did not come from this site's own page.") }
-        guard let boundary = MultipartBody.boundary(contentType: request.headers[.contentType]) else {
-            throw HTTPError(.badRequest, message: "The upload must be multipart/form-data.")
-        }
         var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: TransferDocument.maximumSize + 64 * 1024)
-        } catch {
+        guard let (session, form) = try await authorizedUpload(&request, limit: TransferDocument.maximumSize + 64 * 1024) else {
             return try await transferPage(request, context, body: HTML.message("Nothing was imported: \(TransferDocument.Problem.tooLarge(limit: TransferDocument.maximumSize)).", kind: "error"), status: .contentTooLarge)
-        }
-        let form: MultipartBody
-        do {
-            form = try MultipartBody(parsing: Array(buffer.readableBytesView), boundary: boundary)
-        } catch {
-            throw HTTPError(.badRequest, message: "The upload could not be read: \(error).")
-        }
-        guard let csrf = form["csrf"].map({ String(decoding: $0.body, as: UTF8.self) }), Self.constantTimeEqual(csrf, session.csrfToken) else {
-            throw HTTPError(.forbidden, message: "The form is stale or forged (CSRF token mismatch); reload the page.")
         }
         guard let file = form["file"] else { throw HTTPError(.badRequest, message: "No file was uploaded.") }
         let document: TransferDocument

@@ -100,3 +100,59 @@ struct TLSMaterialTests {
         #expect(!SelfSignedCertificate.isDNSName("10.0.0.1"))
     }
 }
+
+@Suite("Certificate upload")
+struct CertificateUploadTests {
+    let logger = Logger(label: "test.tls")
+
+    @Test func aGoodUploadIsAcceptedAndEveryFaultNamesItsField() throws {
+        let good = try SelfSignedCertificate.generate(hostname: "gw.example")
+        let other = try SelfSignedCertificate.generate(hostname: "gw.example")
+        let material = try CertificateUpload.validate(certificate: good.certificate, privateKey: good.privateKey, caCertificates: "", hostName: "gw.example")
+        #expect(material.source == .uploaded && material.certificateChain.count == 1)
+        // The upload may be reached by its IP address too, when the SAN lists it.
+        _ = try CertificateUpload.validate(certificate: good.certificate, privateKey: good.privateKey, caCertificates: other.certificate, hostName: "127.0.0.1")
+
+        func problem(_ certificate: String, _ key: String, _ ca: String = "", host: String = "gw.example", now: Date = Date()) -> CertificateUpload.Problem? {
+            do {
+                _ = try CertificateUpload.validate(certificate: certificate, privateKey: key, caCertificates: ca, hostName: host, now: now)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(problem(good.certificate, other.privateKey)?.field == "key", "the key of another certificate")
+        #expect(problem(good.certificate, good.privateKey, host: "other.example")?.reason.contains("does not list the host name other.example") == true)
+        #expect(problem(good.certificate, good.privateKey, now: Date().addingTimeInterval(400 * 86_400))?.reason.contains("expired") == true)
+        #expect(problem(good.certificate, good.privateKey, now: Date().addingTimeInterval(-86_400))?.reason.contains("not valid before") == true)
+        #expect(problem("not a certificate", good.privateKey)?.field == "certificate")
+        #expect(problem(good.certificate, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")?.field == "key")
+        #expect(problem(good.certificate, good.privateKey, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")?.field == "ca")
+        #expect(problem(String(repeating: "A", count: CertificateUpload.maximumPEMSize + 1), good.privateKey)?.field == "certificate")
+    }
+
+    @Test func hostNamesMatchAsRFC6125Says() {
+        #expect(CertificateUpload.matches("GW.example.com", ["gw.example.com"]))
+        #expect(CertificateUpload.matches("a.example.com", ["*.example.com"]))
+        #expect(!CertificateUpload.matches("b.a.example.com", ["*.example.com"]), "a wildcard covers one label")
+        #expect(!CertificateUpload.matches("example.com", ["*.example.com"]))
+        #expect(CertificateUpload.matches("::1", ["0:0:0:0:0:0:0:1"]))
+        #expect(!CertificateUpload.matches("127.0.0.2", ["127.0.0.1", "localhost"]))
+    }
+
+    @Test func anInstalledUploadWinsAtTheNextStartUntilRemoved() throws {
+        let directory = try TemporaryDirectory()
+        let tls = directory.path + "/tls"
+        let upload = try SelfSignedCertificate.generate(hostname: "gw.example")
+        let first = try TLSMaterial.load(.init(), dataDirectory: directory.path, hostname: "gw.example", logger: logger)
+        #expect(first.isSelfSigned)
+        try CertificateUpload.install(certificate: upload.certificate, privateKey: upload.privateKey, caCertificates: "", directory: tls)
+        #expect((try FileManager.default.attributesOfItem(atPath: tls + "/uploaded.key")[.posixPermissions] as? Int) == 0o600)
+        let second = try TLSMaterial.load(.init(), dataDirectory: directory.path, hostname: "gw.example", logger: logger)
+        #expect(second.source == .uploaded)
+        #expect(second.certificateChain == (try NIOSSLCertificate.fromPEMBytes(Array(upload.certificate.utf8))))
+        CertificateUpload.remove(directory: tls)
+        let third = try TLSMaterial.load(.init(), dataDirectory: directory.path, hostname: "gw.example", logger: logger)
+        #expect(third.isSelfSigned && third.certificateChain == first.certificateChain)
+    }
+}

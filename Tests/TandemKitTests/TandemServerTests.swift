@@ -37,7 +37,7 @@ struct TandemServerTests {
         let context = try server.prepare()
         #expect(turnContext.store.initialCredentials?.clientID == "default-client-id")
         #expect(context.store.initialCredentials == nil, "seeded by the first prepare")
-        #expect(context.tls.isSelfSigned)
+        #expect(context.tls.material.isSelfSigned)
         #expect(context.readiness.names == ["database"])
         #expect(try server.makeServices(context).map(\.serviceName) == ["store", "dashboard", "https"])
 
@@ -52,7 +52,7 @@ struct TandemServerTests {
             let port = try #require(await ports.next())
 
             var tls = TLSConfiguration.makeClientConfiguration()
-            tls.trustRoots = .certificates(context.tls.certificateChain)
+            tls.trustRoots = .certificates(context.tls.material.certificateChain)
             let client = TestClient(host: "127.0.0.1", port: port, configuration: .init(tlsConfiguration: tls, serverName: "localhost"))
             client.connect()
             let health = try await client.get("/healthz")
@@ -86,7 +86,7 @@ struct TandemServerTests {
         // Restart on the same data: no new seed, same certificate.
         let again = try server.prepare()
         #expect(again.store.initialCredentials == nil)
-        #expect(again.tls.certificateChain == context.tls.certificateChain)
+        #expect(again.tls.material.certificateChain == context.tls.material.certificateChain)
         #expect(try again.store.tokenSigningKey() == signingKey, "the signing key is kept, so tokens outlive a restart")
         try again.store.close()
     }

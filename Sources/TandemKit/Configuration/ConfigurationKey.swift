@@ -46,6 +46,7 @@ extension ConfigurationKey {
     static let tlsCertificate = Self("tls.certificate", default: "", "PEM certificate (chain) file for HTTPS and TURN over TLS; empty = generate a self-signed one.")
     static let tlsPrivateKey = Self("tls.private-key", default: "", "PEM private key file of that certificate (unencrypted); empty = generate.")
     static let tlsCACertificate = Self("tls.ca-certificate", default: "", "PEM file of intermediate/CA certificates sent after the certificate; empty = none.")
+    static let tlsHostName = Self("tls.host-name", default: "", "Name clients reach Tandem by; a certificate uploaded in /cms must list it in its subjectAltName. Empty = this machine's host name.")
     static let storageDataDirectory = Self("storage.data-directory", default: "./.tandem/data", "Directory of the database (tandem.sqlite) and the generated certificate (tls/).")
     static let logDirectory = Self("log.directory", default: "./.tandem/log", "Directory of tandem.log and its rotated files.")
     static let logLevel = Self("log.level", default: "info", "Minimum level: trace, debug, info, notice, warning, error or critical.")
@@ -116,7 +117,7 @@ extension ConfigurationKey {
     /// Every key, in the order of `config/tandem.yaml`.
     public static let all: [ConfigurationKey] = [
         .httpListenAddress, .httpPort, .httpSessionLifetime, .httpCORSOrigins, .httpDemo,
-        .tlsCertificate, .tlsPrivateKey, .tlsCACertificate,
+        .tlsCertificate, .tlsPrivateKey, .tlsCACertificate, .tlsHostName,
         .storageDataDirectory,
         .logDirectory, .logLevel, .logMaxFiles, .logMaxFileSize,
         .turnEnabled, .turnListenAddresses, .turnListenPort, .turnTLSPort, .turnTransports, .turnRealm,

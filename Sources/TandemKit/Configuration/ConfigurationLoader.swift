@@ -99,6 +99,7 @@ extension TandemConfiguration {
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)
         configuration.tls.caCertificatePath = try parser.optionalPath(.tlsCACertificate)
+        configuration.tls.hostName = try parser.hostPort(.tlsHostName, allowPort: false)
 
         configuration.storage.dataDirectory = try parser.path(.storageDataDirectory)
 

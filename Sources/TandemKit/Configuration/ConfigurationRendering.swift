@@ -12,6 +12,7 @@ extension TandemConfiguration {
         case .tlsCertificate: return one(tls.certificatePath ?? "")
         case .tlsPrivateKey: return one(tls.privateKeyPath ?? "")
         case .tlsCACertificate: return one(tls.caCertificatePath ?? "")
+        case .tlsHostName: return one(tls.hostName)
         case .storageDataDirectory: return one(storage.dataDirectory)
         case .logDirectory: return one(log.directory)
         case .logLevel: return one(log.level.rawValue)

@@ -122,12 +122,18 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var certificatePath: String?
         public var privateKeyPath: String?
         public var caCertificatePath: String?
+        /// The name clients reach Tandem by (empty: the machine's host name).
+        public var hostName: String
 
-        public init(certificatePath: String? = nil, privateKeyPath: String? = nil, caCertificatePath: String? = nil) {
+        public init(certificatePath: String? = nil, privateKeyPath: String? = nil, caCertificatePath: String? = nil, hostName: String = "") {
             self.certificatePath = certificatePath
             self.privateKeyPath = privateKeyPath
             self.caCertificatePath = caCertificatePath
+            self.hostName = hostName
         }
+
+        /// ``hostName``, or the machine's host name when empty.
+        public var effectiveHostName: String { hostName.isEmpty ? SelfSignedCertificate.currentHostname() : hostName }
     }
 
     public struct Storage: Sendable, Equatable {

@@ -53,6 +53,7 @@ extension TandemServer {
             configured: { SIPService.configured(file) },
             validate: { await SIPService.validate($0) },
             apply: { await sip?.apply($0) })
+        let certificates = certificateBackend(context)
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
             if let extensions = try? await api.extensions() {
@@ -79,6 +80,56 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        }, turn: turnBackend, sip: sipBackend)
+        }, turn: turnBackend, sip: sipBackend, certificates: certificates)
+    }
+
+    /// The certificates page over the live certificate: an upload is checked
+    /// (``CertificateUpload``), stored under `<data-directory>/tls/` and presented from the
+    /// next handshake; removing it loads the configured or self-signed one again.
+    static func certificateBackend(_ context: ServeContext) -> CertificateBackend {
+        let live = context.tls
+        let settings = context.configuration.tls
+        let dataDirectory = context.configuration.storage.dataDirectory
+        let directory = URL(fileURLWithPath: dataDirectory).appendingPathComponent("tls").path
+        let logger = context.logger
+        return CertificateBackend(
+            current: {
+                let material = live.material
+                let source = switch material.source {
+                case .uploaded: "uploaded"
+                case .configured: "file"
+                case .selfSigned: "self-signed"
+                }
+                guard let leaf = material.certificateChain.first, let status = try? CertificateStatus(leaf, source: source, hostName: settings.effectiveHostName) else {
+                    return CertificateStatus(subject: "?", alternativeNames: [], issuer: "?", notValidBefore: .distantPast, notValidAfter: material.notValidAfter,
+                                             fingerprint: "", source: source, hostName: settings.effectiveHostName)
+                }
+                return status
+            },
+            install: { certificate, key, ca in
+                let material: TLSMaterial
+                do throws(CertificateUpload.Problem) {
+                    material = try CertificateUpload.validate(certificate: certificate, privateKey: key, caCertificates: ca, hostName: settings.effectiveHostName)
+                } catch {
+                    return (error.field, error.reason)
+                }
+                do throws(TLSMaterialError) {
+                    try CertificateUpload.install(certificate: certificate, privateKey: key, caCertificates: ca, directory: directory)
+                } catch {
+                    return ("certificate", "it could not be stored: \(error)")
+                }
+                live.replace(material)
+                logger.notice("Presenting the uploaded TLS certificate", metadata: ["not-valid-after": "\(material.notValidAfter)"])
+                return nil
+            },
+            remove: {
+                CertificateUpload.remove(directory: directory)
+                do throws(TLSMaterialError) {
+                    live.replace(try TLSMaterial.load(settings, dataDirectory: dataDirectory, hostname: settings.effectiveHostName, logger: logger))
+                    return nil
+                } catch {
+                    return "the configured certificate cannot be loaded: \(error)"
+                }
+            })
     }
 }

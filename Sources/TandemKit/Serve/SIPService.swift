@@ -201,7 +201,7 @@ final class SIPService: Service {
     }
 
     /// Listen addresses, advertised host and TLS contexts from `sip.*`.
-    static func endpointConfiguration(_ sip: TandemConfiguration.SIP, tls: TLSMaterial, logger: Logger) throws -> SIPEndpointConfiguration {
+    static func endpointConfiguration(_ sip: TandemConfiguration.SIP, tls: LiveCertificate, logger: Logger) throws -> SIPEndpointConfiguration {
         var listen: [SIPListenAddress] = []
         for address in sip.listenAddresses {
             for transport in sip.transports {

@@ -27,7 +27,8 @@ import Store
 public struct ServeContext: Sendable {
     public let configuration: TandemConfiguration
     public let store: Store
-    public let tls: TLSMaterial
+    /// The certificate of HTTPS, TURN over TLS and SIP over TLS (replaced live by an upload in /cms).
+    public let tls: LiveCertificate
     /// Register a named check here to take part in `/readyz` (TURN registers "turn").
     public let readiness: Readiness
     /// The registry `/metrics` exposes (swift-metrics is bootstrapped onto it by the CLI).
@@ -56,14 +57,14 @@ public struct TandemServer: Sendable {
         Self.reportInitialCredentials(of: store, logger: logger)
         let tls: TLSMaterial
         do {
-            tls = try TLSMaterial.load(configuration.tls, dataDirectory: configuration.storage.dataDirectory, logger: logger)
+            tls = try TLSMaterial.load(configuration.tls, dataDirectory: configuration.storage.dataDirectory, hostname: configuration.tls.effectiveHostName, logger: logger)
         } catch {
             try? store.close()
             throw error
         }
         let readiness = Readiness()
         readiness.register("database", reason: "the database does not answer") { await store.isHealthy() }
-        return ServeContext(configuration: configuration, store: store, tls: tls, readiness: readiness, metrics: metrics, logger: logger)
+        return ServeContext(configuration: configuration, store: store, tls: LiveCertificate(tls), readiness: readiness, metrics: metrics, logger: logger)
     }
 
     /// Every service of `tandem serve`, in start order (Store → TURN → HTTPS); the group

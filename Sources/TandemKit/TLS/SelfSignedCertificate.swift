@@ -110,7 +110,7 @@ public enum SelfSignedCertificate {
         }
     }
 
-    private static func writeAtomically(_ text: String, to path: String, permissions: Int) throws(TLSMaterialError) {
+    static func writeAtomically(_ text: String, to path: String, permissions: Int) throws(TLSMaterialError) {
         let temporary = path + ".tmp-\(getpid())"
         do {
             guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: permissions]) else {

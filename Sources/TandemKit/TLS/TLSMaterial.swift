@@ -15,6 +15,8 @@ public struct TLSMaterial: Sendable {
         case configured(certificatePath: String, privateKeyPath: String, caCertificatePath: String?)
         /// The generated self-signed certificate; `generated` is true when this start created it.
         case selfSigned(certificatePath: String, privateKeyPath: String, generated: Bool)
+        /// Uploaded in /cms (``CertificateUpload``), kept under `<data-directory>/tls/`.
+        case uploaded
     }
 
     /// The leaf certificate first, then any intermediates/CA certificates.
@@ -52,7 +54,11 @@ public struct TLSMaterial: Sendable {
         logger: Logger
     ) throws(TLSMaterialError) -> TLSMaterial {
         let material: TLSMaterial
-        if let certificatePath = settings.certificatePath, let keyPath = settings.privateKeyPath {
+        let directory = URL(fileURLWithPath: dataDirectory).appendingPathComponent("tls").path
+        if let uploaded = try CertificateUpload.load(directory: directory) {
+            material = uploaded
+            logger.info("Using the certificate uploaded in /cms", metadata: ["not-valid-after": "\(material.notValidAfter)"])
+        } else if let certificatePath = settings.certificatePath, let keyPath = settings.privateKeyPath {
             material = try loadFiles(certificatePath: certificatePath, privateKeyPath: keyPath, caCertificatePath: settings.caCertificatePath)
             logger.info(
                 "Loaded TLS certificate",
@@ -61,7 +67,6 @@ public struct TLSMaterial: Sendable {
                 logger.error("The configured TLS certificate has expired", metadata: ["certificate": "\(certificatePath)"])
             }
         } else {
-            let directory = URL(fileURLWithPath: dataDirectory).appendingPathComponent("tls").path
             material = try SelfSignedCertificate.loadOrCreate(directory: directory, hostname: hostname, now: now, logger: logger)
             if case .selfSigned(let certificatePath, _, _) = material.source {
                 logger.warning(

@@ -18,6 +18,10 @@ ports, no SIP platform) and drives Chromium through selenium:
   transfer      extensions and configuration downloaded from one server's page, uploaded in
                 Chromium to another: the preview lists what would be added, changed, removed;
                 the confirmation applies it; the API's dry run reports the same file
+  certificates  uploads in Chromium: a key of another certificate is refused next to its field;
+                a good certificate (valid 20 days) is presented by the next HTTPS and TURN-TLS
+                handshakes without a restart and every page warns of its expiry; removing the
+                upload brings the self-signed certificate back
   networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
@@ -507,6 +511,83 @@ def scenario_transfer(ctx):
         b_side.stop()
 
 
+def make_certificate(workdir, name, host, days):
+    """A self-signed ECDSA P-256 certificate for `host` and 127.0.0.1 valid `days`, as PEM
+    files (certificate, key) in `workdir`; its DER."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host), x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    paths = (os.path.join(workdir, f"{name}.crt"), os.path.join(workdir, f"{name}.key"))
+    open(paths[0], "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+    open(paths[1], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths, cert.public_bytes(serialization.Encoding.DER)
+
+
+def presented(port, host="127.0.0.1"):
+    """The DER certificate a new TLS handshake to `host:port` presents."""
+    with socket.create_connection((host, port), timeout=5) as raw:
+        with insecure_tls().wrap_socket(raw, server_hostname="gw.tandem.test") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def scenario_certificates(ctx):
+    facts = {}
+    turn_tls = free_port(socket.SOCK_STREAM)
+    tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_TLS_HOST_NAME="gw.tandem.test", TANDEM_TURN_TRANSPORTS="udp,tls", TANDEM_TURN_TLS_PORT=str(turn_tls))
+    good, good_der = make_certificate(ctx.workdir, "good", "gw.tandem.test", days=20)
+    other, _ = make_certificate(ctx.workdir, "other", "gw.tandem.test", days=365)
+    try:
+        tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+        tandem.start()
+        self_signed = presented(7443)
+        assert presented(turn_tls) == self_signed
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-cert")) as b:
+            d = b.driver
+            sign_in(b, ACCOUNT, PASSWORD)
+            assert not d.find_elements("id", "certificate-banner")
+            click_through(d, d.find_element("link text", "Certificates"))
+            assert "self-signed" in d.find_element("id", "certificate-source").text
+            # The key of another certificate: refused next to the key field, nothing changes.
+            d.find_element("id", "certificate").send_keys(good[0])
+            d.find_element("id", "key").send_keys(other[1])
+            click_through(d, d.find_element("id", "upload-certificate"))
+            assert "does not belong to the certificate" in d.find_element("id", "key-error").text, d.page_source[:1500]
+            assert presented(7443) == self_signed
+            # The right key: the next handshakes present it, HTTPS and TURN over TLS alike.
+            d.find_element("id", "certificate").send_keys(good[0])
+            d.find_element("id", "key").send_keys(good[1])
+            click_through(d, d.find_element("id", "upload-certificate"))
+            assert "Installed." in d.find_element("css selector", "p.notice").text, d.page_source[:1500]
+            assert presented(7443) == good_der and presented(turn_tls) == good_der
+            assert "gw.tandem.test" in d.find_element("id", "alternative-names").text
+            assert "expires on" in d.find_element("id", "certificate-banner").text, "20 days left: every page warns"
+            ctx.shot(b, "11-certificates.png", height=1250)
+            b.open(BASE + "/cms/")
+            assert d.find_elements("id", "certificate-banner")
+            b.open(BASE + "/cms/audit")
+            assert "certificate installed" in d.page_source
+            b.open(BASE + "/cms/certificates")
+            click_through(d, d.find_element("id", "remove-certificate"))
+            assert "removed" in d.find_element("css selector", "p.notice").text
+            assert presented(7443) == self_signed and presented(turn_tls) == self_signed
+            assert not d.find_elements("id", "certificate-banner")
+        facts["presented"] = "uploaded then self-signed again, HTTPS and TURN-TLS"
+        return facts
+    finally:
+        tandem.stop()
+
+
 def scenario_networks(ctx):
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
     tandem.start()
@@ -525,6 +606,7 @@ SCENARIOS = {
     "extensions": scenario_extensions,
     "turn-clients": scenario_turn_and_clients,
     "transfer": scenario_transfer,
+    "certificates": scenario_certificates,
     "networks": scenario_networks,
 }
 
