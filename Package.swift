@@ -174,7 +174,7 @@ let package = Package(
         .target(
             name: "TandemKit",
             dependencies: [
-                "STUN", "TURN", "Store", "ControlAPI", "Admin", "Gateway", "Media", "Opus", "SIP", "SIPUA",
+                "STUN", "TURN", "Store", "ControlAPI", "Admin", "Gateway", "Media", "Opus", "G711", "SIP", "SIPUA",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -57,16 +57,32 @@ public struct AdminBackend: Sendable {
     public var sip: SIPBackend?
     /// The certificates page; nil when the backend serves no TLS to show.
     public var certificates: CertificateBackend?
+    /// The payload page; nil when the backend has no SIP leg to configure.
+    public var payload: PayloadBackend?
 
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
                 endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil,
-                certificates: CertificateBackend? = nil) {
+                certificates: CertificateBackend? = nil, payload: PayloadBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
         self.turn = turn
         self.sip = sip
         self.certificates = certificates
+        self.payload = payload
+    }
+}
+
+/// What the payload page needs from the gateway.
+public struct PayloadBackend: Sendable {
+    /// The configuration file's `sip.srtp` and `media.sip-codec` (shown while none is set here).
+    public var configured: @Sendable () -> PayloadSettings
+    /// Puts settings into effect for new calls (nil: the file's again).
+    public var apply: @Sendable (PayloadSettings?) async -> Void
+
+    public init(configured: @escaping @Sendable () -> PayloadSettings, apply: @escaping @Sendable (PayloadSettings?) async -> Void) {
+        self.configured = configured
+        self.apply = apply
     }
 }
 

@@ -45,6 +45,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         addExtensionRoutes(cms)
         addTURNRoutes(cms)
         addSIPRoutes(cms)
+        addPayloadRoutes(cms)
         addCertificateRoutes(cms)
         addClientRoutes(cms)
         addTransferRoutes(cms)

@@ -75,12 +75,9 @@ extension AdminRoutes {
             </form>
             """
         if backend?.certificates?.current().source == "uploaded" {
-            body += """
-                <form class="panel wide" method="post" action="/cms/certificates/remove">\(HTML.csrfField(session.csrfToken))
-                <p>Remove the upload and present the configured (tls.certificate) or self-signed certificate again.</p>
-                <button type="submit" id="remove-certificate" class="secondary">Remove the upload</button>
-                </form>
-                """
+            body += HTML.actionForm("/cms/certificates/remove", csrf: session.csrfToken,
+                                    text: "Remove the upload and present the configured (tls.certificate) or self-signed certificate again.",
+                                    buttonID: "remove-certificate", label: "Remove the upload")
         }
         return Self.html(code, HTML.page(title: "Certificates", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/certificates", body: body))
     }

@@ -26,6 +26,7 @@ enum HTML {
         ("/cms/", "Dashboard"),
         ("/cms/extensions", "Extensions"),
         ("/cms/sip", "SIP"),
+        ("/cms/payload", "Payload"),
         ("/cms/turn", "TURN"),
         ("/cms/clients", "Clients"),
         ("/cms/services", "Services"),
@@ -68,6 +69,16 @@ enum HTML {
         "<p class=\"\(kind)\" role=\"\(kind == "error" ? "alert" : "status")\">\(escape(text))</p>"
     }
 
+    /// A form of one sentence and one secondary button (drop what was set here, remove an upload).
+    static func actionForm(_ action: String, csrf: String, text: String, buttonID: String, label: String) -> String {
+        """
+        <form class="panel wide" method="post" action="\(action)">\(csrfField(csrf))
+        <p>\(text)</p>
+        <button type="submit" id="\(buttonID)" class="secondary">\(label)</button>
+        </form>
+        """
+    }
+
     /// The error of one form field, next to it (the input names it in `aria-describedby`).
     static func fieldError(_ field: String, _ text: String?) -> String {
         guard let text else { return "" }
@@ -104,6 +115,11 @@ enum HTML {
         .card .value { font-size: 1.5rem; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         .card .value.long { font-size: 1.15rem; padding-top: .3rem; }
         form.panel + form.panel { margin-top: 1rem; }
+        fieldset { border: 1px solid var(--line); border-radius: 4px; margin: 0 0 1rem; padding: .6rem .8rem; }
+        legend { font-weight: 600; padding: 0 .3rem; }
+        .choice { margin: .3rem 0; }
+        .choice label { display: inline; font-weight: 600; }
+        .choice p { margin: .1rem 0 .4rem 1.6rem; }
         form.panel { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 1rem; max-width: 26rem; }
         label { display: block; margin: .5rem 0 .2rem; font-weight: 600; }
         input[type=text], input[type=password], input[type=number], select, textarea { width: 100%; padding: .4rem .5rem; border: 1px solid #aab4bd; border-radius: 4px; font: inherit; }

@@ -77,12 +77,8 @@ extension AdminRoutes {
             </form>
             """
         if stored != nil {
-            body += """
-                <form class="panel wide" method="post" action="/cms/sip/reset">\(HTML.csrfField(session.csrfToken))
-                <p>Drop the platform set here and use the configuration file's again.</p>
-                <button type="submit" id="reset-sip" class="secondary">Use the configuration file</button>
-                </form>
-                """
+            body += HTML.actionForm("/cms/sip/reset", csrf: session.csrfToken, text: "Drop the platform set here and use the configuration file's again.",
+                                    buttonID: "reset-sip", label: "Use the configuration file")
         }
         return Self.html(code, HTML.page(title: "SIP platform", account: session.account, csrf: session.csrfToken, banner: certificateBanner(), current: "/cms/sip", body: body))
     }

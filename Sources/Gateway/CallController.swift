@@ -70,6 +70,8 @@ public actor CallController {
         public var laws: [G711.Law] = [.muLaw, .aLaw]
         /// The domain of request URIs built from dialled numbers.
         public var sipDomain: String = ""
+        /// SRTP (SDES) on the SIP leg of new calls.
+        public var srtpMode: SIPSRTPMode = .off
         /// The extension whose credentials answer the platform's challenges to guest calls
         /// (nil: guest calls go out with the caller's number only).
         public var guestAccount: String?
@@ -164,6 +166,13 @@ public actor CallController {
                 controller.assumeIsolated { $0.publishRegistrations() }
             }
         }
+    }
+
+    /// The payload settings changed: new calls offer and accept `laws` in this order with
+    /// `srtpMode` (calls in progress keep theirs).
+    public func setPayload(laws: [G711.Law], srtpMode: SIPSRTPMode) {
+        configuration.laws = laws
+        configuration.srtpMode = srtpMode
     }
 
     /// The platform's domain changed: new calls use it (calls in progress keep theirs).
@@ -365,13 +374,13 @@ public actor CallController {
             return connection.send(.error(SignallingError("internal", "\(error)", call: callID)))
         }
         let call = BridgedCall(state: BridgedCallState(call: callID, direction: .outgoing), socket: socket,
-                               local: SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port), remote: target)
+                               local: SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port, srtpMode: configuration.srtpMode), remote: target)
         connection.calls[callID] = call
         let connectionID = connection.id
         let started: MediaEngine.StartedCall
         let dtmf = dtmfRelay(connectionID, callID)
         do {
-            started = try await engine.start(offer: sdp, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
+            started = try await engine.start(offer: sdp, laws: configuration.laws, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
                                              onEnded: mediaEndedHandler(connectionID, callID))
         } catch {
             socket.close()
@@ -422,7 +431,7 @@ public actor CallController {
         }
         let socket: UDPSocket
         do { socket = try engine.bindSIPSocket() } catch { return sip.reject(503, "Service Unavailable") }
-        let local = SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port)
+        let local = SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port, srtpMode: configuration.srtpMode)
         let answer: SessionDescription, audio: SIPAudio
         do throws(SIPOfferAnswerError) {
             (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.laws,
@@ -494,12 +503,12 @@ public actor CallController {
         guard let connection = connections[connectionID], let call = connection.calls[callID] else { return }
         switch event {
         case .progress(let code, let body):
-            let early = body.map { applyAnswer($0, call) } ?? false
+            let early = body.map { applyAnswer($0, call) == nil } ?? false
             feed(.sipProgress(code: code, earlyMedia: early), call, connection)
         case .answered(let body):
             if call.state.direction == .outgoing {
-                guard applyAnswer(body, call) else {
-                    feed(.mediaFailed(reason: "the platform's answer has no usable audio"), call, connection)
+                if let problem = applyAnswer(body, call) {
+                    feed(.mediaFailed(reason: "the platform's answer is not usable: \(problem)"), call, connection)
                     return
                 }
                 feed(.sipAnswered, call, connection)
@@ -540,12 +549,16 @@ public actor CallController {
     }
 
     /// The peer's SDP answer (or early-media description): its address and direction go to the RTP leg.
-    private func applyAnswer(_ body: [UInt8], _ call: BridgedCall) -> Bool {
-        guard !body.isEmpty else { return false }
+    /// Nil when taken, else why not.
+    private func applyAnswer(_ body: [UInt8], _ call: BridgedCall) -> SIPOfferAnswerError? {
+        guard !body.isEmpty else { return .noAudio }
         let ours: Direction = call.state.held ? .sendonly : .sendrecv
-        guard let audio = try? SIPOfferAnswer.apply(answer: String(decoding: body, as: UTF8.self), offered: call.laws, direction: ours) else { return false }
-        setSIPAudio(audio, call)
-        return true
+        do throws(SIPOfferAnswerError) {
+            setSIPAudio(try SIPOfferAnswer.apply(answer: String(decoding: body, as: UTF8.self), offered: call.laws, direction: ours, local: call.local), call)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     private func setSIPAudio(_ audio: SIPAudio, _ call: BridgedCall) {
@@ -563,7 +576,7 @@ public actor CallController {
         let ours: Direction = call.state.held ? .sendonly : .sendrecv
         if let reinviting = call.pendingReinvite {
             call.pendingReinvite = nil
-            if let audio = try? SIPOfferAnswer.apply(answer: text, offered: call.laws, direction: reinviting) { setSIPAudio(audio, call) }
+            if let audio = try? SIPOfferAnswer.apply(answer: text, offered: call.laws, direction: reinviting, local: call.local) { setSIPAudio(audio, call) }
             return
         }
         call.local.sessionVersion += 1

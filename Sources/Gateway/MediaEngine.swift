@@ -267,11 +267,19 @@ public final class MediaEngine: Sendable {
     }
 
     /// Answers a browser's offer (see ``answer(offer:farEnd:)``) with the details of the started call.
-    public func start(offer text: String, sip: SIPAudio? = nil, farEnd: @escaping @Sendable () -> any FarEnd, onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
+    /// `laws`: the G.711 laws the SIP leg may use, preferred first (nil: both, the configured
+    /// one for Opus); a browser's G.711 outside them is not passed through.
+    public func start(offer text: String, sip: SIPAudio? = nil, laws: [G711.Law]? = nil, farEnd: @escaping @Sendable () -> any FarEnd,
+                      onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
         let offer: SessionDescription
         do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
         var prepared = try prepare()
-        if let sip {
+        let sip = sip ?? laws?.first.map { SIPAudio(law: $0) }
+        if let laws, !laws.isEmpty {
+            var parameters = prepared.parameters
+            parameters.codecs = [.opus] + laws.map { $0 == .muLaw ? .pcmu : .pcma }
+            prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
+        } else if let sip {
             // Pass-through only with the SIP leg's own law.
             var parameters = prepared.parameters
             parameters.codecs = [.opus, sip.law == .muLaw ? .pcmu : .pcma]

@@ -3,9 +3,32 @@ import G711
 import SDP
 import STUN
 
+/// SRTP on the SIP leg, keyed by SDES (RFC 4568): what Tandem offers and accepts.
+public enum SIPSRTPMode: String, Sendable, CaseIterable {
+    /// Plain RTP only: a peer that offers only RTP/SAVP is refused (488).
+    case off
+    /// Offer RTP/AVP with `a=crypto` (best-effort SRTP); a peer without SDES gets plain RTP.
+    case preferred
+    /// Offer RTP/SAVP with `a=crypto`; a peer without SDES is refused (488, or BYE after its answer).
+    case required
+}
+
+/// The SDES master keys (key ‖ salt, AES_CM_128_HMAC_SHA1_80) of a SIP leg's SRTP.
+public struct SIPSRTPKeys: Sendable, Equatable {
+    /// Ours: what we protect with (the key of our `a=crypto`).
+    public var outbound: [UInt8]
+    /// The peer's: what we unprotect with.
+    public var inbound: [UInt8]
+
+    public init(outbound: [UInt8], inbound: [UInt8]) {
+        self.outbound = outbound
+        self.inbound = inbound
+    }
+}
+
 /// The audio of a call's SIP leg as negotiated: the G.711 law both sides use, the
 /// telephone-event payload type (RFC 4733) when both have it, where the peer receives
-/// RTP, and the direction of our stream.
+/// RTP, the direction of our stream, and the SRTP keys when SDES was agreed.
 public struct SIPAudio: Sendable, Equatable {
     public var law: G711.Law
     public var telephoneEventPayloadType: UInt8?
@@ -14,12 +37,16 @@ public struct SIPAudio: Sendable, Equatable {
     public var remote: DatagramAddress?
     /// Our direction toward the peer (RFC 3264 §5.1).
     public var direction: Direction
+    /// SRTP (RFC 3711) keys; nil: plain RTP.
+    public var srtp: SIPSRTPKeys?
 
-    public init(law: G711.Law, telephoneEventPayloadType: UInt8? = 101, remote: DatagramAddress? = nil, direction: Direction = .sendrecv) {
+    public init(law: G711.Law, telephoneEventPayloadType: UInt8? = 101, remote: DatagramAddress? = nil, direction: Direction = .sendrecv,
+                srtp: SIPSRTPKeys? = nil) {
         self.law = law
         self.telephoneEventPayloadType = telephoneEventPayloadType
         self.remote = remote
         self.direction = direction
+        self.srtp = srtp
     }
 }
 
@@ -29,9 +56,18 @@ public enum SIPOfferAnswerError: Error, Sendable, Equatable, CustomStringConvert
     case noAudio
     case noCommonCodec
     case badConnectionAddress(String)
+    /// SRTP is required here and the peer has no usable SDES line.
+    case srtpRequired
+    /// The peer offers only SRTP (RTP/SAVP) and SRTP is off here.
+    case srtpOff
+    /// The peer asks for SRTP with no `a=crypto` Tandem can run (suite, key size, MKI).
+    case noUsableCrypto
 
     public var description: String {
         switch self {
+        case .srtpRequired: "SRTP is required (sip.srtp) and the SDP has no usable a=crypto AES_CM_128_HMAC_SHA1_80"
+        case .srtpOff: "the SDP offers only SRTP (RTP/SAVP) and SRTP is off (sip.srtp)"
+        case .noUsableCrypto: "no a=crypto line with AES_CM_128_HMAC_SHA1_80, a 30-byte inline key and no MKI"
         case .unparsable(let why): "SDP does not parse: \(why)"
         case .noAudio: "no audio stream (m=audio with a port) in the SDP"
         case .noCommonCodec: "no G.711 (PCMU/PCMA) in the SDP"
@@ -40,26 +76,37 @@ public enum SIPOfferAnswerError: Error, Sendable, Equatable, CustomStringConvert
     }
 }
 
-/// SDP offer/answer of the SIP leg (RFC 3264 over RFC 8866): one plain RTP/AVP audio
-/// stream with PCMU and/or PCMA (RFC 3551) and telephone-event (RFC 4733), no ICE,
-/// no encryption. Pure: descriptions in, descriptions and ``SIPAudio`` out.
+/// SDP offer/answer of the SIP leg (RFC 3264 over RFC 8866): one audio stream with PCMU
+/// and/or PCMA (RFC 3551) and telephone-event (RFC 4733), no ICE; plain RTP/AVP, or SRTP
+/// keyed by SDES (RFC 4568, AES_CM_128_HMAC_SHA1_80) as ``SIPSRTPMode`` says.
+/// Pure: descriptions in, descriptions and ``SIPAudio`` out.
 public enum SIPOfferAnswer {
     /// The telephone-event payload type Tandem offers.
     public static let telephoneEventPayloadType: UInt8 = 101
 
-    /// Where our RTP is received and how the session is named.
+    /// Where our RTP is received, how the session is named, and our SRTP key.
     public struct Local: Sendable {
         public var address: String
         public var port: UInt16
         public var sessionID: UInt64
         public var sessionVersion: UInt64
+        public var srtpMode: SIPSRTPMode
+        /// Our SDES master key ‖ salt (random per call; kept across re-INVITEs).
+        public var srtpKey: [UInt8]
 
-        public init(address: String, port: UInt16, sessionID: UInt64 = UInt64.random(in: 1...(1 << 62)), sessionVersion: UInt64 = 1) {
+        public init(address: String, port: UInt16, sessionID: UInt64 = UInt64.random(in: 1...(1 << 62)), sessionVersion: UInt64 = 1,
+                    srtpMode: SIPSRTPMode = .off, srtpKey: [UInt8]? = nil) {
             self.address = address
             self.port = port
             self.sessionID = sessionID
             self.sessionVersion = sessionVersion
+            self.srtpMode = srtpMode
+            var generator = SystemRandomNumberGenerator()
+            self.srtpKey = srtpKey ?? (0..<SDESCrypto.keyAndSaltLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
         }
+
+        /// Our `a=crypto` line under `tag`.
+        func crypto(tag: UInt32 = 1) -> SDESCrypto { SDESCrypto(tag: tag, keyAndSalt: srtpKey) }
 
         var addressType: String { address.contains(":") ? "IP6" : "IP4" }
     }
@@ -67,7 +114,8 @@ public enum SIPOfferAnswer {
     /// An offer with `laws` in order of preference and, unless DTMF goes by SIP INFO,
     /// telephone-event 0-16.
     public static func offer(local: Local, laws: [G711.Law], direction: Direction = .sendrecv, telephoneEvents: Bool = true) -> SessionDescription {
-        description(local: local, laws: laws, telephoneEvent: telephoneEvents ? telephoneEventPayloadType : nil, direction: direction)
+        description(local: local, laws: laws, telephoneEvent: telephoneEvents ? telephoneEventPayloadType : nil, direction: direction,
+                    proto: local.srtpMode == .required ? "RTP/SAVP" : "RTP/AVP", crypto: local.srtpMode == .off ? nil : local.crypto())
     }
 
     /// Answers a peer's offer with the first law of `preference` it offers (the offer's own
@@ -80,8 +128,23 @@ public enum SIPOfferAnswer {
         guard let law = preference.first(where: offered.contains) ?? offered.first else { throw .noCommonCodec }
         let event = telephoneEvents ? telephoneEvent(in: audio) : nil
         let direction = offer.direction(of: audio).answer(wanting: wanting)
-        let answer = description(local: local, laws: [law], telephoneEvent: event, direction: direction)
-        return (answer, SIPAudio(law: law, telephoneEventPayloadType: event, remote: try remote(of: audio, in: offer), direction: direction))
+        // RFC 4568 §7.1.2: answer the first usable crypto line with ours under its tag.
+        let secureOnly = audio.proto.uppercased().hasSuffix("SAVP")
+        let theirs = audio.cryptoAttributes.first(where: \.isUsable)
+        var crypto: SDESCrypto?
+        switch local.srtpMode {
+        case .off:
+            if secureOnly { throw .srtpOff }
+        case .preferred, .required:
+            if let theirs {
+                crypto = local.crypto(tag: theirs.tag)
+            } else if secureOnly || local.srtpMode == .required {
+                throw secureOnly ? .noUsableCrypto : .srtpRequired
+            }
+        }
+        let answer = description(local: local, laws: [law], telephoneEvent: event, direction: direction, proto: audio.proto, crypto: crypto)
+        let keys = theirs.flatMap { t in crypto.map { SIPSRTPKeys(outbound: $0.keyAndSalt, inbound: t.keyAndSalt) } }
+        return (answer, SIPAudio(law: law, telephoneEventPayloadType: event, remote: try remote(of: audio, in: offer), direction: direction, srtp: keys))
     }
 
     /// Parses the text of an offer and answers it.
@@ -90,22 +153,33 @@ public enum SIPOfferAnswer {
         try answer(parse(text), local: local, preference: preference, wanting: wanting, telephoneEvents: telephoneEvents)
     }
 
-    /// The peer's answer to our offer of `laws`.
-    public static func apply(answer text: String, offered laws: [G711.Law], direction ours: Direction = .sendrecv) throws(SIPOfferAnswerError) -> SIPAudio {
+    /// The peer's answer to our offer of `laws` (made from `local`: its SRTP mode and key).
+    public static func apply(answer text: String, offered laws: [G711.Law], direction ours: Direction = .sendrecv,
+                             local: Local? = nil) throws(SIPOfferAnswerError) -> SIPAudio {
         let answer = try parse(text)
         guard let audio = answer.media.first(where: { $0.media == "audio" && $0.port != 0 }) else { throw .noAudio }
         guard let law = audio.payloadTypes.lazy.compactMap({ law(of: $0, in: audio) }).first(where: laws.contains) else { throw .noCommonCodec }
         // The answerer's direction is the mirror of ours; ours is what both allow.
         let theirs = answer.direction(of: audio)
         let direction = theirs.answer(wanting: ours)
-        return SIPAudio(law: law, telephoneEventPayloadType: telephoneEvent(in: audio), remote: try remote(of: audio, in: answer), direction: direction)
+        var keys: SIPSRTPKeys?
+        if let local, local.srtpMode != .off {
+            // We offered tag 1; the answer must accept it (RFC 4568 §7.1.3).
+            if let crypto = audio.cryptoAttributes.first(where: { $0.tag == 1 && $0.isUsable }) {
+                keys = SIPSRTPKeys(outbound: local.srtpKey, inbound: crypto.keyAndSalt)
+            } else if local.srtpMode == .required {
+                throw .srtpRequired
+            }
+        }
+        return SIPAudio(law: law, telephoneEventPayloadType: telephoneEvent(in: audio), remote: try remote(of: audio, in: answer), direction: direction, srtp: keys)
     }
 
     static func parse(_ text: String) throws(SIPOfferAnswerError) -> SessionDescription {
         do { return try SessionDescription(parsing: text) } catch { throw .unparsable("\(error)") }
     }
 
-    static func description(local: Local, laws: [G711.Law], telephoneEvent: UInt8?, direction: Direction) -> SessionDescription {
+    static func description(local: Local, laws: [G711.Law], telephoneEvent: UInt8?, direction: Direction, proto: String = "RTP/AVP",
+                            crypto: SDESCrypto? = nil) -> SessionDescription {
         let connection = SessionDescription.Connection(addressType: local.addressType, address: local.address)
         var sdp = SessionDescription(origin: .init(username: "tandem", sessionID: String(local.sessionID), sessionVersion: local.sessionVersion,
                                                    addressType: local.addressType, address: local.address),
@@ -117,7 +191,8 @@ public enum SIPOfferAnswer {
             attributes += [Attribute("rtpmap", "\(telephoneEvent) telephone-event/8000"), Attribute("fmtp", "\(telephoneEvent) 0-16")]
         }
         attributes += [Attribute("ptime", "20"), Attribute(direction.rawValue)]
-        sdp.media = [MediaDescription(media: "audio", port: local.port, proto: "RTP/AVP", formats: formats, attributes: attributes)]
+        if let crypto { attributes.append(Attribute("crypto", crypto.value)) }
+        sdp.media = [MediaDescription(media: "audio", port: local.port, proto: proto, formats: formats, attributes: attributes)]
         return sdp
     }
 

@@ -1,9 +1,11 @@
 import Datapath
 import Metrics
 import SDP
+import WebRTC
 
-/// The media of a call's SIP leg: plain RTP over UDP (RFC 3550, RFC 3551) on a socket of
-/// its own, on the call's media loop. What the bridge hands it goes to the peer's address
+/// The media of a call's SIP leg: RTP over UDP (RFC 3550, RFC 3551) on a socket of its own,
+/// on the call's media loop, plain or SRTP (RFC 3711, AES_CM_128_HMAC_SHA1_80 keyed by SDES,
+/// RFC 4568) as ``SIPAudio/srtp`` says. What the bridge hands it goes to the peer's address
 /// from the SDP while our direction sends; what arrives from the peer's IP address goes
 /// into the bridge toward the browser while our direction receives. The source port is
 /// learned from the first packet (symmetric RTP behind a NAT, RFC 4961), the IP must match.
@@ -33,14 +35,41 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
     public var onTelephoneEvent: ((String) -> Void)?
     private var lastEventTimestamp: UInt32?
 
+    /// SRTP of each direction while ``SIPAudio/srtp`` is set.
+    private var protect: SRTPContext?
+    private var unprotect: SRTPContext?
+    /// Room for one packet and its SRTP tag, per direction.
+    private let sendScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    private let receiveScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+
     public init(socket: UDPSocket, audio: SIPAudio) {
         self.socket = socket
         self.audio = audio
+        rekey(nil)
     }
 
-    /// A new description from the peer (its answer, 183, or a re-INVITE: hold, a new address).
+    deinit {
+        sendScratch.deallocate()
+        receiveScratch.deallocate()
+    }
+
+    /// A new description from the peer (its answer, 183, or a re-INVITE: hold, a new address, new keys).
     public func update(_ audio: SIPAudio) {
+        let before = self.audio.srtp
         self.audio = audio
+        rekey(before)
+    }
+
+    /// New SRTP contexts when the keys changed (a key that libsrtp refuses leaves the leg silent: counted as refused).
+    private func rekey(_ before: SIPSRTPKeys?) {
+        guard audio.srtp != before || (audio.srtp != nil && protect == nil) else { return }
+        guard let keys = audio.srtp else {
+            protect = nil
+            unprotect = nil
+            return
+        }
+        protect = try? SRTPContext(profile: .aes128CMHMACSHA1_80, keyAndSalt: keys.outbound, direction: .outbound)
+        unprotect = try? SRTPContext(profile: .aes128CMHMACSHA1_80, keyAndSalt: keys.inbound, direction: .inbound)
     }
 
     public func attach(loop: DatapathLoop, receiveBatch: ReceiveBatch, toBrowser: @escaping (UnsafeRawBufferPointer) -> Void) throws {
@@ -60,6 +89,13 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
             return
         }
         guard !closed, audio.direction.sends, let remote = audio.remote else { return }
+        if audio.srtp != nil {
+            guard let protect, packet.count + 16 <= sendScratch.count else { return }
+            sendScratch.copyMemory(from: packet)
+            guard let length = try? protect.protectRTP(sendScratch, length: packet.count) else { return }
+            if socket.send(UnsafeRawBufferPointer(rebasing: sendScratch[0..<length]), to: remote).isSent { counters.sent += 1 }
+            return
+        }
         if socket.send(packet, to: remote).isSent { counters.sent += 1 }
     }
 
@@ -76,9 +112,20 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
             }
             // RTCP (payload types 200–204 with the marker bit, RFC 5761 §4) is not bridged.
             if (200...204).contains(packet[1]) { return true }
+            var plain = packet
+            if audio.srtp != nil {
+                // SRTP: only what authenticates with the peer's key counts (and teaches the port).
+                guard let unprotect, packet.count <= receiveScratch.count else { counters.refused += 1; return true }
+                receiveScratch.copyMemory(from: packet)
+                guard let length = try? unprotect.unprotectRTP(receiveScratch, length: packet.count) else {
+                    counters.refused += 1
+                    return true
+                }
+                plain = UnsafeRawBufferPointer(rebasing: receiveScratch[0..<length])
+            }
             if source.port != remote.port { audio.remote = source }
             counters.received += 1
-            if audio.direction.receives { toBrowser?(packet) }
+            if audio.direction.receives { toBrowser?(plain) }
             return true
         }
     }

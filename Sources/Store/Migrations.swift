@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v7-sip-platform"
+    static let latestIdentifier = "v8-payload"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -128,6 +128,18 @@ enum StoreMigrations {
                         registration_expires   INTEGER NOT NULL CHECK (registration_expires BETWEEN 300 AND 86400),
                         keep_alive_interval    INTEGER NOT NULL CHECK (keep_alive_interval BETWEEN 0 AND 3600),
                         updated_at             REAL NOT NULL
+                    );
+                    """)
+        }
+        // The payload settings set from /cms (SIP-leg SRTP, G.711 laws); no row: the file's.
+        migrator.registerMigration("v8-payload") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE payload_settings (
+                        id            INTEGER PRIMARY KEY CHECK (id = 1),
+                        srtp_mode     TEXT NOT NULL CHECK (srtp_mode IN ('off', 'preferred', 'required')),
+                        audio_codecs  TEXT NOT NULL,
+                        updated_at    REAL NOT NULL
                     );
                     """)
         }

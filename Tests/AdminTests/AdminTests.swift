@@ -475,6 +475,33 @@ struct TURNAndClientPagesTests {
         }
     }
 
+    @Test func payloadSettingsAreCheckedAppliedAndReset() async throws {
+        try await AdminHTTPTests.withStore { store in
+            try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)
+            let applied = Mutex<[PayloadSettings?]>([])
+            let payload = PayloadBackend(configured: { PayloadSettings(srtpMode: "off", audioCodecs: ["pcmu", "pcma"]) }, apply: { s in applied.withLock { $0.append(s) } })
+            try await AdminHTTPTests.app(store, backend: AdminBackend(snapshot: { DashboardSnapshot() }, payload: payload)).test(.live) { client in
+                let s = try await ExtensionPagesTests.session(client)
+                let page = String(buffer: try await client.execute(uri: "/cms/payload", method: .get, headers: [.cookie: s.cookie]).body)
+                #expect(page.contains("id=\"srtp-off\" name=\"srtp\" value=\"off\" checked"))
+                let none = try await ExtensionPagesTests.post(client, "/cms/payload", s, "srtp=required&first=pcmu")
+                #expect(none.status == .badRequest && String(buffer: none.body).contains("id=\"codecs-error\""), "no codec enabled")
+                let mode = try await ExtensionPagesTests.post(client, "/cms/payload", s, "srtp=sometimes&codec=pcmu&first=pcmu")
+                #expect(mode.status == .badRequest && String(buffer: mode.body).contains("id=\"srtp-error\""))
+                #expect(applied.withLock { $0.isEmpty })
+                let ok = try await ExtensionPagesTests.post(client, "/cms/payload", s, "srtp=required&codec=pcmu&codec=pcma&first=pcma")
+                #expect(ok.status == .seeOther)
+                let stored = try #require(try await store.payloadSettings())
+                #expect(stored.srtpMode == "required" && stored.audioCodecs == ["pcma", "pcmu"], "the chosen first law leads")
+                #expect(applied.withLock { $0.map { $0?.srtpMode } } == ["required"])
+                #expect(try await store.auditLog(limit: 1).first?.detail == "srtp off → required; audio pcmu,pcma → pcma,pcmu")
+                #expect(try await ExtensionPagesTests.post(client, "/cms/payload/reset", s, "").status == .seeOther)
+                let reset = try await store.payloadSettings()
+                #expect(reset == nil && applied.withLock { $0.count == 2 && $0[1] == nil })
+            }
+        }
+    }
+
     @Test func aClientsSecretIsShownOnceAndRevocationRemovesIt() async throws {
         try await AdminHTTPTests.withStore { store in
             try await store.createAdminAccount(name: "admin", passwordHash: try PasswordHash.make("a long password", cost: .minimal).description)

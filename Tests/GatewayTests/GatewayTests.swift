@@ -113,6 +113,53 @@ import Testing
 
     """
 
+    /// baresip's offer with `mediaenc srtp-mand`: RTP/SAVP and one SDES line.
+    static let savpOffer = sippOffer.replacingOccurrences(of: "RTP/AVP", with: "RTP/SAVP")
+        .replacingOccurrences(of: "a=sendrecv\r\n", with: "a=sendrecv\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n")
+
+    @Test func srtpModesShapeTheOffer() throws {
+        let key = [UInt8](repeating: 9, count: 30)
+        let off = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000), laws: [.muLaw]).media[0]
+        #expect(off.proto == "RTP/AVP" && off.cryptoAttributes.isEmpty)
+        let preferred = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .preferred, srtpKey: key), laws: [.muLaw]).media[0]
+        #expect(preferred.proto == "RTP/AVP" && preferred.cryptoAttributes == [SDESCrypto(tag: 1, keyAndSalt: key)])
+        let required = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .required, srtpKey: key), laws: [.muLaw]).media[0]
+        #expect(required.proto == "RTP/SAVP" && required.cryptoAttributes.count == 1)
+        #expect(SIPOfferAnswer.Local(address: "127.0.0.1", port: 1).srtpKey != SIPOfferAnswer.Local(address: "127.0.0.1", port: 1).srtpKey, "a key per call")
+    }
+
+    @Test func srtpOffersAreAnsweredOrRefusedAsTheModeSays() throws {
+        let key = [UInt8](repeating: 3, count: 30)
+        func answer(_ offer: String, _ mode: SIPSRTPMode) throws(SIPOfferAnswerError) -> (SessionDescription, SIPAudio) {
+            try SIPOfferAnswer.answer(text: offer, local: .init(address: "127.0.0.1", port: 30000, srtpMode: mode, srtpKey: key), preference: [.muLaw])
+        }
+        // Secure only: a plain offer is refused (the caller gets 488), an SDES one is answered under its tag.
+        #expect(throws: SIPOfferAnswerError.srtpRequired) { try answer(Self.sippOffer, .required) }
+        let (sdp, audio) = try answer(Self.savpOffer, .required)
+        #expect(sdp.media[0].proto == "RTP/SAVP" && sdp.media[0].cryptoAttributes == [SDESCrypto(tag: 7, keyAndSalt: key)])
+        #expect(audio.srtp == SIPSRTPKeys(outbound: key, inbound: try SDESCrypto(parsing: "7 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR").keyAndSalt))
+        // Nonsecure only: RTP/SAVP cannot be answered with RTP.
+        #expect(throws: SIPOfferAnswerError.srtpOff) { try answer(Self.savpOffer, .off) }
+        // Preferred: SRTP when offered, plain otherwise.
+        #expect(try answer(Self.savpOffer, .preferred).1.srtp != nil)
+        let plain = try answer(Self.sippOffer, .preferred)
+        #expect(plain.1.srtp == nil && plain.0.media[0].cryptoAttributes.isEmpty)
+        // An SAVP offer with only an unusable line (another suite).
+        let other = Self.savpOffer.replacingOccurrences(of: "HMAC_SHA1_80", with: "HMAC_SHA1_32")
+        #expect(throws: SIPOfferAnswerError.noUsableCrypto) { try answer(other, .preferred) }
+    }
+
+    @Test func answersToOurSRTPOfferFallBackOnlyWhenPreferred() throws {
+        let key = [UInt8](repeating: 5, count: 30)
+        let withCrypto = Self.sippOffer.replacingOccurrences(of: "a=sendrecv\r\n", with: "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n")
+        let required = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, srtpMode: .required, srtpKey: key)
+        let preferred = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, srtpMode: .preferred, srtpKey: key)
+        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.muLaw], local: required).srtp?.outbound == key)
+        #expect(throws: SIPOfferAnswerError.srtpRequired) { try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.muLaw], local: required) }
+        #expect(try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.muLaw], local: preferred).srtp == nil)
+        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.muLaw]).srtp == nil, "without SRTP offered, a=crypto is ignored")
+    }
+
     @Test func answersWithThePreferredLawAndTheOfferedEventType() throws {
         let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, sessionID: 7)
         let (answer, audio) = try SIPOfferAnswer.answer(text: Self.sippOffer, local: local, preference: [.muLaw, .aLaw])

@@ -151,3 +151,37 @@ struct SDPFuzzRegressionTests {
         #expect(again == parsed)
     }
 }
+
+@Suite("SDES a=crypto (RFC 4568)")
+struct SDESCryptoTests {
+    /// RFC 4568 §9.1's example line.
+    static let rfcExample = "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4"
+
+    @Test func linesParseAndSerialize() throws {
+        let key = (0..<30).map { UInt8($0 * 7 & 0xFF) }
+        let line = SDESCrypto(tag: 1, keyAndSalt: key)
+        let again = try SDESCrypto(parsing: line.value)
+        #expect(again == line && again.isUsable)
+        let lifetime = try SDESCrypto(parsing: "2 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31")
+        #expect(lifetime.tag == 2 && lifetime.lifetime == "2^31" && lifetime.keyAndSalt.count == 30 && lifetime.isUsable)
+        #expect(lifetime.value.hasSuffix("inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31"))
+        let other = try SDESCrypto(parsing: "3 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR")
+        #expect(!other.isUsable, "another suite")
+        let unencrypted = try SDESCrypto(parsing: "4 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR UNENCRYPTED_SRTP")
+        #expect(!unencrypted.isUsable && unencrypted.sessionParameters == ["UNENCRYPTED_SRTP"])
+    }
+
+    @Test func malformedLinesAreTypedErrors() {
+        func error(_ value: String) -> SDESCrypto.ParseError? {
+            do { _ = try SDESCrypto(parsing: value); return nil } catch { return error }
+        }
+        #expect(error(Self.rfcExample) == .unsupportedKeyParameters, "an MKI")
+        #expect(error("1 AES_CM_128_HMAC_SHA1_80") == .malformed)
+        #expect(error("0 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR") == .badTag)
+        #expect(error("1234567890 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR") == .badTag)
+        #expect(error("1 AES_CM_128_HMAC_SHA1_80 uri:https://example.com/key") == .unsupportedKeyParameters)
+        #expect(error("1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVe*CFCanVmcjkpPywjNWhcYD0mXXtxaVBR") == .badKey)
+        #expect(error("1 AES_CM_128_HMAC_SHA1_80 inline:PS1") == .badKey)
+        #expect(error("1 AES_CM_128_HMAC_SHA1_80 inline:" + String(repeating: "A", count: 2000)) == .malformed)
+    }
+}

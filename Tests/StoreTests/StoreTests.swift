@@ -84,7 +84,7 @@ struct StoreTests {
         let directory = try TemporaryDirectory()
         let store = try Store.open(directory: directory.path, logger: logger)
         let applied = try await store.appliedMigrations()
-        #expect(applied == ["v1-runtime-settings", "v2-extensions", "v3-token-signing-keys", "v4-sessions", "v5-services", "v6-admin", StoreMigrations.latestIdentifier])
+        #expect(applied == ["v1-runtime-settings", "v2-extensions", "v3-token-signing-keys", "v4-sessions", "v5-services", "v6-admin", "v7-sip-platform", StoreMigrations.latestIdentifier])
         // Running the migrator again on a migrated database changes nothing.
         try StoreMigrations.migrator.migrate(store.pool)
         try StoreMigrations.migrator.migrate(store.pool)

@@ -106,6 +106,7 @@ extension ConfigurationKey {
     static let sipRegisterAll = Self("sip.register-all-extensions", default: "false", "Keep every extension of the database registered; false = an extension registers while a browser session holds it connected, and sip.unregister-grace seconds after.")
     static let sipUnregisterGrace = Self("sip.unregister-grace", default: "30", "Seconds an extension stays registered after its browser disconnects (a reload or a network change does not lose calls meanwhile).")
     static let sipGuestExtension = Self("sip.guest-extension", default: "", "Extension whose digest credentials answer the platform's challenges to click-to-contact guest calls (the caller's number stays in From); empty = guest calls carry no credentials.")
+    static let sipSRTP = Self("sip.srtp", default: "off", "SRTP on the SIP leg, keyed by SDES (RFC 4568, AES_CM_128_HMAC_SHA1_80): off (plain RTP; an offer of RTP/SAVP only gets 488), preferred (offer RTP/AVP with a=crypto, plain RTP with a peer without it) or required (offer RTP/SAVP; a peer without SDES gets 488 or BYE).")
     static let sipDTMFMode = Self("sip.dtmf-mode", default: "rfc4733", "How the browser's DTMF (RTCDTMFSender's RFC 4733 events) reaches the platform: rfc4733 (telephone-event in the RTP) or info (SIP INFO application/dtmf-relay; the SIP SDP then offers no telephone-event).")
     static let sipRTPPortMin = Self("sip.rtp-port-min", default: "30000", "Lowest UDP port of the SIP legs' RTP (one port per call).")
     static let sipRTPPortMax = Self("sip.rtp-port-max", default: "39999", "Highest UDP port of the SIP legs' RTP.")
@@ -129,7 +130,7 @@ extension ConfigurationKey {
         .sipListenAddresses, .sipListenPort, .sipTLSPort, .sipTransports, .sipAdvertisedAddress,
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
         .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
-        .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipDTMFMode, .sipRTPPortMin, .sipRTPPortMax,
+        .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipDTMFMode, .sipSRTP, .sipRTPPortMin, .sipRTPPortMax,
         .cmsAllowedNetworks, .cmsSessionIdleTimeout, .cmsSessionLifetime,
     ]
 }

@@ -196,6 +196,7 @@ extension TandemConfiguration {
         sip.unregisterGrace = try parser.integer(.sipUnregisterGrace, in: 0...3600)
         sip.guestExtension = try parser.sipUser(.sipGuestExtension)
         sip.dtmfMode = try parser.choice(.sipDTMFMode, ["rfc4733", "info"])
+        sip.srtp = try parser.choice(.sipSRTP, ["off", "preferred", "required"])
         let rtpMin = try parser.port(.sipRTPPortMin)
         let rtpMax = try parser.port(.sipRTPPortMax)
         guard rtpMin <= rtpMax, rtpMin > 0 else { throw .invalidValue(key: "sip.rtp-port-min", value: "\(rtpMin)", reason: "must be above 0 and not above sip.rtp-port-max (\(rtpMax))") }

@@ -74,6 +74,7 @@ extension TandemConfiguration {
         case .sipUnregisterGrace: return one(sip.unregisterGrace)
         case .sipGuestExtension: return one(sip.guestExtension)
         case .sipDTMFMode: return one(sip.dtmfMode)
+        case .sipSRTP: return one(sip.srtp)
         case .sipRTPPortMin: return one(sip.rtpPortRange.lowerBound)
         case .sipRTPPortMax: return one(sip.rtpPortRange.upperBound)
         case .cmsAllowedNetworks: return cms.allowedNetworks.map(\.description)

@@ -72,6 +72,8 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var unregisterGrace = 30
         public var guestExtension = ""
         public var dtmfMode = "rfc4733"
+        /// `off`, `preferred` or `required`: SDES-SRTP on the SIP leg.
+        public var srtp = "off"
         public var rtpPortRange: ClosedRange<Int> = 30000...39999
 
         public init() {}

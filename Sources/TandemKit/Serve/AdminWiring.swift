@@ -54,6 +54,8 @@ extension TandemServer {
             validate: { await SIPService.validate($0) },
             apply: { await sip?.apply($0) })
         let certificates = certificateBackend(context)
+        let configuration = context.configuration
+        let payload = PayloadBackend(configured: { SIPService.configuredPayload(configuration) }, apply: { await sip?.applyPayload($0) })
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
             if let extensions = try? await api.extensions() {
@@ -80,7 +82,7 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        }, turn: turnBackend, sip: sipBackend, certificates: certificates)
+        }, turn: turnBackend, sip: sipBackend, certificates: certificates, payload: payload)
     }
 
     /// The certificates page over the live certificate: an upload is checked

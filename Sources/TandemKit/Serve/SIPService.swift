@@ -1,4 +1,5 @@
 import Foundation
+import G711
 import Gateway
 import Logging
 import NIOCore
@@ -49,7 +50,8 @@ final class SIPService: Service {
                 var c = CallController.Configuration()
                 c.graceSeconds = sip.unregisterGrace
                 c.registerAll = sip.registerAll
-                c.laws = context.configuration.media.sipCodec == "pcma" ? [.aLaw, .muLaw] : [.muLaw, .aLaw]
+                let payload = (try? context.store.payloadSettingsNow()) ?? nil ?? Self.configuredPayload(context.configuration)
+                (c.laws, c.srtpMode) = Self.payload(payload)
                 c.sipDomain = platform.domain
                 c.guestAccount = sip.guestExtension.isEmpty ? nil : sip.guestExtension
                 c.echoNumber = context.configuration.echoNumber
@@ -128,6 +130,23 @@ final class SIPService: Service {
         }
         try? await endpoint.loop.submit { [agent] in agent.reconfigure(platform) }.get()
         await controller?.setSIPDomain(platform.domain)
+    }
+
+    /// Puts payload settings into effect for new calls (nil: the configuration file's).
+    func applyPayload(_ settings: PayloadSettings?) async {
+        let (laws, mode) = Self.payload(settings ?? Self.configuredPayload(context.configuration))
+        await controller?.setPayload(laws: laws, srtpMode: mode)
+    }
+
+    /// The configuration file's `sip.srtp` and `media.sip-codec` as payload settings.
+    static func configuredPayload(_ configuration: TandemConfiguration) -> PayloadSettings {
+        PayloadSettings(srtpMode: configuration.sip.srtp, audioCodecs: configuration.media.sipCodec == "pcma" ? ["pcma", "pcmu"] : ["pcmu", "pcma"])
+    }
+
+    /// The laws (preferred first) and SRTP mode of payload settings.
+    static func payload(_ settings: PayloadSettings) -> (laws: [G711.Law], srtpMode: SIPSRTPMode) {
+        let laws = settings.audioCodecs.compactMap { name -> G711.Law? in name == "pcmu" ? .muLaw : name == "pcma" ? .aLaw : nil }
+        return (laws.isEmpty ? [.muLaw, .aLaw] : laws, SIPSRTPMode(rawValue: settings.srtpMode) ?? .off)
     }
 
     /// ``platform(_:)`` off the caller's thread (DNS may take a moment).

@@ -338,6 +338,9 @@ def scenario_extensions(ctx):
             assert "SIP platform saved" in d.page_source and "primary 127.0.0.1:5060 → 127.0.0.2:5060" in d.page_source
             b.open(BASE + "/cms/sip")
             ctx.shot(b, "10-sip.png", height=1750)
+            click_through(d, d.find_element("link text", "Payload"))
+            assert d.find_element("id", "srtp-off").is_selected() and "always on" in d.find_element("id", "dtls").text
+            ctx.shot(b, "12-payload.png", height=1250)
             kamailio, other = other, kamailio
 
             # Edit one: its realm shows in the list afterwards.

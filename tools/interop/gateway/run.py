@@ -25,6 +25,11 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
   agent-outgoing-info
                    the same with sip.dtmf-mode info: the SIP SDP offers no telephone-event and
                    the page's "1234#" reaches baresip as five SIP INFOs (application/dtmf-relay)
+  srtp             an administrator sets "Secure only" on /cms/payload in a second Chromium (no
+                   restart); the page's call to a plain-RTP baresip is refused (its 488 to
+                   Tandem's RTP/SAVP offer ends the call), its call to a baresip with mediaenc
+                   srtp-mand carries SRTP both ways (tones checked on each side; every RTP packet
+                   toward baresip carries the 10-byte HMAC-SHA1-80 tag, so none is plain RTP)
   click-to-contact the test makes a guest session for caller +4989123456 and the service
                    "support" (number 2000: a sipp UAS echoing RTP, registered at Kamailio); the
                    click-to-call page's element calls it: the INVITE carries the caller's number in
@@ -54,7 +59,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -105,6 +110,12 @@ RENEGOTIATE = "return (async () => { " + CURRENT_CALL + " await call.renegotiate
 # Tandem's ICE ufrag in the remote description, and the connection state.
 ICE_PAIR = ("return (async () => { " + CURRENT_CALL +
             " const m = /a=ice-ufrag:(\\S+)/.exec(call.pc.remoteDescription.sdp); return {ufrag: m && m[1], state: call.pc.connectionState}; })();")
+
+
+def open_agent(browser, session, query=""):
+    """The agent demo page with `session`, once its extension is registered."""
+    browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + query + session_fragment(session))
+    browser.wait_event("registration", 20, where={"state": "registered"})
 
 
 def rtp_audio(path, to_port):
@@ -158,8 +169,7 @@ def scenario_agent_incoming(tandem_binary, workdir, relay=False):
         code, _ = tandem.get("/webkit/ws?token=not-a-token", status=True)
         assert code == 401, code
         with Browser(tone_hz=1000, workdir=workdir) as browser:
-            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + ("&relay=1" if relay else "") + session_fragment(session))
-            browser.wait_event("registration", 20, where={"state": "registered"})
+            open_agent(browser, session, "?autoanswer=1" + ("&relay=1" if relay else ""))
             sip.wait_for("1001 in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 10)
             status, listed = tandem.api("GET", "/api/v1/extensions")
             assert {"extension": "1001", "state": "registered"}.items() <= next(e for e in listed["extensions"] if e["extension"] == "1001").items(), listed
@@ -265,8 +275,7 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
         dump, pcap = capture_all(workdir, "agent-outgoing")
         try:
             with Browser(tone_hz=1000, workdir=workdir) as browser:
-                browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(session))
-                browser.wait_event("registration", 20, where={"state": "registered"})
+                open_agent(browser, session)
                 call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
                 assert isinstance(call, str), call
                 browser.wait_event("answered", 20, call=call)
@@ -313,6 +322,100 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
         return facts
     finally:
         sip.stop(baresip)
+        tandem.stop()
+        kamailio.kill()
+
+
+def rtp_sizes(path, to_port):
+    """UDP payload sizes of the datagrams sent to `to_port` in a capture."""
+    out = subprocess.run(["tshark", "-r", path, "-Y", f"udp.dstport == {to_port}", "-T", "fields", "-e", "udp.length"],
+                         capture_output=True, text=True, timeout=60)
+    return [int(x) - 8 for x in out.stdout.split()]
+
+
+def sign_in_cms(browser, account, password):
+    d = browser.driver
+    browser.open("https://127.0.0.1:7443/cms/login")
+    d.find_element("id", "account").send_keys(account)
+    d.find_element("id", "password").send_keys(password)
+    d.find_element("id", "sign-in").click()
+    sip.wait_for("the dashboard", lambda: d.find_elements("id", "account") and "/cms/" in d.current_url and "login" not in d.current_url, 15)
+
+
+def scenario_srtp(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    plain, _ = sip.baresip_callee(workdir, "1001", 440)
+    secure, records = sip.baresip_callee(workdir, "1002", 440, port=5090, mediaenc="srtp-mand")
+    try:
+        tandem.cli("extensions", "add", "3001", "--digest", "--password", "pw3001")
+        subprocess.run([tandem_binary, "admin", "create", "ops", "--password-stdin"], env=tandem.env, input="correct horse battery staple\n",
+                       text=True, capture_output=True, timeout=120, check=True)
+        tandem.start()
+        sip.wait_for("both baresips in Kamailio", lambda: {"1001", "1002"} <= set(kamailio.contacts() or {}), 15)
+        admin = Browser(tone_hz=None, workdir=os.path.join(workdir, "admin")).__enter__()
+
+        def set_srtp(mode):
+            admin.open("https://127.0.0.1:7443/cms/payload")
+            admin.driver.find_element("id", f"srtp-{mode}").click()
+            admin.driver.find_element("id", "save-payload").click()
+            sip.wait_for("the payload saved", lambda: "Saved." in admin.driver.page_source, 10)
+        sign_in_cms(admin, "ops", "correct horse battery staple")
+        set_srtp("required")
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201, session
+        dump, pcap = capture_all(workdir, "srtp")
+        try:
+            with Browser(tone_hz=1000, workdir=workdir) as browser:
+                open_agent(browser, session)
+                refused = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                ended = browser.wait_event("ended", 20, call=refused)
+                facts["plain_rtp_call"] = ended["detail"]
+                assert ended["detail"].get("code") == 488, ended
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1002")
+                browser.wait_event("answered", 20, call=call)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["browser_heard"] = heard
+                browser.js_async("return tandemAgent.hangup()")
+                time.sleep(1)
+                # Secure preferred: the plain-RTP baresip is called again and answers; RTP, no tag.
+                set_srtp("preferred")
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                browser.wait_event("answered", 20, call=call)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 2)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15, heard
+                facts["preferred_fell_back"] = heard["peakHz"]
+                browser.js_async("return tandemAgent.hangup()")
+                time.sleep(1.5)
+        finally:
+            sip.stop(dump, signal.SIGINT)
+            admin.__exit__(None, None, None)
+        requests = sip_requests(pcap, port=5090)
+        assert requests and requests[0][0] == "INVITE", requests
+        out = subprocess.run(["tshark", "-r", pcap, "-d", "udp.port==5090,sip", "-Y", "sip.Method == INVITE && udp.dstport == 5090", "-T", "fields", "-e", "sdp.media", "-e", "sdp.media_attr"],
+                             capture_output=True, text=True, timeout=60).stdout
+        assert "RTP/SAVP" in out and "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in out, out
+        flows = sip.udp_flows(pcap)
+        port = max(((dst, n) for (src, dst), n in flows.items() if RTP_PORTS[0] <= src <= RTP_PORTS[1]), key=lambda x: x[1])[0]
+        sizes = rtp_sizes(pcap, port)
+        facts["srtp_to_baresip"] = {"packets": len(sizes), "sizes": sorted(set(sizes))[:4]}
+        assert len(sizes) >= 100 and all(n == 12 + 160 + 10 for n in sizes if n > 100), facts
+        invites = subprocess.run(["tshark", "-r", pcap, "-Y", "sip.Method == INVITE && udp.dstport == 5080", "-T", "fields", "-e", "sdp.media", "-e", "sdp.media_attr"],
+                                 capture_output=True, text=True, timeout=60).stdout.splitlines()
+        assert "RTP/SAVP" in invites[0] and "RTP/AVP" in invites[-1] and "crypto:1" in invites[-1], invites
+        plain_port = max(((dst, n) for (src, dst), n in flows.items() if RTP_PORTS[0] <= src <= RTP_PORTS[1] and dst != port), key=lambda x: x[1])[0]
+        plain_sizes = rtp_sizes(pcap, plain_port)
+        facts["rtp_to_plain_baresip"] = {"packets": len(plain_sizes), "sizes": sorted(set(plain_sizes))[:4]}
+        assert len(plain_sizes) >= 50 and all(n == 12 + 160 for n in plain_sizes if n > 100), facts
+        sip.stop(secure)
+        facts["baresip_heard"] = sip.recorded_tone(records)
+        assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
+        return facts
+    finally:
+        sip.stop(plain)
+        sip.stop(secure)
         tandem.stop()
         kamailio.kill()
 
@@ -413,8 +516,7 @@ def scenario_faults(tandem_binary, workdir):
         status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "1001"})
         assert status == 201, session
         with Browser(tone_hz=1000, workdir=workdir) as browser:
-            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html?autoanswer=1" + session_fragment(session))
-            browser.wait_event("registration", 20, where={"state": "registered"})
+            open_agent(browser, session, "?autoanswer=1")
             dump, pcap = capture_all(workdir, "faults")
             caller = subprocess.Popen(["sipp", "127.0.0.1:5060", "-sf", os.path.join(HERE, "..", "sip", "uac-wait-bye.xml"), "-s", "1001", "-i", "127.0.0.1", "-p", "5070",
                                        "-mp", "16000", "-m", "1", "-timeout", "60s", "-nostdin", "-trace_err"],
@@ -439,8 +541,7 @@ def scenario_faults(tandem_binary, workdir):
         status, second = tandem.api("POST", "/api/v1/sessions", {"extension": "1002"})
         assert status == 201, second
         with Browser(tone_hz=1000, workdir=workdir) as browser:
-            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(second))
-            browser.wait_event("registration", 20, where={"state": "registered"})
+            open_agent(browser, second)
             status, _ = tandem.api("DELETE", f"/api/v1/sessions/{second['id']}")
             assert status == 204, status
             error = browser.wait_event("error", 10)
@@ -453,8 +554,7 @@ def scenario_faults(tandem_binary, workdir):
         status, third = tandem.api("POST", "/api/v1/sessions", {"extension": "1002"})
         assert status == 201, third
         with Browser(tone_hz=1000, workdir=workdir) as browser:
-            browser.open("https://127.0.0.1:7443/webkit/demo/agent.html" + session_fragment(third))
-            browser.wait_event("registration", 20, where={"state": "registered"})
+            open_agent(browser, third)
             error = browser.wait_event("error", 30)
             assert error["detail"]["code"] == "session-ended" and "expired" in error["detail"]["message"], error
             expired = time.monotonic()
@@ -475,7 +575,7 @@ def scenario_faults(tandem_binary, workdir):
 def inner(args):
     scenarios = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming,
                  "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
-                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "click-to-contact": scenario_click_to_contact,
+                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "click-to-contact": scenario_click_to_contact,
                  "faults": scenario_faults}
     return sip.run_scenarios("gateway end-to-end", "tandem-gateway", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w)) for n, f in scenarios.items()})
 

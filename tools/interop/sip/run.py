@@ -461,11 +461,13 @@ def scenario_calls(tandem_binary, workdir, peer_binary):
         kamailio.kill()
 
 
-def baresip_callee(workdir, user, tone_hz):
-    """baresip registered as `user` through Kamailio: auto-answer, PCMU, plays a tone and records what it hears."""
+def baresip_callee(workdir, user, tone_hz, port=5080, mediaenc=None):
+    """baresip registered as `user` through Kamailio on `port`: auto-answer, PCMU, plays a tone and records what it hears;
+    `mediaenc` `srtp` (best effort) or `srtp-mand` (RTP/SAVP only) makes it speak SDES-SRTP."""
     import wave
-    home = os.path.join(workdir, "baresip")
-    records = os.path.join(workdir, "records")
+    name = "baresip" if port == 5080 else f"baresip-{port}"
+    home = os.path.join(workdir, name)
+    records = os.path.join(workdir, f"records-{port}" if port != 5080 else "records")
     os.makedirs(home, exist_ok=True)
     os.makedirs(records, exist_ok=True)
     with wave.open(os.path.join(workdir, "tone.wav"), "wb") as w:
@@ -474,12 +476,14 @@ def baresip_callee(workdir, user, tone_hz):
         w.setframerate(8000)
         w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in tone(tone_hz, 60)))
     open(os.path.join(home, "accounts"), "w").write(
-        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU\n")
+        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU"
+        + (f";mediaenc={mediaenc}" if mediaenc else "") + "\n")
     open(os.path.join(home, "config"), "w").write("\n".join([
-        "sip_listen 127.0.0.1:5080", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
-        "module g711.so", "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
+        f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
+        # srtp before account: the accounts' mediaenc names must exist when they are read.
+        "module g711.so", *(["module srtp.so"] if mediaenc else []), "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
         f"audio_source aufile,{workdir}/tone.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
-    log = open(os.path.join(workdir, "baresip.log"), "w")
+    log = open(os.path.join(workdir, f"{name}.log"), "w")
     proc = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, records
 

@@ -18,6 +18,10 @@ public func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         _ = media.ssrcs
         _ = media.setup
         for pt in media.payloadTypes { _ = media.formatParameters(of: pt)?.parameters }
+        // SDES lines (RFC 4568) that parse must serialize to a line that parses the same.
+        for crypto in media.cryptoAttributes {
+            precondition((try? SDESCrypto(parsing: crypto.value)) == crypto, "a=crypto serialize/parse changed the line")
+        }
     }
     // Whatever parses must serialize to text that parses to the same value.
     let again = try? SessionDescription(parsing: description.serialized)
