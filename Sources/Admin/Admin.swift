@@ -59,10 +59,12 @@ public struct AdminBackend: Sendable {
     public var certificates: CertificateBackend?
     /// The payload page; nil when the backend has no SIP leg to configure.
     public var payload: PayloadBackend?
+    /// The diagnostics page; nil when the backend has no logs to show.
+    public var diagnostics: DiagnosticsBackend?
 
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
                 endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil,
-                certificates: CertificateBackend? = nil, payload: PayloadBackend? = nil) {
+                certificates: CertificateBackend? = nil, payload: PayloadBackend? = nil, diagnostics: DiagnosticsBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
@@ -70,6 +72,36 @@ public struct AdminBackend: Sendable {
         self.sip = sip
         self.certificates = certificates
         self.payload = payload
+        self.diagnostics = diagnostics
+    }
+}
+
+/// What the diagnostics page needs: the log levels and retention in force, and the archive.
+public struct DiagnosticsBackend: Sendable {
+    /// The configuration file's `log.*`.
+    public var configured: @Sendable () -> DiagnosticsSettings
+    /// What is in force now (nil: logging was not set up by `tandem serve`).
+    public var current: @Sendable () -> DiagnosticsSettings?
+    /// Puts settings into effect at once (nil: the file's again).
+    public var apply: @Sendable (DiagnosticsSettings?) -> Void
+    /// The subsystems (swift-log sources) and what each covers.
+    public var subsystems: [(String, String)]
+    /// The packet capture tool when installed (nil: the page says so).
+    public var captureTool: String?
+    public var maximumCaptureSeconds: Int
+    /// The archive (file name, gzip'd tar), with a capture of this many seconds first (0: none).
+    public var archive: @Sendable (_ captureSeconds: Int) async throws -> (name: String, data: Data)
+
+    public init(configured: @escaping @Sendable () -> DiagnosticsSettings, current: @escaping @Sendable () -> DiagnosticsSettings?,
+                apply: @escaping @Sendable (DiagnosticsSettings?) -> Void, subsystems: [(String, String)], captureTool: String?,
+                maximumCaptureSeconds: Int, archive: @escaping @Sendable (Int) async throws -> (name: String, data: Data)) {
+        self.configured = configured
+        self.current = current
+        self.apply = apply
+        self.subsystems = subsystems
+        self.captureTool = captureTool
+        self.maximumCaptureSeconds = maximumCaptureSeconds
+        self.archive = archive
     }
 }
 

@@ -46,6 +46,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         addTURNRoutes(cms)
         addSIPRoutes(cms)
         addPayloadRoutes(cms)
+        addDiagnosticsRoutes(cms)
         addCertificateRoutes(cms)
         addClientRoutes(cms)
         addTransferRoutes(cms)

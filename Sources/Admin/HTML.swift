@@ -32,6 +32,7 @@ enum HTML {
         ("/cms/services", "Services"),
         ("/cms/transfer", "Export/import"),
         ("/cms/certificates", "Certificates"),
+        ("/cms/diagnostics", "Diagnostics"),
         ("/cms/audit", "Audit log"),
     ]
 

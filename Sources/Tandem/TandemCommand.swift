@@ -59,14 +59,14 @@ extension TandemCommand {
 
         func run() async throws {
             let configuration = try await options.load()
-            let logFile = try TandemLogging.bootstrap(configuration.log)
-            defer { logFile.close() }
+            let logging = try TandemLogging.bootstrap(configuration.log)
+            defer { logging.file.close() }
             let registry = PrometheusCollectorRegistry()
             TandemMetrics.bootstrap(registry)
             let logger = Logger(label: "tandem")
             logger.info("Configuration loaded", metadata: ["file": "\(TandemConfiguration.resolveFile(options.config) ?? "(built-in defaults)")"])
             do {
-                try await TandemServer(configuration: configuration, metrics: registry, logger: logger).run()
+                try await TandemServer(configuration: configuration, metrics: registry, logger: logger, logging: logging).run()
             } catch {
                 logger.critical("Tandem failed", metadata: ["error": "\(error)"])
                 throw ExitCode.failure

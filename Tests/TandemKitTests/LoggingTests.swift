@@ -75,3 +75,47 @@ struct LoggingTests {
         #expect(line.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z .*/) != nil)
     }
 }
+
+@Suite("Log levels and diagnostics")
+struct LogLevelsTests {
+    @Test func eachSubsystemHasItsLevelAndTheLowestIsKept() {
+        let levels = LogLevels(default: .info)
+        #expect(levels.level(for: "SIPUA") == .info && levels.lowestLevel == .info)
+        levels.set(default: .warning, bySource: ["SIPUA": .debug])
+        #expect(levels.level(for: "SIPUA") == .debug && levels.level(for: "TURN") == .warning)
+        #expect(levels.lowestLevel == .debug, "handlers must let debug reach the filter")
+        levels.set(default: .error, bySource: [:])
+        #expect(levels.lowestLevel == .error && levels.level(for: "SIPUA") == .error)
+    }
+
+    @Test func theFilterPassesOnlyWhatTheSubsystemsLevelAllows() throws {
+        let directory = try TemporaryDirectory()
+        let file = try RotatingLogFile(directory: directory.path, maxFileSize: 1 << 20, maxFiles: 2)
+        let levels = LogLevels(default: .warning)
+        levels.set(default: .warning, bySource: ["Chosen": .debug])
+        let handler = LevelFilterLogHandler(inner: RotatingFileLogHandler(label: "t", file: file, level: .trace), levels: levels)
+        let logger = Logger(label: "t", factory: { _ in handler })
+        logger.debug("kept", source: "Chosen")
+        logger.info("dropped", source: "Other")
+        logger.warning("also kept", source: "Other")
+        let text = try String(contentsOfFile: file.path, encoding: .utf8)
+        #expect(text.contains("kept") && text.contains("also kept") && !text.contains("dropped"))
+    }
+
+    @Test func retentionChangesWhileRunning() throws {
+        let directory = try TemporaryDirectory()
+        let file = try RotatingLogFile(directory: directory.path, maxFileSize: 100, maxFiles: 5)
+        for i in 0..<20 { file.write("line \(i) " + String(repeating: "x", count: 60) + "\n") }
+        #expect(file.existingPaths().count == 5)
+        file.setRetention(maxFiles: 2, maxFileSize: 100)
+        #expect(file.existingPaths().count == 2, "files past the new count are gone at once")
+        #expect(!FileManager.default.fileExists(atPath: file.rotatedPath(2)))
+    }
+
+    @Test func secretsAreScrubbedFromEveryLine() {
+        let text = "a shared secret abcdef0123456789 here\nclient-id=x client-secret=s3cr3t-value other=1\npassword=hunter2"
+        let out = DiagnosticsArchive.scrub(text, ["abcdef0123456789"])
+        #expect(!out.contains("abcdef0123456789") && !out.contains("s3cr3t-value") && !out.contains("hunter2"))
+        #expect(out.contains("client-secret=<redacted> other=1"))
+    }
+}

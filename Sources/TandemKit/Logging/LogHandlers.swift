@@ -62,22 +62,35 @@ enum LogFormat {
     }
 }
 
+/// What `tandem serve` can change about its logging while running: the level of each
+/// subsystem and the log file's retention.
+public struct LoggingControl: Sendable {
+    public let file: RotatingLogFile
+    public let levels: LogLevels
+
+    public init(file: RotatingLogFile, levels: LogLevels) {
+        self.file = file
+        self.levels = levels
+    }
+}
+
 /// Process-wide logging setup for `tandem serve`.
 public enum TandemLogging {
     /// Bootstraps swift-log once per process: every logger writes to standard output and to
-    /// the rotating `tandem.log` in `configuration.directory`, at `configuration.level`.
-    /// Returns the log file (close it on exit).
+    /// the rotating `tandem.log` in `configuration.directory`, at `configuration.level` until
+    /// ``LogLevels`` says otherwise per subsystem. Returns the control (close its file on exit).
     @discardableResult
-    public static func bootstrap(_ configuration: TandemConfiguration.Log) throws -> RotatingLogFile {
+    public static func bootstrap(_ configuration: TandemConfiguration.Log) throws -> LoggingControl {
         let file = try RotatingLogFile(
             directory: configuration.directory, maxFileSize: configuration.maxFileSize, maxFiles: configuration.maxFiles)
-        let level = configuration.level
+        let levels = LogLevels(default: configuration.level)
         LoggingSystem.bootstrap({ label, provider in
             var stdout = StreamLogHandler.standardOutput(label: label, metadataProvider: provider)
-            stdout.logLevel = level
-            return MultiplexLogHandler([stdout, RotatingFileLogHandler(label: label, file: file, level: level, metadataProvider: provider)])
+            stdout.logLevel = .trace
+            let both = MultiplexLogHandler([stdout, RotatingFileLogHandler(label: label, file: file, level: .trace, metadataProvider: provider)])
+            return LevelFilterLogHandler(inner: both, levels: levels)
         }, metadataProvider: nil)
-        return file
+        return LoggingControl(file: file, levels: levels)
     }
 
     /// Bootstraps swift-log for the short CLI commands: standard error only, so standard

@@ -18,12 +18,16 @@ import Synchronization
 public final class RotatingLogFile: Sendable {
     public let directory: String
     public let baseName: String
-    public let maxFileSize: Int
-    public let maxFiles: Int
+    /// Size in bytes at which the live file rotates.
+    public var maxFileSize: Int { state.withLock { $0.maxFileSize } }
+    /// Files kept in all, the live one included.
+    public var maxFiles: Int { state.withLock { $0.maxFiles } }
 
     private struct State: ~Copyable {
         var descriptor: Int32
         var size: Int
+        var maxFileSize: Int
+        var maxFiles: Int
     }
 
     private let state: Mutex<State>
@@ -33,14 +37,32 @@ public final class RotatingLogFile: Sendable {
         precondition(maxFileSize > 0 && maxFiles > 0, "maxFileSize and maxFiles must be positive")
         self.directory = directory
         self.baseName = baseName
-        self.maxFileSize = maxFileSize
-        self.maxFiles = maxFiles
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = URL(fileURLWithPath: directory).appendingPathComponent(baseName).path
         let descriptor = try Self.openForAppend(path)
         var status = stat()
         let size = fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
-        self.state = Mutex(State(descriptor: descriptor, size: size))
+        self.state = Mutex(State(descriptor: descriptor, size: size, maxFileSize: maxFileSize, maxFiles: maxFiles))
+    }
+
+    /// Changes the retention while running: files past the new count are deleted at once,
+    /// the new size applies from the next write.
+    public func setRetention(maxFiles: Int, maxFileSize: Int) {
+        precondition(maxFileSize > 0 && maxFiles > 0, "maxFileSize and maxFiles must be positive")
+        state.withLock { state in
+            let before = state.maxFiles
+            state.maxFiles = maxFiles
+            state.maxFileSize = maxFileSize
+            if maxFiles < before {
+                for index in maxFiles..<max(before, maxFiles) { unlink(rotatedPath(index)) }
+            }
+        }
+    }
+
+    /// The live file and the rotated ones that exist, newest first.
+    public func existingPaths() -> [String] {
+        let count = maxFiles
+        return ([path] + (1..<max(count, 1)).map(rotatedPath)).filter { FileManager.default.fileExists(atPath: $0) }
     }
 
     deinit {
@@ -61,7 +83,7 @@ public final class RotatingLogFile: Sendable {
         var bytes = Array(line.utf8)
         state.withLock { state in
             guard state.descriptor >= 0 else { return }
-            if state.size > 0, state.size + bytes.count > maxFileSize {
+            if state.size > 0, state.size + bytes.count > state.maxFileSize {
                 rotate(&state)
             }
             let written = bytes.withUnsafeMutableBytes { raw -> Int in
@@ -92,6 +114,7 @@ public final class RotatingLogFile: Sendable {
     private func rotate(_ state: inout State) {
         systemClose(state.descriptor)
         state.descriptor = -1
+        let maxFiles = state.maxFiles
         if maxFiles > 1 {
             unlink(rotatedPath(maxFiles - 1))
             var index = maxFiles - 2

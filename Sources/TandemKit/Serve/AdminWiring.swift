@@ -55,6 +55,26 @@ extension TandemServer {
             apply: { await sip?.apply($0) })
         let certificates = certificateBackend(context)
         let configuration = context.configuration
+        let logging = context.logging
+        let metrics = context.metrics
+        let diagnostics = DiagnosticsBackend(
+            configured: { TandemServer.configuredDiagnostics(configuration.log) },
+            current: {
+                guard let logging else { return nil }
+                let (fallback, bySource) = logging.levels.current
+                return DiagnosticsSettings(defaultLevel: fallback.rawValue, levels: bySource.mapValues(\.rawValue),
+                                           maxFiles: logging.file.maxFiles, maxFileSize: logging.file.maxFileSize)
+            },
+            apply: { settings in
+                guard let logging else { return }
+                TandemServer.apply(settings ?? TandemServer.configuredDiagnostics(configuration.log), to: logging)
+            },
+            subsystems: LogLevels.subsystems.map { ($0.source, $0.covers) },
+            captureTool: DiagnosticsArchive.captureTool,
+            maximumCaptureSeconds: DiagnosticsArchive.maximumCaptureSeconds,
+            archive: { seconds in
+                try await DiagnosticsArchive.make(context, captureSeconds: seconds, metricsText: String(decoding: metrics.emitToBuffer(), as: UTF8.self))
+            })
         let payload = PayloadBackend(configured: { SIPService.configuredPayload(configuration) }, apply: { await sip?.applyPayload($0) })
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
@@ -82,7 +102,7 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        }, turn: turnBackend, sip: sipBackend, certificates: certificates, payload: payload)
+        }, turn: turnBackend, sip: sipBackend, certificates: certificates, payload: payload, diagnostics: diagnostics)
     }
 
     /// The certificates page over the live certificate: an upload is checked

@@ -34,6 +34,8 @@ public struct ServeContext: Sendable {
     /// The registry `/metrics` exposes (swift-metrics is bootstrapped onto it by the CLI).
     public let metrics: PrometheusCollectorRegistry
     public let logger: Logger
+    /// The process's logging, when `tandem serve` bootstrapped it (levels and retention change live).
+    public var logging: LoggingControl?
 }
 
 /// `tandem serve`: prepares the shared pieces, then runs every service in one group.
@@ -41,11 +43,13 @@ public struct TandemServer: Sendable {
     public let configuration: TandemConfiguration
     public let metrics: PrometheusCollectorRegistry
     public let logger: Logger
+    public let logging: LoggingControl?
 
-    public init(configuration: TandemConfiguration, metrics: PrometheusCollectorRegistry, logger: Logger) {
+    public init(configuration: TandemConfiguration, metrics: PrometheusCollectorRegistry, logger: Logger, logging: LoggingControl? = nil) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.logging = logging
     }
 
     /// Opens the Store (seeding it on first start) and loads the TLS material.
@@ -64,7 +68,8 @@ public struct TandemServer: Sendable {
         }
         let readiness = Readiness()
         readiness.register("database", reason: "the database does not answer") { await store.isHealthy() }
-        return ServeContext(configuration: configuration, store: store, tls: LiveCertificate(tls), readiness: readiness, metrics: metrics, logger: logger)
+        return ServeContext(configuration: configuration, store: store, tls: LiveCertificate(tls), readiness: readiness, metrics: metrics, logger: logger,
+                            logging: logging)
     }
 
     /// Every service of `tandem serve`, in start order (Store → TURN → HTTPS); the group
@@ -212,6 +217,10 @@ public struct TandemServer: Sendable {
     /// Prepares and runs until SIGTERM/SIGINT, then shuts down gracefully.
     public func run() async throws {
         let context = try prepare()
+        if let logging, let stored = try? await context.store.diagnosticsSettings() {
+            Self.apply(stored, to: logging)
+            logger.info("Log levels and retention from /cms", metadata: ["level": "\(stored.defaultLevel)", "subsystems": "\(stored.levels.count)"])
+        }
         let group = try makeServiceGroup(context)
         logger.info(
             "Tandem starting",
@@ -221,6 +230,20 @@ public struct TandemServer: Sendable {
             ])
         try await group.run()
         logger.info("Tandem stopped")
+    }
+}
+
+extension TandemServer {
+    /// The configuration file's `log.*` as diagnostics settings.
+    static func configuredDiagnostics(_ log: TandemConfiguration.Log) -> DiagnosticsSettings {
+        DiagnosticsSettings(defaultLevel: log.level.rawValue, maxFiles: log.maxFiles, maxFileSize: log.maxFileSize)
+    }
+
+    /// Puts log levels and retention into effect at once.
+    static func apply(_ settings: DiagnosticsSettings, to logging: LoggingControl) {
+        let fallback = Logger.Level(rawValue: settings.defaultLevel) ?? .info
+        logging.levels.set(default: fallback, bySource: settings.levels.compactMapValues { Logger.Level(rawValue: $0) })
+        logging.file.setRetention(maxFiles: settings.maxFiles, maxFileSize: settings.maxFileSize)
     }
 }
 

@@ -22,6 +22,10 @@ ports, no SIP platform) and drives Chromium through selenium:
                 a good certificate (valid 20 days) is presented by the next HTTPS and TURN-TLS
                 handshakes without a restart and every page warns of its expiry; removing the
                 upload brings the self-signed certificate back
+  diagnostics   log levels changed on the page take effect at once (a default of warning hides
+                /cms sign-ins, Admin at info shows them again); the retention applies; the
+                downloaded .tar.gz holds the logs, the redacted configuration, runtime settings,
+                audit log, metrics, version and a 2 s dumpcap capture, and no secret at all
   networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
@@ -591,6 +595,74 @@ def scenario_certificates(ctx):
         tandem.stop()
 
 
+def scenario_diagnostics(ctx):
+    import io
+    import tarfile
+    facts = {}
+    tandem = Tandem(ctx.binary, ctx.workdir)
+    try:
+        tandem.cli("admin", "create", ACCOUNT, "--password-stdin", stdin=PASSWORD + "\n")
+        assert tandem.client_secret, "the first command shows the generated OAuth secret"
+        tandem.start()
+        log = os.path.join(ctx.workdir, "log", "tandem.log")
+        with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-diag")) as b:
+            d = b.driver
+            sign_in(b, ACCOUNT, PASSWORD)
+            b.open(BASE + "/cms/turn")
+            turn_secret = d.find_element("id", "turn-secret").get_attribute("textContent").strip()
+            assert len(turn_secret) >= 32
+            click_through(d, d.find_element("link text", "Diagnostics"))
+            # Default warning: the next sign-in (info, [Admin]) is not logged.
+            d.find_element("css selector", "#level option[value='warning']").click()
+            d.find_element("id", "max-files").clear()
+            d.find_element("id", "max-files").send_keys("3")
+            click_through(d, d.find_element("id", "save-logging"))
+            assert "in force now" in d.find_element("css selector", "p.notice").text, d.page_source[:1500]
+            before = open(log).read().count("CMS sign-in")
+            click_through(d, d.find_element("css selector", "form.signout button"))
+            sign_in(b, ACCOUNT, PASSWORD)
+            time.sleep(0.5)
+            assert open(log).read().count("CMS sign-in") == before, "a default of warning hides info lines"
+            # Admin at info: sign-ins are logged again, the rest stays at warning.
+            b.open(BASE + "/cms/diagnostics")
+            d.find_element("css selector", "#level-Admin option[value='info']").click()
+            click_through(d, d.find_element("id", "save-logging"))
+            click_through(d, d.find_element("css selector", "form.signout button"))
+            sign_in(b, ACCOUNT, PASSWORD)
+            wait_for("the sign-in logged again", lambda: open(log).read().count("CMS sign-in") == before + 1, 5)
+            b.open(BASE + "/cms/diagnostics")
+            assert "3" == d.find_element("id", "max-files").get_attribute("value")
+            ctx.shot(b, "13-diagnostics.png", height=1900)
+            # The download, as the page's form posts it (its CSRF token and the session cookie).
+            csrf = d.find_element("css selector", "form[action='/cms/diagnostics/download'] input[name=csrf]").get_attribute("value")
+            jar = "tandem_cms=" + next(c["value"] for c in d.get_cookies() if c["name"] == "tandem_cms")
+        body = urllib.parse.urlencode({"csrf": csrf, "capture": "2"}).encode()
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=insecure_tls()))
+        req = urllib.request.Request(BASE + "/cms/diagnostics/download", data=body, method="POST",
+                                     headers={"Cookie": jar, "Content-Type": "application/x-www-form-urlencoded"})
+        with opener.open(req, timeout=60) as r:
+            disposition, archive = r.headers["Content-Disposition"], r.read()
+        assert re.match(r'attachment; filename="tandem-diagnostics-\d{8}T\d{6}Z\.tar\.gz"', disposition), disposition
+        members = {}
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    members[m.name.split("/", 1)[1]] = tar.extractfile(m).read()
+        facts["members"] = sorted(members)
+        for name in ("logs/tandem.log", "configuration.yaml", "runtime-settings.json", "audit.log", "metrics.txt", "version.txt", "capture.pcapng"):
+            assert name in members, (name, sorted(members))
+        assert b"shared-secret: \"(set)\"" in members["configuration.yaml"] or b"shared-secret:" in members["configuration.yaml"]
+        assert b"logging changed" in members["audit.log"] and b"diagnostics downloaded" in members["audit.log"]
+        assert b"tandem_" in members["metrics.txt"]
+        for secret in (turn_secret, tandem.client_secret, PASSWORD):
+            leaks = [n for n, data in members.items() if secret.encode() in data]
+            assert not leaks, f"a secret is in {leaks}"
+        facts["archive_kib"] = len(archive) // 1024
+        return facts
+    finally:
+        tandem.stop()
+
+
 def scenario_networks(ctx):
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
     tandem.start()
@@ -610,6 +682,7 @@ SCENARIOS = {
     "turn-clients": scenario_turn_and_clients,
     "transfer": scenario_transfer,
     "certificates": scenario_certificates,
+    "diagnostics": scenario_diagnostics,
     "networks": scenario_networks,
 }
 
