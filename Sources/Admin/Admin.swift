@@ -61,10 +61,13 @@ public struct AdminBackend: Sendable {
     public var payload: PayloadBackend?
     /// The diagnostics page; nil when the backend has no logs to show.
     public var diagnostics: DiagnosticsBackend?
+    /// "Restart service"; nil when the process cannot restart itself.
+    public var restart: RestartBackend?
 
     public init(snapshot: @escaping @Sendable () async -> DashboardSnapshot, extensionStates: @escaping @Sendable () async -> [String: String] = { [:] },
                 endSession: @escaping @Sendable (String) async -> Void = { _ in }, turn: TURNBackend? = nil, sip: SIPBackend? = nil,
-                certificates: CertificateBackend? = nil, payload: PayloadBackend? = nil, diagnostics: DiagnosticsBackend? = nil) {
+                certificates: CertificateBackend? = nil, payload: PayloadBackend? = nil, diagnostics: DiagnosticsBackend? = nil,
+                restart: RestartBackend? = nil) {
         self.snapshot = snapshot
         self.extensionStates = extensionStates
         self.endSession = endSession
@@ -73,6 +76,39 @@ public struct AdminBackend: Sendable {
         self.certificates = certificates
         self.payload = payload
         self.diagnostics = diagnostics
+        self.restart = restart
+    }
+}
+
+/// What "Restart service" needs: the process's state and the trigger.
+public struct RestartBackend: Sendable {
+    public var status: @Sendable () async -> RestartStatus
+    /// Starts draining and restarting; false when a restart is under way already.
+    public var begin: @Sendable () async -> Bool
+
+    public init(status: @escaping @Sendable () async -> RestartStatus, begin: @escaping @Sendable () async -> Bool) {
+        self.status = status
+        self.begin = begin
+    }
+}
+
+/// The process as the restart page shows it.
+public struct RestartStatus: Sendable, Equatable, Codable {
+    /// `running`, `draining` or `restarting`.
+    public var phase: String
+    public var calls: Int
+    /// When this process started serving (ISO 8601); a restart changes it.
+    public var startedAt: String
+    public var drainTimeout: Int
+    /// Seconds left before the calls left are ended, while draining.
+    public var secondsLeft: Int?
+
+    public init(phase: String, calls: Int, startedAt: String, drainTimeout: Int, secondsLeft: Int? = nil) {
+        self.phase = phase
+        self.calls = calls
+        self.startedAt = startedAt
+        self.drainTimeout = drainTimeout
+        self.secondsLeft = secondsLeft
     }
 }
 

@@ -47,6 +47,7 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         addSIPRoutes(cms)
         addPayloadRoutes(cms)
         addDiagnosticsRoutes(cms)
+        addRestartRoutes(cms)
         addCertificateRoutes(cms)
         addClientRoutes(cms)
         addTransferRoutes(cms)

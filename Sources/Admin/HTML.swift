@@ -33,6 +33,7 @@ enum HTML {
         ("/cms/transfer", "Export/import"),
         ("/cms/certificates", "Certificates"),
         ("/cms/diagnostics", "Diagnostics"),
+        ("/cms/restart", "Restart"),
         ("/cms/audit", "Audit log"),
     ]
 
@@ -146,6 +147,7 @@ enum HTML {
         label.check { font-weight: normal; display: flex; gap: .4rem; align-items: center; }
         button.small { margin: 0; padding: .15rem .5rem; font-size: .85rem; }
         button.danger { background: var(--bad); }
+        label.inline { display: inline; font-weight: normal; margin-right: 1rem; }
         input.narrow { width: 6rem !important; }
         .warn-text { color: var(--warn); font-weight: 600; }
         details { margin: .4rem 0; }

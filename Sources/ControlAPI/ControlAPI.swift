@@ -15,6 +15,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
@@ -134,19 +135,22 @@ public enum ControlAPI {
         let router = makeRouter(
             readiness: readiness, metrics: metrics, strictTransportSecurity: configuration.tlsConfiguration != nil, echo: echo, oauth: oauth, api: api,
             signalling: signalling, demo: demo, corsOrigins: corsOrigins, mount: mount)
-        let http: HTTPServerBuilder =
-            if let signalling {
-                .http1WebSocketUpgrade(webSocketRouter: WebKitRoutes.webSocketRouter(signalling, logger: logger),
-                                       configuration: .init(ws: .init(maxFrameSize: WebKitRoutes.maximumFrame, autoPing: .enabled(timePeriod: .seconds(20)))))
-            } else {
-                .http1()
+        let server: HTTPServerBuilder
+        if let signalling {
+            let webSocketResponder = WebKitRoutes.webSocketRouter(signalling, logger: logger).buildResponder()
+            let tls = configuration.tlsConfiguration
+            server = HTTPServerBuilder { responder in
+                let http = QuiesceUntouchedChannel(HTTP1WebSocketUpgradeChannel(
+                    responder: responder, webSocketResponder: webSocketResponder,
+                    configuration: .init(ws: .init(maxFrameSize: WebKitRoutes.maximumFrame, autoPing: .enabled(timePeriod: .seconds(20))))))
+                if let tls { return try TLSChannel(http, tlsConfiguration: tls) }
+                return http
             }
-        let server: HTTPServerBuilder =
-            if let tls = configuration.tlsConfiguration {
-                try .tls(http, tlsConfiguration: tls)
-            } else {
-                http
-            }
+        } else if let tls = configuration.tlsConfiguration {
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
         return Application(
             router: router,
             server: server,
@@ -191,5 +195,48 @@ struct ReadinessBody: Encodable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Array((try? encoder.encode(self)) ?? Data(#"{"status":"not-ready"}"#.utf8))
+    }
+}
+
+
+/// The WebSocket-upgrade pipeline adds its connection-state handler (which closes idle
+/// connections on shutdown) only once a first request arrived, so a connection a browser
+/// opened ahead of need (Chromium preconnects) would hold a graceful shutdown until the
+/// browser drops it. This wrapper closes such an untouched connection when the server quiesces.
+struct QuiesceUntouchedChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+
+    init(_ base: Base) { self.base = base }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(CloseUntouchedOnQuiesce())
+        }.flatMap { base.setup(channel: channel, logger: logger) }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+/// Closes the connection on `ChannelShouldQuiesceEvent` when nothing was read on it yet.
+final class CloseUntouchedOnQuiesce: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
+    // Touched only on the channel's event loop.
+    nonisolated(unsafe) private var touched = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        touched = true
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, !touched {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

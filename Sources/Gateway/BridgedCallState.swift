@@ -30,6 +30,8 @@ public struct BridgedCallState: Sendable, Equatable {
         case browserHangup(code: Int?)
         /// The signalling socket closed.
         case browserGone
+        /// Tandem is going away (a restart past its drain timeout): BYE, or 503 to an unanswered incoming call.
+        case serviceEnding(reason: String)
         case hold
         case resume
     }
@@ -91,6 +93,9 @@ public struct BridgedCallState: Sendable, Equatable {
         case .browserGone:
             let sip: Action = direction == .incoming && phase != .confirmed ? .rejectSIP(code: 480, reason: "Temporarily Unavailable") : .hangUpSIP
             return end([sip, .endMedia], code: nil, reason: "browser disconnected")
+        case .serviceEnding(let reason):
+            let sip: Action = direction == .incoming && phase != .confirmed ? .rejectSIP(code: 503, reason: "Service Unavailable") : .hangUpSIP
+            return end([sip, .endMedia], code: nil, reason: reason)
         case .hold, .resume:
             let hold = event == .hold
             guard phase == .confirmed, held != hold else { return [] }

@@ -168,6 +168,40 @@ public actor CallController {
         }
     }
 
+    /// Whether new calls are refused (a restart is draining the calls in progress).
+    public private(set) var draining = false
+
+    /// Refuses new calls from now on (browsers get an error, the platform 503) while the
+    /// calls in progress go on.
+    public func startDraining() {
+        draining = true
+        logger.notice("Draining: new calls are refused", metadata: ["calls": "\(callCount)"])
+    }
+
+    /// Bridged calls in progress.
+    public var callCount: Int { connections.values.reduce(0) { $0 + $1.calls.count } }
+
+    /// Set once the process shuts down: no browser connects any more.
+    private var closing = false
+
+    /// Tells every browser `reason` and closes its socket (the SDK reconnects when Tandem is
+    /// back); later connections are refused.
+    public func closeAllConnections(code: String, reason: String) {
+        closing = true
+        for connection in Array(connections.values) {
+            connection.send(.error(SignallingError(code, reason)))
+            connection.close()
+            disconnect(connection.id)
+        }
+    }
+
+    /// Ends every call: BYE to the platform (503 to unanswered incoming calls), the browser told `reason`.
+    public func endAllCalls(reason: String) {
+        for connection in connections.values {
+            for call in Array(connection.calls.values) { feed(.serviceEnding(reason: reason), call, connection) }
+        }
+    }
+
     /// The payload settings changed: new calls offer and accept `laws` in this order with
     /// `srtpMode` (calls in progress keep theirs).
     public func setPayload(laws: [G711.Law], srtpMode: SIPSRTPMode) {
@@ -223,7 +257,9 @@ public actor CallController {
 
     /// A browser connected with `session`; `send` carries frames to it (nil: close the
     /// socket). Returns the id of the connection for ``receive(_:from:)`` and ``disconnect(_:)``.
-    public func connect(_ session: BrowserSession, send: @escaping @Sendable (GatewayMessage?) -> Void) -> Int {
+    public func connect(_ session: BrowserSession, send: @escaping @Sendable (GatewayMessage?) -> Void) -> Int? {
+        // Shutting down: the browser reconnects to the next process.
+        guard !closing else { return nil }
         // One socket per session: a newer one replaces the older.
         for old in connections.values where old.session.id == session.id {
             old.send(.error(SignallingError("replaced", "another connection took this session")))
@@ -335,6 +371,9 @@ public actor CallController {
         guard connection.calls[callID] == nil else {
             return connection.send(.error(SignallingError("call-exists", "call \(callID) exists", call: callID)))
         }
+        guard !draining else {
+            return connection.send(.error(SignallingError("restarting", "Tandem is restarting: no new calls until it is back", call: callID)))
+        }
         // A guest reaches its service's number only, one call at a time.
         if let guest = connection.session.guest {
             guard to == nil || to == guest.serviceKey || to == guest.number else {
@@ -426,6 +465,7 @@ public actor CallController {
     // MARK: incoming
 
     private func incoming(_ sip: SIPCall) {
+        guard !draining else { return sip.reject(503, "Service Unavailable") }
         guard let connection = connections.values.first(where: { $0.session.extension == sip.user }) else {
             return sip.reject(480, "Temporarily Unavailable")
         }

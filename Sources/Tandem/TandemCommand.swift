@@ -65,12 +65,27 @@ extension TandemCommand {
             TandemMetrics.bootstrap(registry)
             let logger = Logger(label: "tandem")
             logger.info("Configuration loaded", metadata: ["file": "\(TandemConfiguration.resolveFile(options.config) ?? "(built-in defaults)")"])
+            let restart: Bool
             do {
-                try await TandemServer(configuration: configuration, metrics: registry, logger: logger, logging: logging).run()
+                restart = try await TandemServer(configuration: configuration, metrics: registry, logger: logger, logging: logging).run()
             } catch {
                 logger.critical("Tandem failed", metadata: ["error": "\(error)"])
                 throw ExitCode.failure
             }
+            if restart { try Self.startAgain(logging: logging) }
+        }
+
+        /// After "Restart service": under systemd (INVOCATION_ID set) exit 75 so the unit's
+        /// `Restart=on-failure` starts it; otherwise re-execute this binary with the same
+        /// arguments and environment (same PID; every socket was closed by the shutdown).
+        static func startAgain(logging: LoggingControl) throws {
+            logging.file.close()
+            if ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil { throw ExitCode(75) }
+            let arguments = CommandLine.arguments
+            var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", &argv)
+            // Only reached when execv failed.
+            throw ExitCode(75)
         }
     }
 

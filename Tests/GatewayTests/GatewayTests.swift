@@ -61,6 +61,16 @@ import Testing
         #expect(call.handle(.browserHangup(code: nil)) == [])  // nothing after the end
     }
 
+    @Test func aRestartEndsCallsWithByeOrA503() {
+        var confirmed = BridgedCallState(call: "c8", direction: .outgoing)
+        _ = confirmed.handle(.sipAnswered)
+        #expect(confirmed.handle(.serviceEnding(reason: "Tandem is restarting"))
+            == [.hangUpSIP, .endMedia, .toBrowser(.ended(call: "c8", code: nil, reason: "Tandem is restarting"))])
+        var ringing = BridgedCallState(call: "c9", direction: .incoming)
+        #expect(ringing.handle(.serviceEnding(reason: "Tandem is restarting")).first == .rejectSIP(code: 503, reason: "Service Unavailable"))
+        #expect(ringing.isEnded)
+    }
+
     @Test func outgoingCallRefusedByPlatform() {
         var call = BridgedCallState(call: "c2", direction: .outgoing)
         #expect(call.handle(.sipEnded(code: 486, reason: "Busy Here")) == [.endMedia, .toBrowser(.ended(call: "c2", code: 486, reason: "Busy Here"))])

@@ -95,6 +95,7 @@ extension TandemConfiguration {
         configuration.cms.allowedNetworks = try parser.cidrs(.cmsAllowedNetworks)
         configuration.cms.sessionIdleTimeout = try parser.integer(.cmsSessionIdleTimeout, in: 60...86_400)
         configuration.cms.sessionLifetime = try parser.integer(.cmsSessionLifetime, in: 300...604_800)
+        configuration.cms.drainTimeout = try parser.integer(.cmsDrainTimeout, in: 0...3600)
 
         configuration.tls.certificatePath = try parser.optionalPath(.tlsCertificate)
         configuration.tls.privateKeyPath = try parser.optionalPath(.tlsPrivateKey)

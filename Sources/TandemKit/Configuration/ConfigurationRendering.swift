@@ -80,6 +80,7 @@ extension TandemConfiguration {
         case .cmsAllowedNetworks: return cms.allowedNetworks.map(\.description)
         case .cmsSessionIdleTimeout: return one(cms.sessionIdleTimeout)
         case .cmsSessionLifetime: return one(cms.sessionLifetime)
+        case .cmsDrainTimeout: return one(cms.drainTimeout)
         default: preconditionFailure("unknown configuration key \(key.name)")
         }
     }

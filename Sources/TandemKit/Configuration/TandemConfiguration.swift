@@ -41,6 +41,8 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var allowedNetworks: [CIDR] = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"].compactMap(CIDR.init)
         public var sessionIdleTimeout = 1800
         public var sessionLifetime = 43200
+        /// Seconds a restart waits for calls to end.
+        public var drainTimeout = 60
 
         public init() {}
     }

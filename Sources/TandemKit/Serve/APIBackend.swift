@@ -32,6 +32,7 @@ extension TandemServer {
                 }
             },
             createSession: { number, clientID in
+                try refuseWhileRestarting(context)
                 let (session, token): (SessionRecord, String)
                 do {
                     (session, token) = try await store.createSession(extension: number, clientID: clientID, lifetime: lifetime)
@@ -123,8 +124,16 @@ extension TandemServer {
     }
 
     /// A guest session of `service` for caller `from`; an unknown service is ``ControlAPIError`` 404.
+    /// 503 while a restart drains: sessions started now would be cut off by it.
+    static func refuseWhileRestarting(_ context: ServeContext) throws {
+        guard !context.restart.isDraining else {
+            throw ControlAPIError(.serviceUnavailable, "restarting", "Tandem is restarting; try again in a few seconds")
+        }
+    }
+
     static func guestSession(_ context: ServeContext, from: String, service: String, clientID: String, lifetime: TimeInterval,
                              turnUser: String) async throws -> SessionResponse {
+        try refuseWhileRestarting(context)
         do {
             let (session, token) = try await context.store.createGuestSession(from: from, service: service, clientID: clientID, lifetime: lifetime)
             return sessionResponse(session, token: token, ice: try await iceServers(context, user: turnUser))
@@ -149,7 +158,11 @@ extension TandemServer {
     static func signallingBackend(_ context: ServeContext, controller: CallController) -> SignallingBackend {
         let store = context.store
         return SignallingBackend(
-            authorize: { token in ((try? await store.session(token: token)) ?? nil) != nil },
+            // Once a restart stops the services, a browser that reconnects waits for the new process.
+            authorize: { token in
+                guard context.restart.phase != .restarting else { return false }
+                return ((try? await store.session(token: token)) ?? nil) != nil
+            },
             connect: { token, send in
                 guard let record = (try? await store.session(token: token)) ?? nil else { return nil }
                 let session = BrowserSession(id: record.id, extension: record.extension,

@@ -1,6 +1,7 @@
 import Admin
 import ControlAPI
 import Foundation
+import Gateway
 import ServiceLifecycle
 import Store
 import TURN
@@ -21,7 +22,8 @@ extension TandemServer {
 
     /// What the dashboard shows, from the control API's own views of extensions and calls,
     /// the TURN server's counts and the process's CPU and memory.
-    static func adminBackend(_ context: ServeContext, api: ControlAPIBackend, turn: TURNService?, sip: SIPService? = nil) -> AdminBackend {
+    static func adminBackend(_ context: ServeContext, api: ControlAPIBackend, turn: TURNService?, sip: SIPService? = nil,
+                             controller: CallController? = nil) -> AdminBackend {
         let started = Date()
         let realm = context.configuration.turn.realm
         let turnBackend = TURNBackend(
@@ -75,6 +77,20 @@ extension TandemServer {
             archive: { seconds in
                 try await DiagnosticsArchive.make(context, captureSeconds: seconds, metricsText: String(decoding: metrics.emitToBuffer(), as: UTF8.self))
             })
+        let coordinator = context.restart
+        let drainTimeout = configuration.cms.drainTimeout
+        let restart = RestartBackend(
+            status: {
+                let phase: String, left: Int?
+                switch coordinator.phase {
+                case .running: (phase, left) = ("running", nil)
+                case .draining(let deadline): (phase, left) = ("draining", max(0, Int(deadline.timeIntervalSinceNow.rounded(.up))))
+                case .restarting: (phase, left) = ("restarting", nil)
+                }
+                return RestartStatus(phase: phase, calls: await controller?.callCount ?? 0, startedAt: ISO8601DateFormatter().string(from: coordinator.startedAt),
+                                     drainTimeout: drainTimeout, secondsLeft: left)
+            },
+            begin: { coordinator.begin(drainTimeout: drainTimeout, controller: controller) })
         let payload = PayloadBackend(configured: { SIPService.configuredPayload(configuration) }, apply: { await sip?.applyPayload($0) })
         return AdminBackend(snapshot: {
             var s = DashboardSnapshot()
@@ -102,7 +118,7 @@ extension TandemServer {
         }, endSession: { id in
             // The Store removed the session with its extension; this ends its calls and socket.
             _ = try? await api.deleteSession(id)
-        }, turn: turnBackend, sip: sipBackend, certificates: certificates, payload: payload, diagnostics: diagnostics)
+        }, turn: turnBackend, sip: sipBackend, certificates: certificates, payload: payload, diagnostics: diagnostics, restart: restart)
     }
 
     /// The certificates page over the live certificate: an upload is checked

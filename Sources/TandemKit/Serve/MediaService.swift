@@ -17,6 +17,17 @@ struct MediaService: Service {
     }
 }
 
+/// Closes every browser's signalling socket when a shutdown begins (with the reason), so
+/// HTTPS does not wait for them, and refuses the sockets browsers open again meanwhile.
+struct SignallingCloser: Service {
+    let controller: CallController
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await controller.closeAllConnections(code: "shutting-down", reason: "Tandem is stopping or restarting; reconnect in a few seconds")
+    }
+}
+
 extension TandemConfiguration.Media {
     /// The engine's settings: advertised addresses default to the bind address, or to the
     /// host's own when binding to every address.

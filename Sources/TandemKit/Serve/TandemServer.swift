@@ -36,6 +36,8 @@ public struct ServeContext: Sendable {
     public let logger: Logger
     /// The process's logging, when `tandem serve` bootstrapped it (levels and retention change live).
     public var logging: LoggingControl?
+    /// "Restart service" of /cms.
+    public var restart: RestartCoordinator
 }
 
 /// `tandem serve`: prepares the shared pieces, then runs every service in one group.
@@ -69,7 +71,7 @@ public struct TandemServer: Sendable {
         let readiness = Readiness()
         readiness.register("database", reason: "the database does not answer") { await store.isHealthy() }
         return ServeContext(configuration: configuration, store: store, tls: LiveCertificate(tls), readiness: readiness, metrics: metrics, logger: logger,
-                            logging: logging)
+                            logging: logging, restart: RestartCoordinator(logger: logger))
     }
 
     /// Every service of `tandem serve`, in start order (Store → TURN → HTTPS); the group
@@ -115,7 +117,7 @@ public struct TandemServer: Sendable {
         }
         let api = Self.apiBackend(context, registrations: sipService?.agent, controller: controller, turn: turnServices.first?.service as? TURNService)
         let history = DashboardHistory()
-        let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService, sip: sipService)
+        let adminBackend = Self.adminBackend(context, api: api, turn: turnServices.first?.service as? TURNService, sip: sipService, controller: controller)
         services.append(.init(
             service: DashboardSampler(backend: adminBackend, history: history),
             successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "dashboard"))
@@ -128,6 +130,12 @@ public struct TandemServer: Sendable {
             demo: context.configuration.http.demo ? Self.demoBackend(context) : nil,
             mount: { admin.add(to: $0) },
             onServerRunning: onHTTPSRunning))
+        if let controller {
+            // Last in, so first told of a shutdown: the browsers' sockets close before HTTPS
+            // waits for its connections to end (an open WebSocket would hold it).
+            services.append(.init(service: SignallingCloser(controller: controller), successTerminationBehavior: .ignore,
+                                  failureTerminationBehavior: .ignore, serviceName: "signalling-closer"))
+        }
         return services
     }
 
@@ -198,11 +206,13 @@ public struct TandemServer: Sendable {
         gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
         onHTTPSRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> ServiceGroup {
-        ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: try makeServices(context, onHTTPSRunning: onHTTPSRunning),
-                gracefulShutdownSignals: gracefulShutdownSignals,
-                logger: context.logger))
+        var configuration = ServiceGroupConfiguration(
+            services: try makeServices(context, onHTTPSRunning: onHTTPSRunning),
+            gracefulShutdownSignals: gracefulShutdownSignals,
+            logger: context.logger)
+        // A connection that ignores the shutdown (a WebSocket a browser reopened) must not hold it up.
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        return ServiceGroup(configuration: configuration)
     }
 
     /// Logs, once and as a warning, the OAuth client secret generated when `store` was
@@ -215,7 +225,9 @@ public struct TandemServer: Sendable {
     }
 
     /// Prepares and runs until SIGTERM/SIGINT, then shuts down gracefully.
-    public func run() async throws {
+    /// Runs until SIGTERM/SIGINT or a restart from /cms; true when the process should start again.
+    @discardableResult
+    public func run() async throws -> Bool {
         let context = try prepare()
         if let logging, let stored = try? await context.store.diagnosticsSettings() {
             Self.apply(stored, to: logging)
@@ -228,8 +240,10 @@ public struct TandemServer: Sendable {
                 "https": "\(configuration.http.listenAddress):\(configuration.http.port)",
                 "data-directory": "\(configuration.storage.dataDirectory)",
             ])
+        context.restart.setShutdown { Task { await group.triggerGracefulShutdown() } }
         try await group.run()
-        logger.info("Tandem stopped")
+        logger.info(context.restart.isRestartRequested ? "Tandem stopped; starting again" : "Tandem stopped")
+        return context.restart.isRestartRequested
     }
 }
 

@@ -26,6 +26,9 @@ ports, no SIP platform) and drives Chromium through selenium:
                 /cms sign-ins, Admin at info shows them again); the retention applies; the
                 downloaded .tar.gz holds the logs, the redacted configuration, runtime settings,
                 audit log, metrics, version and a 2 s dumpcap capture, and no secret at all
+  import-kill   `tandem config import` killed with SIGKILL at 25 points of its run: each time the
+                database holds all of the old extensions or all of the new, never a mix, and
+                passes SQLite's integrity check
   networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
@@ -633,6 +636,10 @@ def scenario_diagnostics(ctx):
             b.open(BASE + "/cms/diagnostics")
             assert "3" == d.find_element("id", "max-files").get_attribute("value")
             ctx.shot(b, "13-diagnostics.png", height=1900)
+            b.open(BASE + "/cms/restart")
+            assert "running" in d.find_element("id", "restart-phase").text
+            ctx.shot(b, "14-restart.png", height=800)
+            b.open(BASE + "/cms/diagnostics")
             # The download, as the page's form posts it (its CSRF token and the session cookie).
             csrf = d.find_element("css selector", "form[action='/cms/diagnostics/download'] input[name=csrf]").get_attribute("value")
             jar = "tandem_cms=" + next(c["value"] for c in d.get_cookies() if c["name"] == "tandem_cms")
@@ -663,6 +670,51 @@ def scenario_diagnostics(ctx):
         tandem.stop()
 
 
+def scenario_import_kill(ctx):
+    import random
+    import sqlite3
+    tandem = Tandem(ctx.binary, ctx.workdir)
+    tandem.cli("extensions", "add", "3000-3004", "--digest", "--username", "3000", "--password", "pw3000", "--increment")
+    old_file = os.path.join(ctx.workdir, "old.json")
+    tandem.cli("config", "export", "--output", old_file)
+    document = json.load(open(old_file))
+    template = document["extensions"][0]
+    document["extensions"] = [dict(template, extension=str(n), digestUsername=str(n), digestPassword=f"pw{n}") for n in range(4000, 6000)]
+    new_file = os.path.join(ctx.workdir, "new.json")
+    json.dump(document, open(new_file, "w"))
+    old = {str(n) for n in range(3000, 3005)}
+    new = {str(n) for n in range(4000, 6000)}
+
+    def numbers():
+        listed = tandem.cli("extensions", "list").stdout
+        return {line.split("\t")[0] for line in listed.splitlines() if "\t" in line and line[:1].isdigit()}
+
+    # How long an import takes here, to spread the kills over all of it.
+    started = time.monotonic()
+    tandem.cli("config", "import", new_file)
+    whole = time.monotonic() - started
+    assert numbers() == new
+    tandem.cli("config", "import", old_file)
+    outcomes = {"old": 0, "new": 0}
+    rng = random.Random(7)
+    for i in range(25):
+        target = new_file if numbers() == old else old_file
+        proc = subprocess.Popen([ctx.binary, "config", "import", target], env=tandem.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Evenly over 0–2× an import's time (a little jitter), so early and late kills both happen.
+        time.sleep(max(0.0, (i / 24) * 2 * whole + rng.uniform(-0.02, 0.02)))
+        proc.kill()
+        proc.wait()
+        db = sqlite3.connect(os.path.join(ctx.workdir, "data", "tandem.sqlite"))
+        check = db.execute("PRAGMA integrity_check").fetchone()[0]
+        db.close()
+        assert check == "ok", check
+        have = numbers()
+        assert have in (old, new), f"kill {i}: {len(have)} extensions, a mix of old and new"
+        outcomes["old" if have == old else "new"] += 1
+    assert outcomes["old"] > 0 and outcomes["new"] > 0, f"the kills did not spread over the import: {outcomes}"
+    return {"import_s": round(whole, 2), "after_kills": outcomes}
+
+
 def scenario_networks(ctx):
     tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
     tandem.start()
@@ -683,6 +735,7 @@ SCENARIOS = {
     "transfer": scenario_transfer,
     "certificates": scenario_certificates,
     "diagnostics": scenario_diagnostics,
+    "import-kill": scenario_import_kill,
     "networks": scenario_networks,
 }
 

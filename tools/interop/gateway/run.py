@@ -30,6 +30,11 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    Tandem's RTP/SAVP offer ends the call), its call to a baresip with mediaenc
                    srtp-mand carries SRTP both ways (tones checked on each side; every RTP packet
                    toward baresip carries the 10-byte HMAC-SHA1-80 tag, so none is plain RTP)
+  restart          "Restart service" on /cms under load: with a call in progress, new sessions get
+                   503 while it drains; the browser hangs up and Tandem restarts at once (same
+                   PID, a new start time) and the page comes back by itself; a second call is
+                   left up: past cms.drain-timeout Tandem ends it with BYE (the browser is told,
+                   baresip gets the BYE), then restarts and serves again
   click-to-contact the test makes a guest session for caller +4989123456 and the service
                    "support" (number 2000: a sipp UAS echoing RTP, registered at Kamailio); the
                    click-to-call page's element calls it: the INVITE carries the caller's number in
@@ -59,7 +64,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "restart", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -420,6 +425,95 @@ def scenario_srtp(tandem_binary, workdir):
         kamailio.kill()
 
 
+def scenario_restart(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    tandem.env["TANDEM_CMS_DRAIN_TIMEOUT"] = "6"
+    baresip, _ = sip.baresip_callee(workdir, "1001", 440)
+    admin = None
+    try:
+        tandem.cli("extensions", "add", "3001-3002", "--digest", "--username", "3001", "--password", "pw3001", "--increment")
+        subprocess.run([tandem_binary, "admin", "create", "ops", "--password-stdin"], env=tandem.env, input="correct horse battery staple\n",
+                       text=True, capture_output=True, timeout=120, check=True)
+        tandem.start()
+        pid = tandem.proc.pid
+        sip.wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201, session
+        admin = Browser(tone_hz=None, workdir=os.path.join(workdir, "admin")).__enter__()
+        sign_in_cms(admin, "ops", "correct horse battery staple")
+        token = tandem.token()  # taken before the drain: the token endpoint stays up, sessions do not
+
+        def restart_from_page():
+            admin.open("https://127.0.0.1:7443/cms/restart")
+            started = admin.driver.find_element("id", "restart-progress").get_attribute("data-started")
+            admin.driver.find_element("id", "confirm-restart").click()
+            admin.driver.find_element("id", "restart").click()
+            sip.wait_for("the drain", lambda: "Draining: 1 call" in progress_text(), 10)
+            return started, time.monotonic()
+
+        def progress_text():
+            from selenium.common.exceptions import WebDriverException
+            try:  # the page is replaced after the POST and again when Tandem is back
+                return admin.driver.find_element("id", "restart-progress").text or ""
+            except WebDriverException:
+                return ""
+
+        def back(started, since):
+            sip.wait_for("the page to come back by itself", lambda: "done=1" in admin.driver.current_url, 40)
+            sip.wait_for("the page loaded", lambda: admin.driver.execute_script("return document.readyState") == "complete", 10)
+            notice = admin.driver.find_element("css selector", "p.notice").text
+            assert "restarted" in notice and started not in notice, notice
+            return round(time.monotonic() - since, 1)
+
+        dump, pcap = capture_all(workdir, "restart")
+        try:
+            with Browser(tone_hz=1000, workdir=workdir) as browser:
+                # 1: the call ends during the drain; Tandem restarts at once.
+                open_agent(browser, session)
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                browser.wait_event("answered", 20, call=call)
+                started, since = restart_from_page()
+                import urllib.request
+                request = urllib.request.Request("https://127.0.0.1:7443/api/v1/sessions", data=json.dumps({"extension": "3002"}).encode(), method="POST",
+                                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+                try:
+                    urllib.request.urlopen(request, context=sip.insecure_tls(), timeout=5)
+                    raise AssertionError("a session was granted while draining")
+                except urllib.error.HTTPError as e:
+                    facts["session_while_draining"] = e.code
+                    assert e.code == 503 and json.loads(e.read())["error"] == "restarting", e.code
+                time.sleep(1)
+                browser.js_async("return tandemAgent.hangup()")
+                facts["back_after_hangup_s"] = back(started, since)
+                assert facts["back_after_hangup_s"] < 6 + 20, facts
+                assert tandem.proc.poll() is None and tandem.proc.pid == pid, "re-executed in place"
+                # 2: the call stays up; past the drain timeout Tandem ends it with BYE.
+                open_agent(browser, session)
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                browser.wait_event("answered", 20, call=call)
+                started, since = restart_from_page()
+                ended = browser.wait_event("ended", 20, call=call)
+                facts["ended_by_drain"] = {"after_s": round(time.monotonic() - since, 1), **ended["detail"]}
+                assert ended["detail"]["reason"] == "Tandem is restarting" and facts["ended_by_drain"]["after_s"] >= 5, facts
+                facts["back_after_timeout_s"] = back(started, since)
+                status, again = tandem.api("POST", "/api/v1/sessions", {"extension": "3002"})
+                assert status == 201, again
+        finally:
+            sip.stop(dump, signal.SIGINT)
+        byes = [m for m, _ in sip_requests(pcap) if m == "BYE"]
+        assert len(byes) >= 2, sip_requests(pcap)
+        facts["bye_to_baresip"] = len(byes)
+        return facts
+    finally:
+        if admin:
+            admin.__exit__(None, None, None)
+        sip.stop(baresip)
+        tandem.stop()
+        kamailio.kill()
+
+
 def scenario_demo(tandem_binary, workdir):
     facts = {}
     tandem = Tandem(tandem_binary, workdir)
@@ -575,7 +669,7 @@ def scenario_faults(tandem_binary, workdir):
 def inner(args):
     scenarios = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming,
                  "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
-                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "click-to-contact": scenario_click_to_contact,
+                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "restart": scenario_restart, "click-to-contact": scenario_click_to_contact,
                  "faults": scenario_faults}
     return sip.run_scenarios("gateway end-to-end", "tandem-gateway", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w)) for n, f in scenarios.items()})
 
