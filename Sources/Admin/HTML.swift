@@ -98,13 +98,21 @@ enum HTML {
         :root { --fg: #1d232a; --muted: #5b6670; --line: #d9dee3; --accent: #0b6bcb; --bad: #b3261e; --warn: #8a5a00; --ok: #1e7b34; }
         * { box-sizing: border-box; }
         body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: #f6f7f9; }
-        header { display: flex; align-items: center; gap: 1.5rem; padding: .6rem 1.2rem; background: #14202b; color: #fff; }
+        header { display: flex; flex-wrap: wrap; align-items: center; gap: .6rem 1.5rem; padding: .6rem 1.2rem; background: #14202b; color: #fff; }
         header .brand { font-weight: 700; letter-spacing: .03em; }
-        header nav { display: flex; gap: 1rem; flex: 1; }
+        header nav { display: flex; flex-wrap: wrap; gap: .3rem 1rem; flex: 1; }
         header nav a { color: #cfe3f7; text-decoration: none; }
         header nav a[aria-current=page] { color: #fff; border-bottom: 2px solid #fff; }
         header .signout { margin: 0; display: flex; gap: .6rem; align-items: center; }
         main { max-width: 72rem; margin: 1.2rem auto; padding: 0 1.2rem; }
+        @media (max-width: 40rem) {
+          table { display: block; overflow-x: auto; }
+          header { padding: .5rem .8rem; }
+          header nav { order: 3; flex-basis: 100%; }
+          main { padding: 0 .7rem; }
+          form.panel, form.panel.wide { max-width: none; }
+          .cards { grid-template-columns: repeat(auto-fill, minmax(9rem, 1fr)); }
+        }
         h1 { font-size: 1.4rem; margin: .2rem 0 1rem; }
         h2 { font-size: 1.1rem; margin: 1.4rem 0 .5rem; }
         table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line); }

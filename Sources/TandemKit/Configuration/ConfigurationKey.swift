@@ -113,6 +113,7 @@ extension ConfigurationKey {
     static let cmsAllowedNetworks = Self("cms.allowed-networks", default: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10", list: true, "Client networks (CIDRs) that may reach the administrators' web configuration /cms; any other source gets 404.")
     static let cmsSessionIdleTimeout = Self("cms.session-idle-timeout", default: "1800", "Seconds an unused /cms sign-in lasts.")
     static let cmsSessionLifetime = Self("cms.session-lifetime", default: "43200", "Seconds a /cms sign-in lasts at most, used or not.")
+    static let cmsListen = Self("cms.listen", default: "", "Own HTTPS listener of /cms as address:port (IPv6 in brackets), with the same certificate; /cms then answers only there (404 on http.port). Empty = /cms on http.port.")
     static let cmsDrainTimeout = Self("cms.drain-timeout", default: "60", "Seconds \"Restart service\" waits for the calls in progress to end (no new sessions or calls meanwhile) before it ends the rest with BYE and restarts.")
     static let sipTLSVerifyPeer = Self("sip.tls-verify-peer", default: "true", "Check the platform's TLS certificate against the system trust roots and its host name.")
 
@@ -132,6 +133,6 @@ extension ConfigurationKey {
         .sipPlatformPrimary, .sipPlatformSecondary, .sipPlatformTransport, .sipOutboundProxy, .sipDomain,
         .sipRegistrationExpires, .sipKeepAliveInterval, .sipRegistrationsPerSecond, .sipInstanceID, .sipTLSVerifyPeer,
         .sipRegisterAll, .sipUnregisterGrace, .sipGuestExtension, .sipDTMFMode, .sipSRTP, .sipRTPPortMin, .sipRTPPortMax,
-        .cmsAllowedNetworks, .cmsSessionIdleTimeout, .cmsSessionLifetime, .cmsDrainTimeout,
+        .cmsAllowedNetworks, .cmsListen, .cmsSessionIdleTimeout, .cmsSessionLifetime, .cmsDrainTimeout,
     ]
 }

@@ -93,6 +93,13 @@ extension TandemConfiguration {
         configuration.http.demo = try parser.boolean(.httpDemo)
 
         configuration.cms.allowedNetworks = try parser.cidrs(.cmsAllowedNetworks)
+        let cmsListen = try parser.hostPort(.cmsListen)
+        if !cmsListen.isEmpty {
+            guard let target = HostAndPort(cmsListen), let ip = IPAddress(target.host), let port = target.port else {
+                throw .invalidValue(key: "cms.listen", value: cmsListen, reason: "must be an IP address and a port, as 127.0.0.1:8443 or [::1]:8443")
+            }
+            configuration.cms.listen = (ip, port)
+        }
         configuration.cms.sessionIdleTimeout = try parser.integer(.cmsSessionIdleTimeout, in: 60...86_400)
         configuration.cms.sessionLifetime = try parser.integer(.cmsSessionLifetime, in: 300...604_800)
         configuration.cms.drainTimeout = try parser.integer(.cmsDrainTimeout, in: 0...3600)

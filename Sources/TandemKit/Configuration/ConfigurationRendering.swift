@@ -81,6 +81,7 @@ extension TandemConfiguration {
         case .cmsSessionIdleTimeout: return one(cms.sessionIdleTimeout)
         case .cmsSessionLifetime: return one(cms.sessionLifetime)
         case .cmsDrainTimeout: return one(cms.drainTimeout)
+        case .cmsListen: return one(cms.listen.map { (($0.address.family == .ipv6) ? "[\($0.address)]" : "\($0.address)") + ":\($0.port)" } ?? "")
         default: preconditionFailure("unknown configuration key \(key.name)")
         }
     }

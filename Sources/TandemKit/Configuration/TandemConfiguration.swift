@@ -43,8 +43,15 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var sessionLifetime = 43200
         /// Seconds a restart waits for calls to end.
         public var drainTimeout = 60
+        /// The own listener of /cms (nil: /cms is served on http.port).
+        public var listen: (address: IPAddress, port: Int)?
 
         public init() {}
+
+        public static func == (a: CMS, b: CMS) -> Bool {
+            a.allowedNetworks == b.allowedNetworks && a.sessionIdleTimeout == b.sessionIdleTimeout && a.sessionLifetime == b.sessionLifetime
+                && a.drainTimeout == b.drainTimeout && a.listen?.address == b.listen?.address && a.listen?.port == b.listen?.port
+        }
     }
 
     /// The SIP user agents of the extensions, toward the platform (PBX or SIP trunk).

@@ -123,13 +123,26 @@ public struct TandemServer: Sendable {
             successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "dashboard"))
         let admin = AdminRoutes<HTTPSRequestContext>(store: context.store, configuration: Self.adminConfiguration(context), backend: adminBackend,
                                                      history: history, logger: context.logger)
+        let mountAdmin: ControlAPI.RouteMount = { admin.add(to: $0) }
+        let mainMount: ControlAPI.RouteMount? = context.configuration.cms.listen == nil ? mountAdmin : nil
         services.append(try makeHTTPSService(
             context, echo: context.configuration.media.echo ? engine.map(Self.echoAnswerer) : nil,
             api: api,
             signalling: controller.map { Self.signallingBackend(context, controller: $0) },
             demo: context.configuration.http.demo ? Self.demoBackend(context) : nil,
-            mount: { admin.add(to: $0) },
+            mount: mainMount,
             onServerRunning: onHTTPSRunning))
+        if let listen = context.configuration.cms.listen {
+            // /cms on its own listener only: the main one answers it with 404.
+            let application = try ControlAPI.makeApplication(
+                configuration: .init(host: listen.address.description, port: listen.port,
+                                     tlsConfiguration: context.tls.serverConfiguration(applicationProtocols: ["http/1.1"])),
+                readiness: context.readiness, metrics: context.metrics, logger: context.logger,
+                mount: mountAdmin)
+            services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "cms-https"))
+            context.logger.info("/cms has its own listener", metadata: ["listen": "\(listen.address):\(listen.port)"])
+        }
         if let controller {
             // Last in, so first told of a shutdown: the browsers' sockets close before HTTPS
             // waits for its connections to end (an open WebSocket would hold it).

@@ -29,7 +29,8 @@ ports, no SIP platform) and drives Chromium through selenium:
   import-kill   `tandem config import` killed with SIGKILL at 25 points of its run: each time the
                 database holds all of the old extensions or all of the new, never a mix, and
                 passes SQLite's integrity check
-  networks      a server whose cms.allowed-networks exclude loopback answers /cms with 404
+  networks      a client in a network namespace outside cms.allowed-networks gets 404 from /cms
+                (loopback gets the page); with cms.listen, /cms answers on its own port only
 
   python3 tools/interop/cms/run.py --tandem .build/debug/tandem [--screenshots docs/cms] [scenario …]
 
@@ -153,9 +154,13 @@ class Context:
         self.binary, self.workdir, self.screenshots = tandem_binary, workdir, screenshots
 
     def shot(self, browser, name, height=900):
-        os.makedirs(self.screenshots, exist_ok=True)
+        """The page at desktop width, and at a phone's (390 px) under narrow/."""
+        os.makedirs(os.path.join(self.screenshots, "narrow"), exist_ok=True)
         browser.driver.set_window_size(1280, height)
         browser.screenshot(os.path.join(self.screenshots, name))
+        browser.driver.set_window_size(390, max(height, 1400) + 600)
+        browser.screenshot(os.path.join(self.screenshots, "narrow", name))
+        browser.driver.set_window_size(1280, height)
 
 
 def click_through(driver, element):
@@ -716,13 +721,57 @@ def scenario_import_kill(ctx):
 
 
 def scenario_networks(ctx):
-    tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_CMS_ALLOWED_NETWORKS="10.0.0.0/8")
+    """/cms from a network outside cms.allowed-networks: a client in a network namespace of its
+    own (veth 10.77.0.2 → 10.77.0.1) gets 404 where loopback gets the page; then /cms on its
+    own listener (cms.listen): 404 on 7443, served on the other port."""
+    facts = {}
+    ns = f"tandem-cms-{os.getpid()}"
+    host_if, ns_if = f"tcms{os.getpid() % 100000}a", f"tcms{os.getpid() % 100000}b"
+
+    def sh(*args):
+        subprocess.run(args, check=True, capture_output=True, timeout=20)
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", "10.77.0.1/24", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", "10.77.0.2/24", "dev", ns_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        tandem = Tandem(ctx.binary, ctx.workdir, TANDEM_HTTP_LISTEN_ADDRESS="0.0.0.0", TANDEM_CMS_ALLOWED_NETWORKS="127.0.0.0/8")
+        tandem.start()
+        try:
+            probe = ("import ssl, urllib.request, urllib.error, sys\n"
+                     "ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n"
+                     "for path in sys.argv[1:]:\n"
+                     "    try: print(urllib.request.urlopen('https://10.77.0.1:7443' + path, context=ctx, timeout=5).status)\n"
+                     "    except urllib.error.HTTPError as e: print(e.code)\n")
+            paths = ["/cms", "/cms/", "/cms/login", "/cms/static/cms.css", "/healthz"]
+            out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe, *paths], capture_output=True, text=True, timeout=60)
+            statuses = dict(zip(paths, (int(x) for x in out.stdout.split())))
+            facts["from_other_network"] = statuses
+            assert all(statuses[p] == 404 for p in paths[:-1]) and statuses["/healthz"] == 200, (statuses, out.stderr)
+            facts["from_loopback"] = request("/cms/login")[0]
+            assert facts["from_loopback"] == 200, facts
+        finally:
+            tandem.stop()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=20)
+    # /cms on its own listener.
+    port = free_port(socket.SOCK_STREAM)
+    tandem = Tandem(ctx.binary, os.path.join(ctx.workdir), TANDEM_CMS_LISTEN=f"127.0.0.1:{port}")
     tandem.start()
     try:
-        statuses = {path: request(path)[0] for path in ("/cms", "/cms/", "/cms/login", "/cms/static/cms.css")}
-        assert all(s == 404 for s in statuses.values()), statuses
+        main = request("/cms/login")[0]
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=insecure_tls()))
+        with opener.open(f"https://127.0.0.1:{port}/cms/login", timeout=10) as r:
+            own = r.status
+        facts["cms_listen"] = {"7443": main, str(port): own}
+        assert main == 404 and own == 200, facts
         assert request("/healthz")[0] == 200
-        return {"statuses": statuses}
+        return facts
     finally:
         tandem.stop()
 
