@@ -118,6 +118,7 @@ extension AdminRoutes {
         if let e = plan.extensions { rows.append(["Extensions", names(e.added), names(e.changed), names(e.removed)]) }
         if let s = plan.services { rows.append(["Services", names(s.added), names(s.changed), names(s.removed)]) }
         if let t = plan.turn { rows.append(["TURN", "—", t.isEmpty ? "—" : HTML.escape(t.joined(separator: "; ")), "—"]) }
+        if let s = plan.settings, !s.isEmpty { rows.append(["SIP platform and payload", "—", HTML.escape(s.joined(separator: "; ")), "—"]) }
         return HTML.table(["Part", "Added", "Changed", "Removed"], rows, id: "import-plan")
     }
 
@@ -146,6 +147,7 @@ extension AdminRoutes {
         if let e = plan.extensions { parts.append("extensions +\(e.added.count) ~\(e.changed.count) -\(e.removed.count)") }
         if let s = plan.services { parts.append("services +\(s.added.count) ~\(s.changed.count) -\(s.removed.count)") }
         if let t = plan.turn, !t.isEmpty { parts.append("turn: " + t.joined(separator: "; ")) }
+        if let s = plan.settings, !s.isEmpty { parts.append("settings: " + s.joined(separator: "; ")) }
         return parts.joined(separator: ", ")
     }
 }

@@ -49,14 +49,7 @@ extension Store {
         if let (field, reason) = settings.violation() { throw StoreError.invalidValue(field: field, reason: reason) }
         settings.updatedAt = Date()
         let row = settings
-        try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO payload_settings (id, srtp_mode, audio_codecs, updated_at) VALUES (1, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET srtp_mode = excluded.srtp_mode, audio_codecs = excluded.audio_codecs, updated_at = excluded.updated_at
-                    """,
-                arguments: [row.srtpMode, row.audioCodecs.joined(separator: ","), row.updatedAt.timeIntervalSince1970])
-        }
+        try await pool.write { db in try PayloadTable.save(db, row) }
         logger.info("Updated the payload settings", metadata: ["srtp": "\(settings.srtpMode)", "audio-codecs": "\(settings.audioCodecs.joined(separator: ","))"])
         return settings
     }
@@ -69,6 +62,15 @@ extension Store {
 
 /// Row mapping of `payload_settings`.
 enum PayloadTable {
+    static func save(_ db: Database, _ row: PayloadSettings) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO payload_settings (id, srtp_mode, audio_codecs, updated_at) VALUES (1, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET srtp_mode = excluded.srtp_mode, audio_codecs = excluded.audio_codecs, updated_at = excluded.updated_at
+                """,
+            arguments: [row.srtpMode, row.audioCodecs.joined(separator: ","), row.updatedAt.timeIntervalSince1970])
+    }
+
     static func fetch(_ db: Database) throws -> PayloadSettings? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payload_settings WHERE id = 1") else { return nil }
         let codecs: String = row["audio_codecs"]

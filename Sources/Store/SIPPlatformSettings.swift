@@ -22,8 +22,12 @@ public struct SIPPlatformSettings: Sendable, Equatable, Codable {
     public var registrationExpires: Int
     /// Seconds between OPTIONS keep-alives (0 = none, at most 3600).
     public var keepAliveInterval: Int
-    /// When the row was last written.
-    public var updatedAt: Date
+    /// When the row was last written (not part of an export file).
+    public var updatedAt = Date()
+
+    enum CodingKeys: String, CodingKey {
+        case primary, secondary, transport, outboundProxy, domain, registrationExpires, keepAliveInterval
+    }
 
     public static let transports = ["udp", "tcp", "tls"]
     public static let registrationExpiresRange = 300...86_400
@@ -39,6 +43,15 @@ public struct SIPPlatformSettings: Sendable, Equatable, Codable {
         self.registrationExpires = registrationExpires
         self.keepAliveInterval = keepAliveInterval
         self.updatedAt = updatedAt
+    }
+
+    /// Whether `other` names the same platform (its time of writing aside).
+    public func samePlatform(as other: SIPPlatformSettings?) -> Bool {
+        guard let other else { return false }
+        var a = self, b = other
+        a.updatedAt = .distantPast
+        b.updatedAt = .distantPast
+        return a == b
     }
 
     /// The first bound a value breaks, as the field and the reason (nil: none).

@@ -47,6 +47,15 @@ public struct TransferDocument: Codable, Sendable, Equatable {
     public struct Configuration: Codable, Sendable, Equatable {
         public var services: [Service]
         public var turn: TURN
+        /// The SIP platform set in /cms; absent: the server follows its file (an import leaves it alone).
+        public var sipPlatform: SIPPlatformSettings? = nil
+        /// The payload settings set in /cms; absent as for ``sipPlatform``.
+        public var payload: Payload? = nil
+
+        public struct Payload: Codable, Sendable, Equatable {
+            public var srtpMode: String
+            public var audioCodecs: [String]
+        }
 
         public struct Service: Codable, Sendable, Equatable {
             public var key: String
@@ -131,6 +140,10 @@ public struct TransferDocument: Codable, Sendable, Equatable {
             guard c.turn.relayAddresses.count <= 16, c.turn.externalAddresses.count <= 16,
                   (c.turn.relayAddresses + c.turn.externalAddresses).allSatisfy({ $0.utf8.count <= 100 && !$0.contains(where: \.isWhitespace) })
             else { throw .invalid("turn: at most 16 relay and 16 external addresses, without spaces") }
+            if let sip = c.sipPlatform, let (field, reason) = sip.violation() { throw .invalid("sipPlatform.\(field): \(reason)") }
+            if let p = c.payload, let (field, reason) = PayloadSettings(srtpMode: p.srtpMode, audioCodecs: p.audioCodecs).violation() {
+                throw .invalid("payload.\(field): \(reason)")
+            }
         }
         return document
     }
@@ -185,11 +198,15 @@ public struct ImportPlan: Sendable, Equatable, Codable {
     public var services: Change?
     /// The TURN settings that differ (`credentialTTL 600 → 900`).
     public var turn: [String]?
+    /// The SIP platform and payload settings that differ (`sipPlatform.primary a → b`).
+    public var settings: [String]?
     /// Identifies the database state the plan was made against: ``Store/apply(_:expecting:)``
     /// refuses when it has changed since.
     public var basis: String
 
-    public var isEmpty: Bool { (extensions?.isEmpty ?? true) && (services?.isEmpty ?? true) && (turn?.isEmpty ?? true) }
+    public var isEmpty: Bool {
+        (extensions?.isEmpty ?? true) && (services?.isEmpty ?? true) && (turn?.isEmpty ?? true) && (settings?.isEmpty ?? true)
+    }
 }
 
 /// An applied import: its plan, and the sessions that ended with it (they held an extension or
@@ -246,6 +263,25 @@ extension Store {
             if c.turn.relayAddresses != have.turn.relayAddresses { turn.append("relayAddresses \(have.turn.relayAddresses) → \(c.turn.relayAddresses)") }
             if c.turn.externalAddresses != have.turn.externalAddresses { turn.append("externalAddresses \(have.turn.externalAddresses) → \(c.turn.externalAddresses)") }
             plan.turn = turn
+            var settings: [String] = []
+            func differ(_ name: String, _ old: String, _ new: String) {
+                if old != new { settings.append("\(name) \(old.isEmpty ? "–" : old) → \(new.isEmpty ? "–" : new)") }
+            }
+            if let sip = c.sipPlatform {
+                let old = have.sipPlatform
+                differ("sipPlatform.primary", old?.primary ?? "", sip.primary)
+                differ("sipPlatform.secondary", old?.secondary ?? "", sip.secondary)
+                differ("sipPlatform.transport", old?.transport ?? "", sip.transport)
+                differ("sipPlatform.outboundProxy", old?.outboundProxy ?? "", sip.outboundProxy)
+                differ("sipPlatform.domain", old?.domain ?? "", sip.domain)
+                differ("sipPlatform.registrationExpires", old.map { String($0.registrationExpires) } ?? "", String(sip.registrationExpires))
+                differ("sipPlatform.keepAliveInterval", old.map { String($0.keepAliveInterval) } ?? "", String(sip.keepAliveInterval))
+            }
+            if let payload = c.payload {
+                differ("payload.srtpMode", have.payload?.srtpMode ?? "", payload.srtpMode)
+                differ("payload.audioCodecs", have.payload?.audioCodecs.joined(separator: ",") ?? "", payload.audioCodecs.joined(separator: ","))
+            }
+            plan.settings = settings
         }
         return plan
     }
@@ -299,6 +335,13 @@ extension Store {
                 turn.externalAddresses = c.turn.externalAddresses
                 turn.updatedAt = Date()
                 try TURNSettingsTable.save(db, turn)
+                if var sip = c.sipPlatform {
+                    sip.updatedAt = Date()
+                    try SIPPlatformTable.save(db, sip)
+                }
+                if let payload = c.payload {
+                    try PayloadTable.save(db, PayloadSettings(srtpMode: payload.srtpMode, audioCodecs: payload.audioCodecs))
+                }
             }
             let sessionsAfter = Set(try String.fetchAll(db, sql: "SELECT id FROM sessions"))
             return ImportResult(plan: plan, endedSessions: sessionsBefore.filter { !sessionsAfter.contains($0) })
@@ -321,9 +364,11 @@ extension Store {
         }.sorted { numberOrder($0.number, $1.number) }
         let services = try Row.fetchAll(db, sql: "SELECT * FROM services ORDER BY key").map(Self.service)
         guard let turn = try TURNSettingsTable.fetch(db) else { throw StoreError.missingTURNSettings }
-        return TransferDocument(
-            extensions: records,
-            configuration: .init(services: services.map { .init(key: $0.key, number: $0.number, displayName: $0.displayName.isEmpty ? nil : $0.displayName) },
-                                 turn: .init(credentialTTL: turn.credentialTTL, relayAddresses: turn.relayAddresses, externalAddresses: turn.externalAddresses)))
+        var configuration = TransferDocument.Configuration(
+            services: services.map { .init(key: $0.key, number: $0.number, displayName: $0.displayName.isEmpty ? nil : $0.displayName) },
+            turn: .init(credentialTTL: turn.credentialTTL, relayAddresses: turn.relayAddresses, externalAddresses: turn.externalAddresses))
+        configuration.sipPlatform = try SIPPlatformTable.fetch(db)
+        configuration.payload = try PayloadTable.fetch(db).map { .init(srtpMode: $0.srtpMode, audioCodecs: $0.audioCodecs) }
+        return TransferDocument(extensions: records, configuration: configuration)
     }
 }

@@ -42,6 +42,33 @@ struct TransferTests {
         #expect(try await to.importPlan(document).isEmpty, "a second import changes nothing")
     }
 
+    @Test func theSIPPlatformAndPayloadTravelWithTheConfiguration() async throws {
+        let a = try TemporaryDirectory(), b = try TemporaryDirectory()
+        let from = try Store.open(directory: a.path, logger: logger)
+        defer { try? from.close() }
+        try await from.saveSIPPlatformSettings(SIPPlatformSettings(primary: "pbx.example:5070", transport: "tcp", domain: "example.com", registrationExpires: 900))
+        try await from.savePayloadSettings(PayloadSettings(srtpMode: "required", audioCodecs: ["pcma"]))
+        let file = try await from.export(extensions: false, configuration: true).encoded()
+        let to = try Store.open(directory: b.path, logger: logger)
+        defer { try? to.close() }
+        let document = try TransferDocument.parse(file)
+        let plan = try await to.importPlan(document)
+        #expect(plan.settings?.contains("sipPlatform.primary – → pbx.example:5070") == true)
+        #expect(plan.settings?.contains("payload.srtpMode – → required") == true)
+        try await to.apply(document, expecting: plan.basis)
+        let sip = try #require(try await to.sipPlatformSettings())
+        #expect(sip.samePlatform(as: try await from.sipPlatformSettings()))
+        #expect(try await to.payloadSettings()?.audioCodecs == ["pcma"])
+        #expect(try await to.importPlan(document).isEmpty)
+        // A file without them leaves them alone; one with a bad value is refused whole.
+        let older = TransferDocument(extensions: nil, configuration: .init(services: [], turn: .init(credentialTTL: 600, relayAddresses: [], externalAddresses: [])))
+        try await to.apply(older)
+        #expect(try await to.payloadSettings()?.srtpMode == "required")
+        var bad = document
+        bad.configuration?.sipPlatform?.registrationExpires = 60
+        #expect(throws: TransferDocument.Problem.self) { try TransferDocument.parse(bad.encoded()) }
+    }
+
     @Test func aPlanGoesStaleWhenTheDataChanges() async throws {
         let a = try TemporaryDirectory()
         let store = try Store.open(directory: a.path, logger: logger)

@@ -65,6 +65,7 @@ final class SIPService: Service {
             try? group.syncShutdownGracefully()
             throw error
         }
+        applied.withLock { $0 = Self.configured(sip) }
         let agent = self.agent
         context.readiness.register("sip-platform", reason: "no platform side answers SIP keep-alives") { agent.isPlatformReachable }
     }
@@ -94,8 +95,16 @@ final class SIPService: Service {
         logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(platform.primary)", "secondary": "\(platform.secondary.map(\.description) ?? "none")"])
         await cancelWhenGracefulShutdown {
             var mark = initialMark
+            var settingsMark = await self.settingsMark()
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.pollInterval)
+                // The platform and payload set in /cms, by an import or by another process (the CLI).
+                let settingsNow = await self.settingsMark()
+                if settingsNow != settingsMark {
+                    settingsMark = settingsNow
+                    await self.apply((try? await self.context.store.sipPlatformSettings()) ?? nil)
+                    await self.applyPayload((try? await self.context.store.payloadSettings()) ?? nil)
+                }
                 guard let now = try? await self.context.store.extensionsChangeMark(), now != mark else { continue }
                 mark = now
                 guard let list = try? await Self.credentials(self.context.store) else { continue }
@@ -115,12 +124,27 @@ final class SIPService: Service {
     }
 
     let credentialsCache = CredentialsCache()
+    /// The platform in effect, as settings (for telling a real change from the same one again).
+    let applied = Mutex<SIPPlatformSettings?>(nil)
+
+    /// Changes when the /cms platform or payload rows change.
+    func settingsMark() async -> String {
+        let sip = (try? await context.store.sipPlatformSettings()) ?? nil
+        let payload = (try? await context.store.payloadSettings()) ?? nil
+        return "\(sip?.updatedAt.timeIntervalSince1970 ?? 0)|\(payload?.updatedAt.timeIntervalSince1970 ?? 0)"
+    }
 
     /// Puts a platform into effect while running (nil: the configuration file's): the agent
     /// moves every extension over, new calls use the new domain. Names are resolved first;
     /// a platform that does not resolve leaves the current one in place.
     func apply(_ override: SIPPlatformSettings?) async {
         let sip = Self.effective(context.configuration.sip, override)
+        // The same platform again (a page's save seen once more by the poll): nothing moves.
+        let wanted = Self.configured(sip)
+        guard applied.withLock({ last in
+            defer { last = wanted }
+            return last.map { !$0.samePlatform(as: wanted) } ?? true
+        }) else { return }
         let platform: SIPPlatform
         do {
             platform = try await Self.resolvedPlatform(sip)

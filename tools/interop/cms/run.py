@@ -353,7 +353,18 @@ def scenario_extensions(ctx):
             click_through(d, d.find_element("link text", "Payload"))
             assert d.find_element("id", "srtp-off").is_selected() and "always on" in d.find_element("id", "dtls").text
             ctx.shot(b, "12-payload.png", height=1250)
-            kamailio, other = other, kamailio
+            # The same through an import from the CLI (another process): the server follows within seconds.
+            exported = os.path.join(ctx.workdir, "platform.json")
+            tandem.cli("config", "export", "--configuration", "--output", exported)
+            document = json.load(open(exported))
+            assert document["configuration"]["sipPlatform"]["primary"] == "127.0.0.2:5060", document["configuration"]
+            document["configuration"]["sipPlatform"]["primary"] = "127.0.0.1:5060"
+            json.dump(document, open(exported, "w"))
+            started = time.monotonic()
+            tandem.cli("config", "import", exported)
+            wait_for("5 bindings back at the first Kamailio", lambda: wanted <= set(kamailio.contacts() or {}), 20)
+            wait_for("none left at the second", lambda: other.contacts() == {}, 20)
+            facts["moved_back_by_cli_import_s"] = round(time.monotonic() - started, 2)
 
             # Edit one: its realm shows in the list afterwards.
             b.open(BASE + "/cms/extensions/edit?number=3004")
