@@ -222,6 +222,18 @@ public struct AdminRoutes<Context: RemoteAddressRequestContext>: Sendable {
         return (session, form)
     }
 
+    /// "Use the configuration file" of a page: drops what the page stored (`clear`), puts the
+    /// file's values into effect (`apply`), audits `action` and returns to `page` with `done=reset`.
+    func resetToConfigurationFile(_ request: Request, _ context: Context, page: String, action: String,
+                                  clear: () async throws -> Void, apply: () async -> Void) async throws -> Response {
+        var request = request
+        let (session, _, _) = try await authorizedForm(&request)
+        try await clear()
+        await apply()
+        try await store.appendAudit(account: session.account, source: Self.source(context), action: action, detail: "the configuration file applies")
+        return Response(status: .seeOther, headers: [.location: "\(page)?done=reset"])
+    }
+
     static func form(_ request: inout Request) async throws -> FormBody {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type.hasPrefix("application/x-www-form-urlencoded") else { throw FormBody.ParseError.invalidEncoding }

@@ -102,12 +102,8 @@ extension AdminRoutes {
     }
 
     func resetLogging(_ request: Request, _ context: Context) async throws -> Response {
-        var request = request
-        let (session, _, _) = try await authorizedForm(&request)
-        try await store.clearDiagnosticsSettings()
-        backend?.diagnostics?.apply(nil)
-        try await store.appendAudit(account: session.account, source: Self.source(context), action: "logging reset", detail: "the configuration file applies")
-        return Response(status: .seeOther, headers: [.location: "/cms/diagnostics?done=reset"])
+        try await resetToConfigurationFile(request, context, page: "/cms/diagnostics", action: "logging reset",
+                                           clear: { try await store.clearDiagnosticsSettings() }, apply: { backend?.diagnostics?.apply(nil) })
     }
 
     func downloadDiagnostics(_ request: Request, _ context: Context) async throws -> Response {

@@ -82,11 +82,7 @@ extension AdminRoutes {
     }
 
     func resetPayload(_ request: Request, _ context: Context) async throws -> Response {
-        var request = request
-        let (session, _, _) = try await authorizedForm(&request)
-        try await store.clearPayloadSettings()
-        await backend?.payload?.apply(nil)
-        try await store.appendAudit(account: session.account, source: Self.source(context), action: "payload reset", detail: "the configuration file applies")
-        return Response(status: .seeOther, headers: [.location: "/cms/payload?done=reset"])
+        try await resetToConfigurationFile(request, context, page: "/cms/payload", action: "payload reset",
+                                           clear: { try await store.clearPayloadSettings() }, apply: { await backend?.payload?.apply(nil) })
     }
 }

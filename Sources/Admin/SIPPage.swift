@@ -115,12 +115,8 @@ extension AdminRoutes {
     }
 
     func resetSIPPlatform(_ request: Request, _ context: Context) async throws -> Response {
-        var request = request
-        let (session, _, _) = try await authorizedForm(&request)
-        try await store.clearSIPPlatformSettings()
-        await backend?.sip?.apply(nil)
-        try await store.appendAudit(account: session.account, source: Self.source(context), action: "SIP platform reset", detail: "the configuration file applies")
-        return Response(status: .seeOther, headers: [.location: "/cms/sip?done=reset"])
+        try await resetToConfigurationFile(request, context, page: "/cms/sip", action: "SIP platform reset",
+                                           clear: { try await store.clearSIPPlatformSettings() }, apply: { await backend?.sip?.apply(nil) })
     }
 
     /// What changed, for the audit log (`primary a → b; expires 600 → 900`).

@@ -181,19 +181,10 @@ public final class RegistrationAgent: @unchecked Sendable {
         let users = extensions.keys.sorted()
         let perSecond = Int64(max(1, new.registrationsPerSecond))
         for (index, user) in users.enumerated() {
-            guard var ext = extensions[user] else { continue }
+            guard let ext = extensions[user] else { continue }
             tally(ext, -1)
-            ext.timer = nil
-            ext.status = .unregistered
-            ext.client = makeClient(ext.credentials)
-            ext.backoff = FailoverBackoff(extensionsOnNode: users.count)
-            let first = ext.backoff.start()
-            ext.side = first.side
-            ext.generation += 1
             failures[user] = nil
-            tally(ext, +1)
-            extensions[user] = ext
-            schedule(user, afterMilliseconds: Int64(index) * 1000 / perSecond) { $0.attempt(user, on: first.side) }
+            enroll(ext.credentials, extensionsOnNode: users.count, afterMilliseconds: Int64(index) * 1000 / perSecond, generation: ext.generation + 1)
         }
         logger.notice("SIP platform changed; extensions register again", metadata: [
             "primary": "\(new.primary)", "secondary": "\(new.secondary.map(\.description) ?? "none")", "domain": "\(new.domain)",
@@ -217,20 +208,27 @@ public final class RegistrationAgent: @unchecked Sendable {
         for (user, ext) in extensions where wanted[user] == nil || wanted[user] != ext.credentials {
             release(user)
         }
-        let perSecond = max(1, platform.registrationsPerSecond)
-        var started = 0
+        let perSecond = Int64(max(1, platform.registrationsPerSecond))
+        var started: Int64 = 0
         for item in credentials where extensions[item.user] == nil {
-            let n = max(wanted.count, 1)
-            var ext = Extension(credentials: item, client: makeClient(item), side: .primary, backoff: FailoverBackoff(extensionsOnNode: n))
-            let first = ext.backoff.start()
-            ext.side = first.side
-            extensions[item.user] = ext
-            tally(ext, +1)
-            let delay = Int64(started) * 1000 / Int64(perSecond)
+            enroll(item, extensionsOnNode: max(wanted.count, 1), afterMilliseconds: started * 1000 / perSecond)
             started += 1
-            schedule(item.user, afterMilliseconds: delay) { $0.attempt(item.user, on: first.side) }
         }
         publish()
+    }
+
+    /// Starts registering `credentials` afresh, after `delay` ms, on the side its new back-off
+    /// starts with. `generation` carries an extension's count on, so that answers to its
+    /// previous client are ignored.
+    private func enroll(_ credentials: SIPExtensionCredentials, extensionsOnNode n: Int, afterMilliseconds delay: Int64, generation: Int = 0) {
+        let user = credentials.user
+        var ext = Extension(credentials: credentials, client: makeClient(credentials), side: .primary, backoff: FailoverBackoff(extensionsOnNode: n))
+        let first = ext.backoff.start()
+        ext.side = first.side
+        ext.generation = generation
+        extensions[user] = ext
+        tally(ext, +1)
+        schedule(user, afterMilliseconds: delay) { $0.attempt(user, on: first.side) }
     }
 
     /// Unregisters every extension (waiting up to `timeout` for the answers) and stops.

@@ -91,17 +91,13 @@ enum DiagnosticsArchive {
         return out
     }
 
-    /// The database's runtime settings without secrets: services and TURN (as exported), the
-    /// SIP platform, payload and diagnostics set in /cms, and the OAuth clients' ids.
+    /// The database's runtime settings without secrets: the configuration as exported (services,
+    /// TURN, and the SIP platform and payload set in /cms), the diagnostics set in /cms, and
+    /// the OAuth clients' ids.
     static func runtimeSettings(_ store: Store) async throws -> String {
         let exported = try await store.export(extensions: false, configuration: true)
         var object: [String: Any] = [:]
         if let json = try JSONSerialization.jsonObject(with: exported.encoded()) as? [String: Any] { object["export"] = json }
-        if let sip = try await store.sipPlatformSettings() {
-            object["sipPlatform"] = ["primary": sip.primary, "secondary": sip.secondary, "transport": sip.transport, "outboundProxy": sip.outboundProxy,
-                                     "domain": sip.domain, "registrationExpires": sip.registrationExpires, "keepAliveInterval": sip.keepAliveInterval]
-        }
-        if let payload = try await store.payloadSettings() { object["payload"] = ["srtp": payload.srtpMode, "audioCodecs": payload.audioCodecs] }
         if let diagnostics = try await store.diagnosticsSettings() {
             object["diagnostics"] = ["defaultLevel": diagnostics.defaultLevel, "levels": diagnostics.levels, "maxFiles": diagnostics.maxFiles,
                                      "maxFileSize": diagnostics.maxFileSize]

@@ -28,11 +28,11 @@ final class SIPService: Service {
     let controller: CallController?
     let pollInterval: Duration
 
-    init(context: ServeContext, engine: MediaEngine?, pollInterval: Duration = .seconds(3)) throws {
+    /// `override`: the platform set in /cms (read by the caller at start), which replaces the file's.
+    init(context: ServeContext, engine: MediaEngine?, override: SIPPlatformSettings?, pollInterval: Duration = .seconds(3)) throws {
         self.context = context
         self.pollInterval = pollInterval
-        // The platform set in /cms, when there is one, replaces the file's.
-        let sip = Self.effective(context.configuration.sip, (try? context.store.sipPlatformSettingsNow()) ?? nil)
+        let sip = Self.effective(context.configuration.sip, override)
         let logger = context.logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
@@ -95,15 +95,15 @@ final class SIPService: Service {
         logger.info("SIP registering extensions", metadata: ["count": "\(initial.count)", "primary": "\(platform.primary)", "secondary": "\(platform.secondary.map(\.description) ?? "none")"])
         await cancelWhenGracefulShutdown {
             var mark = initialMark
-            var settingsMark = await self.settingsMark()
+            var settings = await self.storedSettings()
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.pollInterval)
                 // The platform and payload set in /cms, by an import or by another process (the CLI).
-                let settingsNow = await self.settingsMark()
-                if settingsNow != settingsMark {
-                    settingsMark = settingsNow
-                    await self.apply((try? await self.context.store.sipPlatformSettings()) ?? nil)
-                    await self.applyPayload((try? await self.context.store.payloadSettings()) ?? nil)
+                let now = await self.storedSettings()
+                if now != settings {
+                    settings = now
+                    await self.apply(now.platform)
+                    await self.applyPayload(now.payload)
                 }
                 guard let now = try? await self.context.store.extensionsChangeMark(), now != mark else { continue }
                 mark = now
@@ -127,11 +127,9 @@ final class SIPService: Service {
     /// The platform in effect, as settings (for telling a real change from the same one again).
     let applied = Mutex<SIPPlatformSettings?>(nil)
 
-    /// Changes when the /cms platform or payload rows change.
-    func settingsMark() async -> String {
-        let sip = (try? await context.store.sipPlatformSettings()) ?? nil
-        let payload = (try? await context.store.payloadSettings()) ?? nil
-        return "\(sip?.updatedAt.timeIntervalSince1970 ?? 0)|\(payload?.updatedAt.timeIntervalSince1970 ?? 0)"
+    /// The /cms platform and payload rows (each write changes its `updatedAt`).
+    func storedSettings() async -> (platform: SIPPlatformSettings?, payload: PayloadSettings?) {
+        (((try? await context.store.sipPlatformSettings()) ?? nil), ((try? await context.store.payloadSettings()) ?? nil))
     }
 
     /// Puts a platform into effect while running (nil: the configuration file's): the agent
@@ -309,7 +307,7 @@ extension TandemServer {
             return []
         }
         return [.init(
-            service: try SIPService(context: context, engine: engine),
+            service: try SIPService(context: context, engine: engine, override: override),
             successTerminationBehavior: .gracefullyShutdownGroup,
             failureTerminationBehavior: .gracefullyShutdownGroup,
             serviceName: "sip")]

@@ -338,13 +338,29 @@ def rtp_sizes(path, to_port):
     return [int(x) - 8 for x in out.stdout.split()]
 
 
-def sign_in_cms(browser, account, password):
-    d = browser.driver
-    browser.open("https://127.0.0.1:7443/cms/login")
-    d.find_element("id", "account").send_keys(account)
-    d.find_element("id", "password").send_keys(password)
-    d.find_element("id", "sign-in").click()
-    sip.wait_for("the dashboard", lambda: d.find_elements("id", "account") and "/cms/" in d.current_url and "login" not in d.current_url, 15)
+ADMIN_ACCOUNT, ADMIN_PASSWORD = "ops", "correct horse battery staple"
+
+
+def create_admin(tandem_binary, tandem):
+    """The /cms account of the scenarios that drive the pages, made before `tandem serve` starts."""
+    subprocess.run([tandem_binary, "admin", "create", ADMIN_ACCOUNT, "--password-stdin"], env=tandem.env, input=ADMIN_PASSWORD + "\n",
+                   text=True, capture_output=True, timeout=120, check=True)
+
+
+def cms_admin(workdir):
+    """A second Chromium signed in to /cms; the caller closes it (`__exit__`)."""
+    browser = Browser(tone_hz=None, workdir=os.path.join(workdir, "admin")).__enter__()
+    try:
+        d = browser.driver
+        browser.open("https://127.0.0.1:7443/cms/login")
+        d.find_element("id", "account").send_keys(ADMIN_ACCOUNT)
+        d.find_element("id", "password").send_keys(ADMIN_PASSWORD)
+        d.find_element("id", "sign-in").click()
+        sip.wait_for("the dashboard", lambda: d.find_elements("id", "account") and "/cms/" in d.current_url and "login" not in d.current_url, 15)
+    except BaseException:
+        browser.__exit__(None, None, None)
+        raise
+    return browser
 
 
 def scenario_srtp(tandem_binary, workdir):
@@ -353,20 +369,19 @@ def scenario_srtp(tandem_binary, workdir):
     tandem = Tandem(tandem_binary, workdir)
     plain, _ = sip.baresip_callee(workdir, "1001", 440)
     secure, records = sip.baresip_callee(workdir, "1002", 440, port=5090, mediaenc="srtp-mand")
+    admin = None
     try:
         tandem.cli("extensions", "add", "3001", "--digest", "--password", "pw3001")
-        subprocess.run([tandem_binary, "admin", "create", "ops", "--password-stdin"], env=tandem.env, input="correct horse battery staple\n",
-                       text=True, capture_output=True, timeout=120, check=True)
+        create_admin(tandem_binary, tandem)
         tandem.start()
         sip.wait_for("both baresips in Kamailio", lambda: {"1001", "1002"} <= set(kamailio.contacts() or {}), 15)
-        admin = Browser(tone_hz=None, workdir=os.path.join(workdir, "admin")).__enter__()
+        admin = cms_admin(workdir)
 
         def set_srtp(mode):
             admin.open("https://127.0.0.1:7443/cms/payload")
             admin.driver.find_element("id", f"srtp-{mode}").click()
             admin.driver.find_element("id", "save-payload").click()
             sip.wait_for("the payload saved", lambda: "Saved." in admin.driver.page_source, 10)
-        sign_in_cms(admin, "ops", "correct horse battery staple")
         set_srtp("required")
         status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
         assert status == 201, session
@@ -396,7 +411,6 @@ def scenario_srtp(tandem_binary, workdir):
                 time.sleep(1.5)
         finally:
             sip.stop(dump, signal.SIGINT)
-            admin.__exit__(None, None, None)
         requests = sip_requests(pcap, port=5090)
         assert requests and requests[0][0] == "INVITE", requests
         out = subprocess.run(["tshark", "-r", pcap, "-d", "udp.port==5090,sip", "-Y", "sip.Method == INVITE && udp.dstport == 5090", "-T", "fields", "-e", "sdp.media", "-e", "sdp.media_attr"],
@@ -419,6 +433,8 @@ def scenario_srtp(tandem_binary, workdir):
         assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
         return facts
     finally:
+        if admin:
+            admin.__exit__(None, None, None)
         sip.stop(plain)
         sip.stop(secure)
         tandem.stop()
@@ -434,15 +450,13 @@ def scenario_restart(tandem_binary, workdir):
     admin = None
     try:
         tandem.cli("extensions", "add", "3001-3002", "--digest", "--username", "3001", "--password", "pw3001", "--increment")
-        subprocess.run([tandem_binary, "admin", "create", "ops", "--password-stdin"], env=tandem.env, input="correct horse battery staple\n",
-                       text=True, capture_output=True, timeout=120, check=True)
+        create_admin(tandem_binary, tandem)
         tandem.start()
         pid = tandem.proc.pid
         sip.wait_for("1001 (baresip) in Kamailio", lambda: "1001" in (kamailio.contacts() or {}), 15)
         status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
         assert status == 201, session
-        admin = Browser(tone_hz=None, workdir=os.path.join(workdir, "admin")).__enter__()
-        sign_in_cms(admin, "ops", "correct horse battery staple")
+        admin = cms_admin(workdir)
         token = tandem.token()  # taken before the drain: the token endpoint stays up, sessions do not
 
         def restart_from_page():
