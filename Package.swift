@@ -245,7 +245,7 @@ let package = Package(
         ),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: strict),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SDP", "Datapath", "G711"], swiftSettings: strict),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SDP", "Datapath", "G711", "Media"], swiftSettings: strict),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "SDP", "STUN"], swiftSettings: strict),
         .testTarget(name: "CodecTests", dependencies: ["G711", "Opus"], swiftSettings: strict),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath"], swiftSettings: strict),

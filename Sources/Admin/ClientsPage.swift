@@ -5,6 +5,7 @@ import Store
 /// OAuth clients (RFC 6749 §2: the application servers that get sessions and TURN
 /// credentials) and the click-to-contact services. A client's secret is shown once, when it
 /// is made or reset; the store keeps a salted hash. Revoking a client stops its tokens at once.
+/// A client's WebRTC secret (shown once when switched on) lets it sign session tokens itself.
 extension AdminRoutes {
     func addClientRoutes(_ cms: RouterGroup<Context>) {
         cms.get("clients") { request, context in try await clientsPage(request, context) }
@@ -12,6 +13,7 @@ extension AdminRoutes {
         cms.post("clients/validity") { request, context in try await setValidity(request, context) }
         cms.post("clients/reset") { request, context in try await resetClient(request, context) }
         cms.post("clients/revoke") { request, context in try await revokeClient(request, context) }
+        cms.post("clients/webrtc") { request, context in try await switchWebRTCSecret(request, context) }
         cms.get("services") { request, context in try await servicesPage(request, context) }
         cms.post("services/put") { request, context in try await putService(request, context) }
         cms.post("services/remove") { request, context in try await removeService(request, context) }
@@ -20,7 +22,7 @@ extension AdminRoutes {
     static var validityRange: ClosedRange<Int> { 0...525_600 }
 
     func clientsPage(_ request: Request, _ context: Context, message: String? = nil, kind: String = "error", secret: (id: String, secret: String)? = nil,
-                     status: HTTPResponse.Status = .ok) async throws -> Response {
+                     webRTCSecret: (id: String, secret: String)? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
         guard let (session, _) = try await currentSession(request) else { return try await entry(request, context) }
         let clients = try await store.oauthClients()
         let format = ISO8601DateFormatter()
@@ -28,6 +30,7 @@ extension AdminRoutes {
         switch request.uri.queryParameters.get("done") {
         case "revoked": body += HTML.message("The client was revoked: its tokens no longer work.", kind: "notice")
         case "validity": body += HTML.message("Saved. Tokens issued from now on have the new validity.", kind: "notice")
+        case "webrtc-off": body += HTML.message("The WebRTC secret is off: tokens signed with it are refused from now on (sessions already made run on).", kind: "notice")
         default: break
         }
         if let secret {
@@ -36,10 +39,19 @@ extension AdminRoutes {
                 <code id="new-secret">\(HTML.escape(secret.secret))</code>. Copy it now: it is stored only as a hash and is not shown again.</div>
                 """
         }
+        if let webRTCSecret {
+            body += """
+                <div class="notice" role="status" id="new-webrtc-secret">The WebRTC secret of <code>\(HTML.escape(webRTCSecret.id))</code> is \
+                <code id="webrtc-secret">\(HTML.escape(webRTCSecret.secret))</code>. Copy it now: it is not shown again. With it the application \
+                server signs session tokens itself, with no API call: <code>w1:&lt;client id&gt;:&lt;extension&gt;:&lt;expiry, Unix seconds&gt;:&lt;signature&gt;</code>, \
+                the signature being the unpadded base64url HMAC-SHA256 under this secret of everything before its colon; at most 24 h ahead. \
+                A browser connecting with such a token gets a session holding the extension until the expiry.</div>
+                """
+        }
         if clients.contains(where: { $0.tokenValidityMinutes == 0 }) {
             body += HTML.message("A client has tokens of unlimited validity (0 minutes): such a token, once leaked, works until the client is revoked.", kind: "warning")
         }
-        body += HTML.table(["Client id", "Token validity", "Created", ""], clients.map { c in
+        body += HTML.table(["Client id", "Token validity", "WebRTC secret", "Created", ""], clients.map { c in
             let id = HTML.escape(c.clientID)
             let hidden = HTML.csrfField(session.csrfToken) + "<input type=\"hidden\" name=\"id\" value=\"\(id)\">"
             let validity = """
@@ -50,7 +62,12 @@ extension AdminRoutes {
                 <form class="inline" method="post" action="/cms/clients/reset">\(hidden)<button type="submit" class="small">New secret</button></form> \
                 <form class="inline" method="post" action="/cms/clients/revoke">\(hidden)<button type="submit" class="small danger">Revoke</button></form>
                 """
-            return [id, validity, HTML.escape(format.string(from: c.createdAt)), actions]
+            let webRTC = """
+                <form class="inline" method="post" action="/cms/clients/webrtc">\(hidden)<input type="hidden" name="enabled" value="\(c.webRTCSecretEnabled ? "off" : "on")">\
+                <span id="webrtc-\(id)">\(c.webRTCSecretEnabled ? "on" : "off")</span> \
+                <button type="submit" class="small" aria-describedby="webrtc-\(id)">\(c.webRTCSecretEnabled ? "Turn off" : "Turn on")</button></form>
+                """
+            return [id, validity, webRTC, HTML.escape(format.string(from: c.createdAt)), actions]
         }, id: "clients")
         body += """
             <h2>Add a client</h2>
@@ -112,6 +129,23 @@ extension AdminRoutes {
         }
         try await store.appendAudit(account: session.account, source: Self.source(context), action: "OAuth client secret reset", detail: id)
         return try await clientsPage(request, context, secret: (id, secret))
+    }
+
+    /// The WebRTC-secret switch: on makes a new secret (shown once), off drops it.
+    func switchWebRTCSecret(_ request: Request, _ context: Context) async throws -> Response {
+        var request = request
+        let (session, _, form) = try await authorizedForm(&request)
+        let id = form["id"] ?? ""
+        let enabled = form["enabled"] == "on"
+        let secret: String?
+        do {
+            secret = try await store.setOAuthClientWebRTCSecret(id: id, enabled: enabled)
+        } catch let error as StoreError {
+            return try await clientsPage(request, context, message: "Not changed: \(error.description).", status: .badRequest)
+        }
+        try await store.appendAudit(account: session.account, source: Self.source(context), action: "OAuth client WebRTC secret", detail: "\(id), \(enabled ? "on (new secret)" : "off")")
+        guard let secret else { return Response(status: .seeOther, headers: [.location: "/cms/clients?done=webrtc-off"]) }
+        return try await clientsPage(request, context, webRTCSecret: (id, secret))
     }
 
     func revokeClient(_ request: Request, _ context: Context) async throws -> Response {

@@ -130,6 +130,10 @@ enum HTML {
         .choice { margin: .3rem 0; }
         .choice label { display: inline; font-weight: 600; }
         .choice p { margin: .1rem 0 .4rem 1.6rem; }
+        .codec { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .8rem; margin: .3rem 0; }
+        .codec label { display: inline; margin: 0; }
+        .codec .place { font-weight: normal; }
+        .codec select { width: auto; }
         form.panel { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 1rem; max-width: 26rem; }
         label { display: block; margin: .5rem 0 .2rem; font-weight: 600; }
         input[type=text], input[type=password], input[type=number], select, textarea { width: 100%; padding: .4rem .5rem; border: 1px solid #aab4bd; border-radius: 4px; font: inherit; }

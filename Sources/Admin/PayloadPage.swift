@@ -3,8 +3,8 @@ import Hummingbird
 import Store
 
 /// The payload page: SRTP on the SIP leg (SDES, RFC 4568: nonsecure only, secure preferred,
-/// secure only), the G.711 laws the SIP leg offers and accepts and their order (RFC 3551),
-/// and what is fixed (DTLS-SRTP on the WebRTC leg, RFC 5764). Saved settings apply to the
+/// secure only), the audio codecs the SIP leg offers and accepts and their order (Opus,
+/// RFC 7587; G.711, RFC 3551), the video codecs and their order, and what is fixed (DTLS-SRTP on the WebRTC leg, RFC 5764). Saved settings apply to the
 /// next call without a restart; calls in progress keep what they negotiated.
 extension AdminRoutes {
     func addPayloadRoutes(_ cms: RouterGroup<Context>) {
@@ -18,7 +18,31 @@ extension AdminRoutes {
         ("preferred", "Secure preferred", "Offers SRTP (a=crypto AES_CM_128_HMAC_SHA1_80 on RTP/AVP); a platform without it gets plain RTP."),
         ("required", "Secure only", "Offers RTP/SAVP; a platform without SRTP is refused (488 to its offers, BYE after its answer)."),
     ] }
-    static var lawNames: [String: String] { ["pcmu": "G.711 µ-law (PCMU)", "pcma": "G.711 A-law (PCMA)"] }
+    static var codecNames: [String: String] { [
+        "opus": "Opus (RFC 7587)", "pcmu": "G.711 µ-law (PCMU)", "pcma": "G.711 A-law (PCMA)",
+        "vp8": "VP8 (RFC 7741)", "vp9": "VP9 (RFC 9628)", "h264": "H.264 (RFC 6184)",
+    ] }
+
+    /// One codec per row: an "enabled" box and its place in the order (`order-<name>`), the
+    /// enabled ones first as stored, then the rest.
+    static func codecRows(field: String, names: [String], enabled: [String]) -> String {
+        let shown = enabled + names.filter { !enabled.contains($0) }
+        return shown.enumerated().map { index, name in
+            let places = (1...names.count).map { "<option value=\"\($0)\"\($0 == index + 1 ? " selected" : "")>\($0)</option>" }.joined()
+            return """
+                <div class="codec"><input type="checkbox" id="\(field)-\(name)" name="\(field)" value="\(name)"\(enabled.contains(name) ? " checked" : "")>
+                <label for="\(field)-\(name)">\(HTML.escape(codecNames[name] ?? name))</label>
+                <label class="place" for="order-\(name)">place</label><select id="order-\(name)" name="order-\(name)">\(places)</select></div>
+                """
+        }.joined()
+    }
+
+    /// The enabled codecs of `field` in the places chosen (ties keep the list's order).
+    static func orderedCodecs(_ form: FormBody, field: String, names: [String]) -> [String] {
+        let enabled = form.values(field)
+        let place = { (name: String) in Int(form["order-\(name)"] ?? "") ?? Int.max }
+        return enabled.enumerated().sorted { (place($0.element), $0.offset) < (place($1.element), $1.offset) }.map { $0.element }
+    }
 
     func payloadPage(_ request: Request, _ context: Context, error: (field: String, reason: String)? = nil, status code: HTTPResponse.Status = .ok) async throws -> Response {
         guard let (session, _) = try await currentSession(request) else { return try await entry(request, context) }
@@ -38,19 +62,17 @@ extension AdminRoutes {
             <label for="srtp-\(value)">\(label)</label><p class="muted" id="srtp-\(value)-hint">\(hint)</p></div>
             """
         }.joined()
-        let order = shown.audioCodecs + PayloadSettings.audioCodecNames.filter { !shown.audioCodecs.contains($0) }
-        let codecs = order.map { name in
-            "<div class=\"choice\"><input type=\"checkbox\" id=\"codec-\(name)\" name=\"codec\" value=\"\(name)\"\(shown.audioCodecs.contains(name) ? " checked" : "")> <label for=\"codec-\(name)\">\(HTML.escape(Self.lawNames[name] ?? name))</label></div>"
-        }.joined()
-        let first = shown.audioCodecs.first ?? "pcmu"
-        let firstOptions = PayloadSettings.audioCodecNames.map { "<option value=\"\($0)\"\($0 == first ? " selected" : "")>\(HTML.escape(Self.lawNames[$0] ?? $0))</option>" }.joined()
         body += """
             <form class="panel wide" method="post" action="/cms/payload">\(HTML.csrfField(session.csrfToken))
             <fieldset><legend>SRTP on the SIP leg</legend>\(radios)\(HTML.fieldError("srtp", error?.field == "srtp" ? error?.reason : nil))</fieldset>
-            <fieldset><legend>Audio codecs of the SIP leg</legend>\(codecs)
-            <label for="first">Offered first</label><select id="first" name="first">\(firstOptions)</select>
+            <fieldset><legend>Audio codecs of the SIP leg, in the order offered</legend>
+            \(Self.codecRows(field: "codec", names: PayloadSettings.audioCodecNames, enabled: shown.audioCodecs))
             \(HTML.fieldError("codecs", error?.field == "codecs" ? error?.reason : nil))
-            <p class="muted">Browsers speak Opus or G.711; Tandem transcodes Opus to the first enabled law and passes a browser's G.711 through when the platform takes it. Opus toward the platform is not offered.</p></fieldset>
+            <p class="muted" id="codecs-hint">Browsers always speak Opus. With Opus first, a platform that accepts Opus gets the browser's Opus untranscoded (and a caller reaching a Tandem agent through the PBX talks Opus end to end); a platform that answers with G.711 gets G.711, transcoded. With G.711 first, Tandem transcodes Opus to it, and passes a browser's own G.711 through when the platform takes that law.</p></fieldset>
+            <fieldset><legend>Video codecs, in the order offered</legend>
+            \(Self.codecRows(field: "video", names: PayloadSettings.videoCodecNames, enabled: shown.videoCodecs))
+            \(HTML.fieldError("video", error?.field == "video" ? error?.reason : nil))
+            <p class="muted" id="video-hint">Not in effect yet: Tandem does not relay video, and declines a browser's video stream (port 0) whatever is set here. The codecs enabled here and their order apply once video relaying lands.</p></fieldset>
             <fieldset><legend>WebRTC leg</legend><p id="dtls">DTLS-SRTP (RFC 5764): always on — browsers require it.</p></fieldset>
             <button type="submit" id="save-payload">Save</button>
             </form>
@@ -65,10 +87,8 @@ extension AdminRoutes {
     func savePayload(_ request: Request, _ context: Context) async throws -> Response {
         var request = request
         let (session, _, form) = try await authorizedForm(&request)
-        let enabled = form.values("codec")
-        let first = form["first"] ?? ""
-        let codecs = (enabled.contains(first) ? [first] : []) + enabled.filter { $0 != first }
-        let settings = PayloadSettings(srtpMode: form["srtp"] ?? "", audioCodecs: codecs)
+        let settings = PayloadSettings(srtpMode: form["srtp"] ?? "", audioCodecs: Self.orderedCodecs(form, field: "codec", names: PayloadSettings.audioCodecNames),
+                                       videoCodecs: Self.orderedCodecs(form, field: "video", names: PayloadSettings.videoCodecNames))
         if let problem = settings.violation() { return try await payloadPage(request, context, error: problem, status: .badRequest) }
         let before = try await store.payloadSettings() ?? backend?.payload?.configured()
         let saved = try await store.savePayloadSettings(settings)
@@ -76,6 +96,7 @@ extension AdminRoutes {
         var changes: [String] = []
         if before?.srtpMode != saved.srtpMode { changes.append("srtp \(before?.srtpMode ?? "–") → \(saved.srtpMode)") }
         if before?.audioCodecs != saved.audioCodecs { changes.append("audio \(before?.audioCodecs.joined(separator: ",") ?? "–") → \(saved.audioCodecs.joined(separator: ","))") }
+        if before?.videoCodecs != saved.videoCodecs { changes.append("video \(before?.videoCodecs.joined(separator: ",") ?? "–") → \(saved.videoCodecs.joined(separator: ","))") }
         try await store.appendAudit(account: session.account, source: Self.source(context), action: "payload saved",
                                     detail: changes.isEmpty ? "no change" : changes.joined(separator: "; "))
         return Response(status: .seeOther, headers: [.location: "/cms/payload?done=saved"])

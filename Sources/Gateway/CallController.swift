@@ -66,8 +66,9 @@ public actor CallController {
         public var heartbeatSeconds: Int = 20
         /// Register every extension of the database, browser or not.
         public var registerAll = false
-        /// G.711 laws offered and preferred on the SIP side.
-        public var laws: [G711.Law] = [.muLaw, .aLaw]
+        /// Codecs offered and preferred on the SIP side (Opus first: passed through untranscoded
+        /// when the platform takes it).
+        public var codecs: [SIPCodec] = [.pcmu, .pcma]
         /// The domain of request URIs built from dialled numbers.
         public var sipDomain: String = ""
         /// SRTP (SDES) on the SIP leg of new calls.
@@ -113,7 +114,8 @@ public actor CallController {
         var offer: MediaEngine.BrowserOffer?
         var sipAudio: SIPAudio?
         var local: SIPOfferAnswer.Local
-        var laws: [G711.Law] = []
+        /// What our offers on the SIP leg carry (and its answers may pick).
+        var codecs: [SIPCodec] = []
         /// The direction of our re-INVITE whose answer is awaited.
         var pendingReinvite: Direction?
         let remote: String
@@ -202,10 +204,10 @@ public actor CallController {
         }
     }
 
-    /// The payload settings changed: new calls offer and accept `laws` in this order with
+    /// The payload settings changed: new calls offer and accept `codecs` in this order with
     /// `srtpMode` (calls in progress keep theirs).
-    public func setPayload(laws: [G711.Law], srtpMode: SIPSRTPMode) {
-        configuration.laws = laws
+    public func setPayload(codecs: [SIPCodec], srtpMode: SIPSRTPMode) {
+        configuration.codecs = codecs
         configuration.srtpMode = srtpMode
     }
 
@@ -419,7 +421,7 @@ public actor CallController {
         let started: MediaEngine.StartedCall
         let dtmf = dtmfRelay(connectionID, callID)
         do {
-            started = try await engine.start(offer: sdp, laws: configuration.laws, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
+            started = try await engine.start(offer: sdp, sipCodecs: configuration.codecs, farEnd: { Self.sipLeg(socket, SIPAudio(law: .muLaw), dtmf) },
                                              onEnded: mediaEndedHandler(connectionID, callID))
         } catch {
             socket.close()
@@ -432,8 +434,9 @@ public actor CallController {
             return
         }
         connection.send(.answer(call: callID, sdp: started.answer ?? ""))
-        call.laws = [started.law]
-        let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, telephoneEvents: !configuration.dtmfByInfo)
+        // The browser's Opus may go to any enabled codec (the bridge follows the answer); its G.711 only to the same law.
+        call.codecs = started.codec == .opus ? configuration.codecs : [started.sipCodec]
+        let offer = SIPOfferAnswer.offer(local: call.local, codecs: call.codecs, telephoneEvents: !configuration.dtmfByInfo)
         let uri = target.hasPrefix("sip:") || target.hasPrefix("sips:") ? target : "sip:\(target)@\(configuration.sipDomain)"
         guard let sip = manager.call(from: user, caller: caller, to: uri, body: Array(offer.serialized.utf8), headers: headers) else {
             feed(.mediaFailed(reason: "extension \(user) has no platform route"), call, connection)
@@ -474,7 +477,7 @@ public actor CallController {
         let local = SIPOfferAnswer.Local(address: engine.sipAddress, port: socket.localAddress.port, srtpMode: configuration.srtpMode)
         let answer: SessionDescription, audio: SIPAudio
         do throws(SIPOfferAnswerError) {
-            (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.laws,
+            (answer, audio) = try SIPOfferAnswer.answer(text: String(decoding: sip.remoteBody ?? [], as: UTF8.self), local: local, preference: configuration.codecs,
                                                         telephoneEvents: !configuration.dtmfByInfo)
         } catch {
             socket.close()
@@ -491,7 +494,7 @@ public actor CallController {
         call.sip = sip
         call.offer = offer
         call.sipAudio = audio
-        call.laws = [audio.law]
+        call.codecs = [audio.codec]
         sip.localBody = Array(answer.serialized.utf8)
         connection.calls[callID] = call
         bridged.increment()
@@ -594,7 +597,7 @@ public actor CallController {
         guard !body.isEmpty else { return .noAudio }
         let ours: Direction = call.state.held ? .sendonly : .sendrecv
         do throws(SIPOfferAnswerError) {
-            setSIPAudio(try SIPOfferAnswer.apply(answer: String(decoding: body, as: UTF8.self), offered: call.laws, direction: ours, local: call.local), call)
+            setSIPAudio(try SIPOfferAnswer.apply(answer: String(decoding: body, as: UTF8.self), offered: call.codecs, direction: ours, local: call.local), call)
             return nil
         } catch {
             return error
@@ -605,7 +608,7 @@ public actor CallController {
         call.sipAudio = audio
         guard let id = call.mediaID else { return }
         let engine = self.engine
-        Task { await engine.withFarEnd(of: id) { ($0 as? SIPRTPLeg)?.update(audio) } }
+        Task { await engine.updateSIP(of: id, audio) }
     }
 
     /// A re-INVITE/UPDATE from the peer (an offer: answered with what it allows), or the
@@ -616,11 +619,11 @@ public actor CallController {
         let ours: Direction = call.state.held ? .sendonly : .sendrecv
         if let reinviting = call.pendingReinvite {
             call.pendingReinvite = nil
-            if let audio = try? SIPOfferAnswer.apply(answer: text, offered: call.laws, direction: reinviting, local: call.local) { setSIPAudio(audio, call) }
+            if let audio = try? SIPOfferAnswer.apply(answer: text, offered: call.codecs, direction: reinviting, local: call.local) { setSIPAudio(audio, call) }
             return
         }
         call.local.sessionVersion += 1
-        guard let (answer, audio) = try? SIPOfferAnswer.answer(text: text, local: call.local, preference: call.laws, wanting: ours) else { return }
+        guard let (answer, audio) = try? SIPOfferAnswer.answer(text: text, local: call.local, preference: call.codecs, wanting: ours) else { return }
         sip.localBody = Array(answer.serialized.utf8)
         let wasHeld = call.sipAudio.map { !$0.direction.receives } ?? false
         setSIPAudio(audio, call)
@@ -677,7 +680,7 @@ public actor CallController {
             case .reinviteSIP(let direction):
                 call.local.sessionVersion += 1
                 call.pendingReinvite = direction
-                let offer = SIPOfferAnswer.offer(local: call.local, laws: call.laws, direction: direction, telephoneEvents: call.sipAudio?.telephoneEventPayloadType != nil && !configuration.dtmfByInfo)
+                let offer = SIPOfferAnswer.offer(local: call.local, codecs: call.codecs, direction: direction, telephoneEvents: call.sipAudio?.telephoneEventPayloadType != nil && !configuration.dtmfByInfo)
                 call.sip?.update(body: Array(offer.serialized.utf8))
             }
         }

@@ -153,15 +153,13 @@ final class MediaLoopCore {
             throw MediaError("no socket and no shared port for the leg")
         }
         let leg = WebRTCLeg(loop: loop, transport: transport, ice: ice, dtls: dtls)
-        let law = sip.law
-        let mode: BridgeMode = audio.codec == .opus ? .transcode : .passThrough
         let browserSide = BridgeSide(audioPayloadType: audio.payloadType, telephoneEventPayloadType: audio.telephoneEventPayloadType, clockRate: audio.codec.clockRate,
                                      telephoneEventClockRate: audio.telephoneEventClockRate, ssrc: localSSRC)
-        let sipSide = BridgeSide(audioPayloadType: law.payloadType, telephoneEventPayloadType: sip.telephoneEventPayloadType, clockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
-        var opus = configuration.opus
-        opus.complexity = governor.current  // a new call starts where the governor stands
-        let bridge = try AudioBridge(mode: mode, browser: browserSide, sip: sipSide, law: law, opus: opus)
+        let sipSide = BridgeSide(audioPayloadType: sip.payloadType, telephoneEventPayloadType: sip.telephoneEventPayloadType, clockRate: sip.codec.clockRate,
+                                 telephoneEventClockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
+        let bridge = try makeBridge(browserCodec: audio.codec, browser: browserSide, sip: sipSide, sipCodec: sip.codec, configuration: configuration)
         let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onEnded: onEnded, onRelease: onRelease)
+        call.configuration = configuration
         call.onConnected = onConnected
         call.local = local
         call.local.codecs = [audio.codec]
@@ -178,6 +176,23 @@ final class MediaLoopCore {
         startTicking()
         metrics.legsStarted.increment()
         metrics.legs.record(metrics.liveLegs.add(1, ordering: .relaxed).newValue)
+    }
+
+    /// The bridge between a browser codec and a SIP codec: the same codec on both sides is
+    /// passed through (only headers are rewritten), Opus toward G.711 is transcoded.
+    func makeBridge(browserCodec: AudioCodec, browser: BridgeSide, sip: BridgeSide, sipCodec: SIPCodec, configuration: MediaConfiguration) throws -> AudioBridge {
+        switch (browserCodec, sipCodec.law) {
+        case (.opus, nil):
+            return try AudioBridge(mode: .passThrough, browser: browser, sip: sip)
+        case (.opus, let law?):
+            var opus = configuration.opus
+            opus.complexity = governor.current  // a new call starts where the governor stands
+            return try AudioBridge(mode: .transcode, browser: browser, sip: sip, law: law, opus: opus)
+        case (.pcmu, .muLaw?), (.pcma, .aLaw?):
+            return try AudioBridge(mode: .passThrough, browser: browser, sip: sip)
+        default:
+            throw MediaError("the browser's \(browserCodec.rawValue) cannot be bridged to \(sipCodec.rawValue) on the SIP leg")
+        }
     }
 
     func remove(_ call: MediaCall, reason: String) {
@@ -197,8 +212,10 @@ final class MediaLoopCore {
 final class MediaCall {
     let id: String
     let leg: WebRTCLeg
-    let bridge: AudioBridge
+    private(set) var bridge: AudioBridge
     let farEnd: any FarEnd
+    /// The engine's settings the bridge was made with (for a new bridge when the SIP codec changes).
+    var configuration = MediaConfiguration()
     let codec: AudioCodec
     unowned let core: MediaLoopCore
     private var onRelease: (() -> Void)?
@@ -296,6 +313,18 @@ final class MediaCall {
             .sourceDescription([SDESChunk(ssrc: bridge.browser.ssrc, items: [.cname("tandem")])]),
         ]
         leg.sendRTCP(RTCPPacket.serializeCompound(report))
+    }
+
+    /// The SIP leg now speaks `codec` at `payloadType`: a new bridge when that is not what
+    /// the bridge does (its SSRCs, payload types toward the browser and telephone-events are
+    /// kept; reception statistics start afresh).
+    func bridgeSIP(codec sipCodec: SIPCodec, payloadType: UInt8) throws {
+        guard bridge.sip.audioPayloadType != payloadType || bridge.sip.clockRate != sipCodec.clockRate || (bridge.mode == .transcode) != (sipCodec.law != nil)
+                || (sipCodec.law != nil && bridge.law != sipCodec.law) else { return }
+        var side = bridge.sip
+        side.audioPayloadType = payloadType
+        side.clockRate = sipCodec.clockRate
+        bridge = try core.makeBridge(browserCodec: codec, browser: bridge.browser, sip: side, sipCodec: sipCodec, configuration: configuration)
     }
 
     /// Our side of the negotiation (for answers to the browser's later offers).

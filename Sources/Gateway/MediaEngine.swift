@@ -209,13 +209,22 @@ public final class MediaEngine: Sendable {
         released(loop: prepared.index)
     }
 
-    /// The G.711 law of the SIP leg: the browser's own law when it sends G.711 (pass-through), else the SIP leg's or the configured one.
-    func law(for codec: AudioCodec, sip: SIPAudio?) -> G711.Law {
+    /// The SIP side of a call's bridge: a browser's G.711 passes through in its own law; the
+    /// browser's Opus goes to the SIP leg's codec (untranscoded when that is Opus, else
+    /// transcoded), or to the configured law while the SIP leg has not said.
+    func sipSide(for codec: AudioCodec, sip: SIPAudio?) -> SIPAudio {
+        var side = sip ?? SIPAudio(law: configuration.sipLaw == .pcmu ? .muLaw : .aLaw)
         switch codec {
-        case .pcmu: .muLaw
-        case .pcma: .aLaw
-        case .opus: sip?.law ?? (configuration.sipLaw == .pcmu ? .muLaw : .aLaw)
+        case .pcmu, .pcma:
+            let own: SIPCodec = codec == .pcmu ? .pcmu : .pcma
+            if side.codec != own {
+                side.codec = own
+                side.payloadType = own.offeredPayloadType
+            }
+        case .opus:
+            break
         }
+        return side
     }
 
     /// Starts the call of a prepared leg on its loop.
@@ -226,9 +235,7 @@ public final class MediaEngine: Sendable {
         let identity = self.identity
         let core = cores[prepared.index]
         let index = prepared.index
-        var side = sip ?? SIPAudio(law: law(for: audio.codec, sip: nil))
-        side.law = law(for: audio.codec, sip: sip)
-        let sipSide = side
+        let sipSide = self.sipSide(for: audio.codec, sip: sip)
         // Known before the call can end (its release forgets it).
         callLoops.withLock { $0[id] = index }
         do {
@@ -249,11 +256,11 @@ public final class MediaEngine: Sendable {
         return id
     }
 
-    /// A call whose WebRTC leg runs: its id, the browser's codec and the law of its SIP side.
+    /// A call whose WebRTC leg runs: its id, the browser's codec and the codec of its SIP side.
     public struct StartedCall: Sendable {
         public let id: String
         public let codec: AudioCodec
-        public let law: G711.Law
+        public let sipCodec: SIPCodec
         /// The SDP answer for the browser (when the browser offered).
         public let answer: String?
     }
@@ -267,22 +274,19 @@ public final class MediaEngine: Sendable {
     }
 
     /// Answers a browser's offer (see ``answer(offer:farEnd:)``) with the details of the started call.
-    /// `laws`: the G.711 laws the SIP leg may use, preferred first (nil: both, the configured
-    /// one for Opus); a browser's G.711 outside them is not passed through.
-    public func start(offer text: String, sip: SIPAudio? = nil, laws: [G711.Law]? = nil, farEnd: @escaping @Sendable () -> any FarEnd,
+    /// `sipCodecs`: the codecs the SIP leg may use, preferred first (nil: G.711, the configured
+    /// law for Opus); a browser's G.711 outside them is not passed through, and the bridge
+    /// starts toward the first (``updateSIP(of:_:)`` follows the SIP leg's answer).
+    public func start(offer text: String, sipCodecs: [SIPCodec]? = nil, farEnd: @escaping @Sendable () -> any FarEnd,
                       onEnded: (@Sendable (String) -> Void)? = nil) async throws -> StartedCall {
         let offer: SessionDescription
         do { offer = try SessionDescription(parsing: text) } catch { throw MediaError("offer: \(error)") }
         var prepared = try prepare()
-        let sip = sip ?? laws?.first.map { SIPAudio(law: $0) }
-        if let laws, !laws.isEmpty {
+        let sip = sipCodecs?.first.map { SIPAudio(codec: $0) }
+        if let sipCodecs, !sipCodecs.isEmpty {
             var parameters = prepared.parameters
-            parameters.codecs = [.opus] + laws.map { $0 == .muLaw ? .pcmu : .pcma }
-            prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
-        } else if let sip {
-            // Pass-through only with the SIP leg's own law.
-            var parameters = prepared.parameters
-            parameters.codecs = [.opus, sip.law == .muLaw ? .pcmu : .pcma]
+            parameters.codecs = [.opus] + sipCodecs.compactMap { $0.law.map { $0 == .muLaw ? .pcmu : .pcma } }
+            if sipCodecs.first == .opus { parameters.opusParameters = Self.passThroughOpusParameters }
             prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
         }
         let answer: SessionDescription, audio: NegotiatedAudio
@@ -293,7 +297,7 @@ public final class MediaEngine: Sendable {
             throw MediaError("offer: \(error)")
         }
         let id = try await start(prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded)
-        return StartedCall(id: id, codec: audio.codec, law: law(for: audio.codec, sip: sip), answer: answer.serialized)
+        return StartedCall(id: id, codec: audio.codec, sipCodec: sipSide(for: audio.codec, sip: sip).codec, answer: answer.serialized)
     }
 
     /// An offer toward a browser for a call that came from SIP: the leg's loop and port are
@@ -304,12 +308,23 @@ public final class MediaEngine: Sendable {
         let prepared: PreparedLeg
     }
 
-    /// Offers Opus (and the SIP leg's law, for pass-through, when `media.prefer-pass-through`) to a browser.
+    /// The browser's Opus parameters when the SIP leg may take Opus untranscoded: in-band FEC,
+    /// and no narrowband limit (the far end is not 8 kHz G.711 then).
+    static let passThroughOpusParameters = "minptime=10;useinbandfec=1"
+
+    /// Offers Opus to a browser: alone when the SIP leg speaks Opus (passed through), else
+    /// with the SIP leg's law for pass-through (first when `media.prefer-pass-through`).
     public func offer(sip: SIPAudio) throws -> BrowserOffer {
         var prepared = try prepare()
         var parameters = prepared.parameters
-        let g711: AudioCodec = sip.law == .muLaw ? .pcmu : .pcma
-        parameters.codecs = configuration.preferPassThrough ? [g711, .opus] : [.opus, g711]
+        switch sip.codec {
+        case .opus:
+            parameters.codecs = [.opus]
+            parameters.opusParameters = Self.passThroughOpusParameters
+        case .pcmu, .pcma:
+            let g711: AudioCodec = sip.codec == .pcmu ? .pcmu : .pcma
+            parameters.codecs = configuration.preferPassThrough ? [g711, .opus] : [.opus, g711]
+        }
         prepared = PreparedLeg(index: prepared.index, socket: prepared.socket, parameters: parameters)
         let description = WebRTCOfferAnswer.offer(local: parameters)
         return BrowserOffer(sdp: description.serialized, description: description, prepared: prepared)
@@ -326,7 +341,7 @@ public final class MediaEngine: Sendable {
             throw MediaError("answer: \(error)")
         }
         let id = try await start(offer.prepared, audio: audio, sip: sip, farEnd: farEnd, onEnded: onEnded, onConnected: onConnected)
-        return StartedCall(id: id, codec: audio.codec, law: law(for: audio.codec, sip: sip), answer: nil)
+        return StartedCall(id: id, codec: audio.codec, sipCodec: sipSide(for: audio.codec, sip: sip).codec, answer: nil)
     }
 
     /// Gives up an offer the browser did not answer.
@@ -343,6 +358,21 @@ public final class MediaEngine: Sendable {
     @discardableResult
     public func withFarEnd(of callID: String, _ body: @escaping @Sendable (any FarEnd) -> Void) async -> Bool {
         ((try? await onCall(callID) { body($0.farEnd) }) ?? nil) != nil
+    }
+
+    /// The SIP leg's description changed (its answer, early media, a re-INVITE): the RTP leg
+    /// takes the new address, direction and keys, and the bridge follows its codec (Opus
+    /// passes through; a change between Opus and G.711 switches transcoding on or off).
+    /// False: no such call.
+    @discardableResult
+    public func updateSIP(of callID: String, _ audio: SIPAudio) async -> Bool {
+        let side = sipSide(for: .opus, sip: audio)
+        let found = try? await onCall(callID) { call -> Bool in
+            (call.farEnd as? SIPRTPLeg)?.update(audio)
+            if call.codec == .opus { try call.bridgeSIP(codec: side.codec, payloadType: side.payloadType) }
+            return true
+        }
+        return found == true
     }
 
     /// A new offer from the browser of a running call (RFC 8829 §5.2; an ICE restart when its

@@ -14,11 +14,12 @@ public enum FECPlanner {
     }
 }
 
-/// How a call's audio crosses between the browser side and the G.711 (SIP) side.
+/// How a call's audio crosses between the browser side and the SIP side.
 public enum BridgeMode: Sendable, Equatable {
     /// Opus on the browser side, transcoded to and from G.711.
     case transcode
-    /// The same G.711 law on both sides: only headers are rewritten (SRTP ↔ RTP happens in the legs).
+    /// The same codec on both sides (G.711, or Opus at 48 kHz): only headers are rewritten
+    /// (SRTP ↔ RTP happens in the legs).
     case passThrough
 }
 
@@ -53,6 +54,7 @@ public final class AudioBridge {
     public let mode: BridgeMode
     public let browser: BridgeSide
     public let sip: BridgeSide
+    /// The SIP side's G.711 law when transcoding (unused when passing through).
     public let law: G711.Law
     private let toG711: OpusToG711?
     private let toOpus: G711ToOpus?
@@ -79,8 +81,9 @@ public final class AudioBridge {
 
     /// - Parameters:
     ///   - browser: the browser side (Opus at 48 kHz, or PCMU/PCMA at 8 kHz for pass-through).
-    ///   - sip: the G.711 side.
-    public init(mode: BridgeMode, browser: BridgeSide, sip: BridgeSide, law: G711.Law, opus: OpusEncoder.Configuration = .init()) throws(OpusError) {
+    ///   - sip: the SIP side (G.711, or Opus for pass-through).
+    ///   - law: the SIP side's law when transcoding.
+    public init(mode: BridgeMode, browser: BridgeSide, sip: BridgeSide, law: G711.Law = .muLaw, opus: OpusEncoder.Configuration = .init()) throws(OpusError) {
         self.mode = mode
         self.browser = browser
         self.sip = sip

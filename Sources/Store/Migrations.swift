@@ -3,7 +3,7 @@ import GRDB
 /// The schema, as an ordered list of migrations. Never edit a released migration:
 /// append a new one (GRDB records applied identifiers in `grdb_migrations`).
 enum StoreMigrations {
-    static let latestIdentifier = "v8-payload"
+    static let latestIdentifier = "v10-webrtc-secret"
 
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -142,6 +142,14 @@ enum StoreMigrations {
                         updated_at    REAL NOT NULL
                     );
                     """)
+        }
+        // Opus joins the audio codecs (no schema change); the video codecs and their order.
+        migrator.registerMigration("v9-payload-video") { db in
+            try db.execute(sql: "ALTER TABLE payload_settings ADD COLUMN video_codecs TEXT NOT NULL DEFAULT 'vp8'")
+        }
+        // A client's WebRTC secret (SignedSessionToken); NULL: off. Kept as is: HMAC needs it.
+        migrator.registerMigration("v10-webrtc-secret") { db in
+            try db.execute(sql: "ALTER TABLE oauth_clients ADD COLUMN webrtc_secret TEXT")
         }
         return migrator
     }()

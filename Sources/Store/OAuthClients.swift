@@ -8,6 +8,9 @@ public struct OAuthClient: Sendable, Equatable {
     public var clientID: String
     /// Validity of access tokens issued to this client, in minutes (0 = unlimited).
     public var tokenValidityMinutes: Int
+    /// Whether the client has a WebRTC secret: it may sign session tokens itself
+    /// (``SignedSessionToken``).
+    public var webRTCSecretEnabled: Bool = false
     public var createdAt: Date
     public var updatedAt: Date
 }
@@ -59,6 +62,19 @@ extension Store {
                            arguments: [minutes, Date().timeIntervalSince1970, id])
             guard db.changesCount > 0 else { throw StoreError.unknownClient(id: id) }
         }
+    }
+
+    /// Turns the client's WebRTC secret on (a new one, returned to be shown once) or off
+    /// (nil; the tokens it signed are refused from now on, sessions already made keep running).
+    @discardableResult
+    public func setOAuthClientWebRTCSecret(id: String, enabled: Bool) async throws -> String? {
+        let secret = enabled ? Secrets.randomHex(byteCount: 32) : nil
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE oauth_clients SET webrtc_secret = ?, updated_at = ? WHERE client_id = ?", arguments: [secret, Date().timeIntervalSince1970, id])
+            guard db.changesCount > 0 else { throw StoreError.unknownClient(id: id) }
+        }
+        logger.notice(enabled ? "Made a new WebRTC secret for an OAuth client" : "Turned an OAuth client's WebRTC secret off", metadata: ["client-id": "\(id)"])
+        return secret
     }
 
     /// Removes a client; false when there was none. Its access tokens stop working at once
@@ -146,6 +162,7 @@ enum OAuthClientsTable {
             client: OAuthClient(
                 clientID: row["client_id"],
                 tokenValidityMinutes: row["token_validity_minutes"],
+                webRTCSecretEnabled: (row["webrtc_secret"] as String?) != nil,
                 createdAt: Date(timeIntervalSince1970: row["created_at"]),
                 updatedAt: Date(timeIntervalSince1970: row["updated_at"])),
             salt: Array(salt),

@@ -58,14 +58,50 @@ extension Store {
                 guard let first = free.sorted(by: Self.numberOrder).first else { throw StoreError.noFreeExtension }
                 number = first
             }
-            let record = SessionRecord(id: UUID().uuidString.lowercased(), extension: number, guest: nil, clientID: clientID, createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
-            try db.execute(
-                sql: "INSERT INTO sessions (id, token_hash, extension, client_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [record.id, hash, number, clientID, now.timeIntervalSince1970, record.expiresAt.timeIntervalSince1970])
-            return record
+            return try Self.insertSession(db, tokenHash: hash, extension: number, clientID: clientID, now: now, expiresAt: now.addingTimeInterval(lifetime))
         }
         logger.info("Session created", metadata: ["session": "\(record.id)", "extension": "\(record.extension ?? "-")", "client-id": "\(clientID)"])
         return (record, token)
+    }
+
+    static func insertSession(_ db: Database, tokenHash: Data, extension number: String, clientID: String, now: Date, expiresAt: Date) throws -> SessionRecord {
+        let record = SessionRecord(id: UUID().uuidString.lowercased(), extension: number, guest: nil, clientID: clientID, createdAt: now, expiresAt: expiresAt)
+        try db.execute(
+            sql: "INSERT INTO sessions (id, token_hash, extension, client_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [record.id, tokenHash, number, clientID, now.timeIntervalSince1970, expiresAt.timeIntervalSince1970])
+        return record
+    }
+
+    /// The session of a ``SignedSessionToken``: the one its first use made, or a new one
+    /// holding its extension until its expiry once the signature checks out with the client's
+    /// WebRTC secret. One transaction. Throws ``SignedSessionToken/Problem`` or
+    /// ``StoreError/unknownExtension(_:)`` / ``StoreError/extensionInUse(_:)``.
+    public func session(signedToken text: String, now: Date = Date()) async throws -> SessionRecord {
+        let token = try SignedSessionToken(parsing: text)
+        let hash = Data(SHA256.hash(data: Data(text.utf8)))
+        let (record, created) = try await pool.write { db -> (SessionRecord, Bool) in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM oauth_clients WHERE client_id = ?", arguments: [token.clientID]) == true else {
+                throw SignedSessionToken.Problem.unknownClient
+            }
+            guard let secret = try String.fetchOne(db, sql: "SELECT webrtc_secret FROM oauth_clients WHERE client_id = ?", arguments: [token.clientID]) else {
+                throw SignedSessionToken.Problem.noWebRTCSecret
+            }
+            try token.verify(secret: secret, now: now)
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            if let existing = try Row.fetchOne(db, sql: "\(Self.sessionQuery) WHERE s.token_hash = ?", arguments: [hash]).map(Self.session) { return (existing, false) }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM extensions WHERE extension = ?", arguments: [token.extension]) == true else {
+                throw StoreError.unknownExtension(token.extension)
+            }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sessions WHERE extension = ?", arguments: [token.extension]) != true else {
+                throw StoreError.extensionInUse(token.extension)
+            }
+            return (try Self.insertSession(db, tokenHash: hash, extension: token.extension, clientID: token.clientID, now: now,
+                                           expiresAt: Date(timeIntervalSince1970: TimeInterval(token.expires))), true)
+        }
+        if created {
+            logger.info("Session created from a signed token", metadata: ["session": "\(record.id)", "extension": "\(token.extension)", "client-id": "\(token.clientID)"])
+        }
+        return record
     }
 
     /// A guest session for `from` allowed to call the service `key`, for `lifetime` seconds.

@@ -55,6 +55,10 @@ public struct TransferDocument: Codable, Sendable, Equatable {
         public struct Payload: Codable, Sendable, Equatable {
             public var srtpMode: String
             public var audioCodecs: [String]
+            /// Absent (a file of an older Tandem): VP8 only.
+            public var videoCodecs: [String]?
+
+            var settings: PayloadSettings { PayloadSettings(srtpMode: srtpMode, audioCodecs: audioCodecs, videoCodecs: videoCodecs ?? ["vp8"]) }
         }
 
         public struct Service: Codable, Sendable, Equatable {
@@ -141,7 +145,7 @@ public struct TransferDocument: Codable, Sendable, Equatable {
                   (c.turn.relayAddresses + c.turn.externalAddresses).allSatisfy({ $0.utf8.count <= 100 && !$0.contains(where: \.isWhitespace) })
             else { throw .invalid("turn: at most 16 relay and 16 external addresses, without spaces") }
             if let sip = c.sipPlatform, let (field, reason) = sip.violation() { throw .invalid("sipPlatform.\(field): \(reason)") }
-            if let p = c.payload, let (field, reason) = PayloadSettings(srtpMode: p.srtpMode, audioCodecs: p.audioCodecs).violation() {
+            if let p = c.payload, let (field, reason) = p.settings.violation() {
                 throw .invalid("payload.\(field): \(reason)")
             }
         }
@@ -280,6 +284,7 @@ extension Store {
             if let payload = c.payload {
                 differ("payload.srtpMode", have.payload?.srtpMode ?? "", payload.srtpMode)
                 differ("payload.audioCodecs", have.payload?.audioCodecs.joined(separator: ",") ?? "", payload.audioCodecs.joined(separator: ","))
+                differ("payload.videoCodecs", have.payload.map { $0.settings.videoCodecs.joined(separator: ",") } ?? "", payload.settings.videoCodecs.joined(separator: ","))
             }
             plan.settings = settings
         }
@@ -340,7 +345,7 @@ extension Store {
                     try SIPPlatformTable.save(db, sip)
                 }
                 if let payload = c.payload {
-                    try PayloadTable.save(db, PayloadSettings(srtpMode: payload.srtpMode, audioCodecs: payload.audioCodecs))
+                    try PayloadTable.save(db, payload.settings)
                 }
             }
             let sessionsAfter = Set(try String.fetchAll(db, sql: "SELECT id FROM sessions"))
@@ -368,7 +373,7 @@ extension Store {
             services: services.map { .init(key: $0.key, number: $0.number, displayName: $0.displayName.isEmpty ? nil : $0.displayName) },
             turn: .init(credentialTTL: turn.credentialTTL, relayAddresses: turn.relayAddresses, externalAddresses: turn.externalAddresses))
         configuration.sipPlatform = try SIPPlatformTable.fetch(db)
-        configuration.payload = try PayloadTable.fetch(db).map { .init(srtpMode: $0.srtpMode, audioCodecs: $0.audioCodecs) }
+        configuration.payload = try PayloadTable.fetch(db).map { .init(srtpMode: $0.srtpMode, audioCodecs: $0.audioCodecs, videoCodecs: $0.videoCodecs) }
         return TransferDocument(extensions: records, configuration: configuration)
     }
 }

@@ -1,6 +1,7 @@
 import Datapath
 import Foundation
 import G711
+import Media
 import SDP
 import Synchronization
 import Testing
@@ -129,11 +130,11 @@ import Testing
 
     @Test func srtpModesShapeTheOffer() throws {
         let key = [UInt8](repeating: 9, count: 30)
-        let off = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000), laws: [.muLaw]).media[0]
+        let off = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000), codecs: [.pcmu]).media[0]
         #expect(off.proto == "RTP/AVP" && off.cryptoAttributes.isEmpty)
-        let preferred = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .preferred, srtpKey: key), laws: [.muLaw]).media[0]
+        let preferred = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .preferred, srtpKey: key), codecs: [.pcmu]).media[0]
         #expect(preferred.proto == "RTP/AVP" && preferred.cryptoAttributes == [SDESCrypto(tag: 1, keyAndSalt: key)])
-        let required = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .required, srtpKey: key), laws: [.muLaw]).media[0]
+        let required = SIPOfferAnswer.offer(local: .init(address: "127.0.0.1", port: 30000, srtpMode: .required, srtpKey: key), codecs: [.pcmu]).media[0]
         #expect(required.proto == "RTP/SAVP" && required.cryptoAttributes.count == 1)
         #expect(SIPOfferAnswer.Local(address: "127.0.0.1", port: 1).srtpKey != SIPOfferAnswer.Local(address: "127.0.0.1", port: 1).srtpKey, "a key per call")
     }
@@ -141,7 +142,7 @@ import Testing
     @Test func srtpOffersAreAnsweredOrRefusedAsTheModeSays() throws {
         let key = [UInt8](repeating: 3, count: 30)
         func answer(_ offer: String, _ mode: SIPSRTPMode) throws(SIPOfferAnswerError) -> (SessionDescription, SIPAudio) {
-            try SIPOfferAnswer.answer(text: offer, local: .init(address: "127.0.0.1", port: 30000, srtpMode: mode, srtpKey: key), preference: [.muLaw])
+            try SIPOfferAnswer.answer(text: offer, local: .init(address: "127.0.0.1", port: 30000, srtpMode: mode, srtpKey: key), preference: [.pcmu])
         }
         // Secure only: a plain offer is refused (the caller gets 488), an SDES one is answered under its tag.
         #expect(throws: SIPOfferAnswerError.srtpRequired) { try answer(Self.sippOffer, .required) }
@@ -164,16 +165,16 @@ import Testing
         let withCrypto = Self.sippOffer.replacingOccurrences(of: "a=sendrecv\r\n", with: "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n")
         let required = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, srtpMode: .required, srtpKey: key)
         let preferred = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, srtpMode: .preferred, srtpKey: key)
-        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.muLaw], local: required).srtp?.outbound == key)
-        #expect(throws: SIPOfferAnswerError.srtpRequired) { try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.muLaw], local: required) }
-        #expect(try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.muLaw], local: preferred).srtp == nil)
-        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.muLaw]).srtp == nil, "without SRTP offered, a=crypto is ignored")
+        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.pcmu], local: required).srtp?.outbound == key)
+        #expect(throws: SIPOfferAnswerError.srtpRequired) { try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.pcmu], local: required) }
+        #expect(try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.pcmu], local: preferred).srtp == nil)
+        #expect(try SIPOfferAnswer.apply(answer: withCrypto, offered: [.pcmu]).srtp == nil, "without SRTP offered, a=crypto is ignored")
     }
 
     @Test func answersWithThePreferredLawAndTheOfferedEventType() throws {
         let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000, sessionID: 7)
-        let (answer, audio) = try SIPOfferAnswer.answer(text: Self.sippOffer, local: local, preference: [.muLaw, .aLaw])
-        #expect(audio.law == .muLaw)
+        let (answer, audio) = try SIPOfferAnswer.answer(text: Self.sippOffer, local: local, preference: [.pcmu, .pcma])
+        #expect(audio.codec == .pcmu)
         #expect(audio.telephoneEventPayloadType == 96)
         #expect(audio.direction == .sendrecv)
         #expect(audio.remote?.description == "127.0.0.1:6000")
@@ -186,42 +187,93 @@ import Testing
 
     @Test func answersHoldWithRecvonly() throws {
         let held = Self.sippOffer.replacingOccurrences(of: "a=sendrecv", with: "a=sendonly")
-        let (answer, audio) = try SIPOfferAnswer.answer(text: held, local: .init(address: "127.0.0.1", port: 30002), preference: [.aLaw])
+        let (answer, audio) = try SIPOfferAnswer.answer(text: held, local: .init(address: "127.0.0.1", port: 30002), preference: [.pcma])
         #expect(audio.direction == .recvonly)
-        #expect(audio.law == .aLaw)
+        #expect(audio.codec == .pcma)
         #expect(answer.media.first?.direction == .recvonly)
         // RFC 2543 hold: c=0.0.0.0 gives no address to send to.
         let old = Self.sippOffer.replacingOccurrences(of: "c=IN IP4 127.0.0.1", with: "c=IN IP4 0.0.0.0")
-        #expect(try SIPOfferAnswer.answer(text: old, local: .init(address: "127.0.0.1", port: 30002), preference: [.aLaw]).audio.remote == nil)
+        #expect(try SIPOfferAnswer.answer(text: old, local: .init(address: "127.0.0.1", port: 30002), preference: [.pcma]).audio.remote == nil)
     }
 
     @Test func offersAndAppliesAnswer() throws {
-        let offer = SIPOfferAnswer.offer(local: .init(address: "10.0.0.5", port: 31000), laws: [.aLaw], direction: .sendonly)
+        let offer = SIPOfferAnswer.offer(local: .init(address: "10.0.0.5", port: 31000), codecs: [.pcma], direction: .sendonly)
         let text = offer.serialized
         #expect(text.contains("m=audio 31000 RTP/AVP 8 101\r\n"))
         #expect(text.contains("a=rtpmap:101 telephone-event/8000\r\n"))
         #expect(text.contains("a=sendonly\r\n"))
         let answer = Self.sippOffer.replacingOccurrences(of: "a=sendrecv", with: "a=recvonly")
-        let audio = try SIPOfferAnswer.apply(answer: answer, offered: [.aLaw], direction: .sendonly)
-        #expect(audio.law == .aLaw)
+        let audio = try SIPOfferAnswer.apply(answer: answer, offered: [.pcma], direction: .sendonly)
+        #expect(audio.codec == .pcma)
         #expect(audio.direction == .sendonly)
+    }
+
+    /// Opus toward the platform (RFC 7587): offered first with its fmtp, taken under the
+    /// offerer's payload type, and never when it is not enabled.
+    @Test func opusIsOfferedAndTakenOnlyWhenEnabled() throws {
+        let offer = SIPOfferAnswer.offer(local: .init(address: "10.0.0.5", port: 31000), codecs: [.opus, .pcmu, .pcma]).serialized
+        #expect(offer.contains("m=audio 31000 RTP/AVP 111 0 8 101\r\n"))
+        #expect(offer.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n"))
+        let opusOffer = Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 109 0 96")
+            .replacingOccurrences(of: "a=rtpmap:8 PCMA/8000", with: "a=rtpmap:109 opus/48000/2")
+        let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000)
+        let (answer, audio) = try SIPOfferAnswer.answer(text: opusOffer, local: local, preference: [.opus, .pcmu])
+        #expect(audio.codec == .opus && audio.payloadType == 109)
+        #expect(answer.media[0].formats == ["109", "96"] && answer.serialized.contains("a=rtpmap:109 opus/48000/2"))
+        // G.711 preferred: the law, though the offer lists Opus first.
+        #expect(try SIPOfferAnswer.answer(text: opusOffer, local: local, preference: [.pcmu, .opus]).audio.codec == .pcmu)
+        // Opus not enabled: an Opus-only offer has nothing in common.
+        let opusOnly = opusOffer.replacingOccurrences(of: "RTP/AVP 109 0 96", with: "RTP/AVP 109 96")
+        #expect(throws: SIPOfferAnswerError.noCommonCodec) { try SIPOfferAnswer.answer(text: opusOnly, local: local, preference: [.pcmu, .pcma]) }
+        // Opus at another clock is not Opus.
+        #expect(throws: SIPOfferAnswerError.noCommonCodec) {
+            try SIPOfferAnswer.answer(text: opusOnly.replacingOccurrences(of: "opus/48000/2", with: "opus/16000"), local: local, preference: [.opus])
+        }
+        // Our offer of Opus and PCMU answered with Opus under the answerer's number, or with PCMU.
+        #expect(try SIPOfferAnswer.apply(answer: opusOffer, offered: [.opus, .pcmu]) == SIPAudio(codec: .opus, payloadType: 109, telephoneEventPayloadType: 96,
+                                                                                                   remote: DatagramAddress(ipv4: 0x7F00_0001, port: 6000)))
+        #expect(try SIPOfferAnswer.apply(answer: Self.sippOffer, offered: [.opus, .pcmu]).codec == .pcmu)
+        #expect(throws: SIPOfferAnswerError.noCommonCodec) { try SIPOfferAnswer.apply(answer: opusOnly, offered: [.pcmu, .pcma]) }
+    }
+
+    /// The bridge a call gets: the same codec on both sides passes through, the browser's
+    /// Opus toward G.711 is transcoded, and the browser's G.711 cannot reach Opus.
+    @Test func bridgeFollowsTheSIPCodec() throws {
+        let loop = try DatapathLoop(name: "bridge-test")
+        let core = MediaLoopCore(loop: loop, metrics: MediaMetrics(), complexity: 5, governs: false, sharedPort: nil)
+        let browser = BridgeSide(audioPayloadType: 111, telephoneEventPayloadType: 110, clockRate: 48000, ssrc: 1)
+        let opus = BridgeSide(audioPayloadType: 109, telephoneEventPayloadType: 101, clockRate: 48000, telephoneEventClockRate: 8000, ssrc: 2)
+        let g711 = BridgeSide(audioPayloadType: 8, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: 2)
+        let configuration = MediaConfiguration()
+        let passed = try core.makeBridge(browserCodec: .opus, browser: browser, sip: opus, sipCodec: .opus, configuration: configuration)
+        #expect(passed.mode == .passThrough && passed.encoder == nil)
+        let transcoded = try core.makeBridge(browserCodec: .opus, browser: browser, sip: g711, sipCodec: .pcma, configuration: configuration)
+        #expect(transcoded.mode == .transcode && transcoded.law == .aLaw && transcoded.encoder != nil)
+        #expect(throws: MediaError.self) {
+            try core.makeBridge(browserCodec: .pcmu, browser: g711, sip: opus, sipCodec: .opus, configuration: configuration)
+        }
+        // The engine's SIP side: a browser's G.711 keeps its own law whatever the SIP leg said first.
+        let engine = try MediaEngine(configuration: configuration, logger: .init(label: "test"))
+        #expect(engine.sipSide(for: .pcma, sip: SIPAudio(codec: .opus)).codec == .pcma)
+        #expect(engine.sipSide(for: .opus, sip: SIPAudio(codec: .opus, payloadType: 109)).payloadType == 109)
+        #expect(engine.sipSide(for: .opus, sip: nil).codec == .pcmu)
     }
 
     @Test func refusesUnusableDescriptions() {
         let local = SIPOfferAnswer.Local(address: "127.0.0.1", port: 30000)
         #expect(throws: SIPOfferAnswerError.noCommonCodec) {
-            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 9 96"), local: local, preference: [.muLaw])
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 9 96"), local: local, preference: [.pcmu])
         }
         #expect(throws: SIPOfferAnswerError.noAudio) {
-            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "m=audio 6000", with: "m=audio 0"), local: local, preference: [.muLaw])
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "m=audio 6000", with: "m=audio 0"), local: local, preference: [.pcmu])
         }
         #expect(throws: SIPOfferAnswerError.badConnectionAddress("example.com")) {
-            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "c=IN IP4 127.0.0.1", with: "c=IN IP4 example.com"), local: local, preference: [.muLaw])
+            try SIPOfferAnswer.answer(text: Self.sippOffer.replacingOccurrences(of: "c=IN IP4 127.0.0.1", with: "c=IN IP4 example.com"), local: local, preference: [.pcmu])
         }
-        #expect(throws: SIPOfferAnswerError.self) { try SIPOfferAnswer.answer(text: "garbage", local: local, preference: [.muLaw]) }
+        #expect(throws: SIPOfferAnswerError.self) { try SIPOfferAnswer.answer(text: "garbage", local: local, preference: [.pcmu]) }
         // Our offer of PCMU answered with PCMA only.
         #expect(throws: SIPOfferAnswerError.noCommonCodec) {
-            try SIPOfferAnswer.apply(answer: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 8"), offered: [.muLaw])
+            try SIPOfferAnswer.apply(answer: Self.sippOffer.replacingOccurrences(of: "RTP/AVP 8 0 96", with: "RTP/AVP 8"), offered: [.pcmu])
         }
     }
 

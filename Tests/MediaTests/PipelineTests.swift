@@ -237,6 +237,27 @@ struct AudioBridgeTests {
     }
 }
 
+extension AudioBridgeTests {
+    /// Opus on both sides (the platform took Opus): the browser's packets reach the SIP side
+    /// byte for byte under the SIP leg's payload type, with 48 kHz timestamps kept, and back.
+    @Test func opusPassesThroughUntranscoded() throws {
+        let browser = BridgeSide(audioPayloadType: 111, telephoneEventPayloadType: 110, clockRate: 48000, ssrc: 0xB0B0)
+        let sip = BridgeSide(audioPayloadType: 109, telephoneEventPayloadType: 101, clockRate: 48000, telephoneEventClockRate: 8000, ssrc: 0x5151)
+        let bridge = try AudioBridge(mode: .passThrough, browser: browser, sip: sip)
+        #expect(bridge.encoder == nil)
+        let frame: [UInt8] = [0x78] + (0..<59).map { UInt8($0) }  // an Opus TOC byte and 59 bytes
+        let p = RTPHeader(payloadType: 111, sequenceNumber: 7, timestamp: 960 * 3, ssrc: 0xAAAA).packet(payload: frame)
+        let out = p.withUnsafeBytes { bridge.packets(fromBrowser: $0, now: 0) }
+        let h = try out[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
+        #expect(out.count == 1 && h.payloadType == 109 && h.ssrc == 0x5151 && h.timestamp == 960 * 3 && Array(out[0][12...]) == frame)
+        let back = RTPHeader(payloadType: 109, sequenceNumber: 9, timestamp: 4800, ssrc: 0xCCCC).packet(payload: frame)
+        let toBrowser = back.withUnsafeBytes { bridge.packets(fromSIP: $0, now: 0) }
+        let b = try toBrowser[0].withUnsafeBytes { try RTPHeader(parsing: $0) }
+        #expect(b.payloadType == 111 && b.ssrc == 0xB0B0 && b.timestamp == 4800 && Array(toBrowser[0][12...]) == frame)
+        #expect(bridge.fromSIPStatistics.packets == 1 && bridge.fromBrowserStatistics.packets == 1)
+    }
+}
+
 @Suite("Complexity governor")
 struct GovernorTests {
     @Test func stepsDownTheLadderUnderLoadAndBackUpWhenItEases() {

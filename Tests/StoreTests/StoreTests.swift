@@ -84,7 +84,7 @@ struct StoreTests {
         let directory = try TemporaryDirectory()
         let store = try Store.open(directory: directory.path, logger: logger)
         let applied = try await store.appliedMigrations()
-        #expect(applied == ["v1-runtime-settings", "v2-extensions", "v3-token-signing-keys", "v4-sessions", "v5-services", "v6-admin", "v7-sip-platform", StoreMigrations.latestIdentifier])
+        #expect(applied == ["v1-runtime-settings", "v2-extensions", "v3-token-signing-keys", "v4-sessions", "v5-services", "v6-admin", "v7-sip-platform", "v8-payload", "v9-payload-video", StoreMigrations.latestIdentifier])
         // Running the migrator again on a migrated database changes nothing.
         try StoreMigrations.migrator.migrate(store.pool)
         try StoreMigrations.migrator.migrate(store.pool)
@@ -151,6 +151,66 @@ struct StoreTests {
         #expect(try await store.verifyOAuthClient(id: "crm", secret: newSecret) != nil)
         await #expect(throws: StoreError.unknownClient(id: "nobody")) {
             _ = try await store.resetOAuthClientSecret(id: "nobody")
+        }
+    }
+
+    /// A token an application server signs with its client's WebRTC secret makes its
+    /// session once, and is refused when forged, stale, too long, or after the switch is off.
+    @Test func signedSessionTokensFollowTheWebRTCSecret() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try Store.open(directory: directory.path, logger: logger)
+        defer { try? store.close() }
+        _ = try await store.createOAuthClient(id: "crm")
+        try await store.addExtensions([ExtensionRecord(number: "3001", authentication: .none), ExtensionRecord(number: "3002", authentication: .none)])
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let expires = Int64(now.timeIntervalSince1970) + 600
+        let unsigned = SignedSessionToken.sign(clientID: "crm", extension: "3001", expires: expires, secret: "not yet")
+        await #expect(throws: SignedSessionToken.Problem.noWebRTCSecret) { _ = try await store.session(signedToken: unsigned, now: now) }
+        #expect(try await store.oauthClient(id: "crm")?.webRTCSecretEnabled == false)
+        let secret = try #require(try await store.setOAuthClientWebRTCSecret(id: "crm", enabled: true))
+        let enabled = try await store.oauthClient(id: "crm")?.webRTCSecretEnabled
+        #expect(secret.count == 64 && enabled == true)
+        let token = SignedSessionToken.sign(clientID: "crm", extension: "3001", expires: expires, secret: secret)
+        #expect(SignedSessionToken.looksSigned(token) && token.hasPrefix("w1:crm:3001:\(expires):"))
+        let session = try await store.session(signedToken: token, now: now)
+        #expect(session.extension == "3001" && session.clientID == "crm" && session.expiresAt.timeIntervalSince1970 == TimeInterval(expires))
+        // The same token again is the same session; it is also that session's bearer token.
+        #expect(try await store.session(signedToken: token, now: now.addingTimeInterval(10)).id == session.id)
+        #expect(try await store.session(token: token, now: now)?.id == session.id)
+        // Another token for the held extension, a forged one, a stale one, one too far ahead.
+        let other = SignedSessionToken.sign(clientID: "crm", extension: "3001", expires: expires + 1, secret: secret)
+        await #expect(throws: StoreError.extensionInUse("3001")) { _ = try await store.session(signedToken: other, now: now) }
+        var forged = token
+        forged.removeLast()
+        forged.append(token.last == "A" ? "B" : "A")
+        await #expect(throws: SignedSessionToken.Problem.self) { _ = try await store.session(signedToken: forged, now: now) }
+        await #expect(throws: SignedSessionToken.Problem.badSignature) {
+            _ = try await store.session(signedToken: token.replacingOccurrences(of: ":3001:", with: ":3002:"), now: now)
+        }
+        await #expect(throws: SignedSessionToken.Problem.expired) { _ = try await store.session(signedToken: token, now: now.addingTimeInterval(600)) }
+        let long = SignedSessionToken.sign(clientID: "crm", extension: "3002", expires: expires + 86_400, secret: secret)
+        await #expect(throws: SignedSessionToken.Problem.tooLong) { _ = try await store.session(signedToken: long, now: now) }
+        let missing = SignedSessionToken.sign(clientID: "crm", extension: "4000", expires: expires, secret: secret)
+        await #expect(throws: StoreError.unknownExtension("4000")) { _ = try await store.session(signedToken: missing, now: now) }
+        let stranger = SignedSessionToken.sign(clientID: "nobody", extension: "3002", expires: expires, secret: secret)
+        await #expect(throws: SignedSessionToken.Problem.unknownClient) { _ = try await store.session(signedToken: stranger, now: now) }
+        // Off: even a well-signed token for a free extension is refused; on again: a new secret.
+        let fresh = SignedSessionToken.sign(clientID: "crm", extension: "3002", expires: expires, secret: secret)
+        #expect(try await store.setOAuthClientWebRTCSecret(id: "crm", enabled: false) == nil)
+        await #expect(throws: SignedSessionToken.Problem.noWebRTCSecret) { _ = try await store.session(signedToken: fresh, now: now) }
+        let renewed = try #require(try await store.setOAuthClientWebRTCSecret(id: "crm", enabled: true))
+        #expect(renewed != secret)
+        await #expect(throws: SignedSessionToken.Problem.badSignature) { _ = try await store.session(signedToken: fresh, now: now) }
+        await #expect(throws: StoreError.unknownClient(id: "nobody")) { try await store.setOAuthClientWebRTCSecret(id: "nobody", enabled: true) }
+    }
+
+    /// Untrusted text: every malformed form is refused without a crash.
+    @Test func malformedSignedTokensAreRefused() {
+        let good = SignedSessionToken.sign(clientID: "c", extension: "+4930123", expires: 2_000_000_000, secret: "s")
+        #expect((try? SignedSessionToken(parsing: good))?.extension == "+4930123")
+        for bad in ["", "w1", "w1:c:3001:1:", "w2:c:3001:1:AAAA", "w1::3001:1:" + good.split(separator: ":").last!, "w1:c:30 01:1:x", "w1:c:3001:soon:x",
+                    "w1:c:3001:1:!!!!", "w1:c:3001:1:" + String(repeating: "A", count: 600), good + ":extra", "w1:c:" + String(repeating: "1", count: 40) + ":1:x"] {
+            #expect(throws: SignedSessionToken.Problem.malformed, "\(bad.prefix(40))") { try SignedSessionToken(parsing: bad) }
         }
     }
 

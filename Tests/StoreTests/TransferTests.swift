@@ -47,7 +47,7 @@ struct TransferTests {
         let from = try Store.open(directory: a.path, logger: logger)
         defer { try? from.close() }
         try await from.saveSIPPlatformSettings(SIPPlatformSettings(primary: "pbx.example:5070", transport: "tcp", domain: "example.com", registrationExpires: 900))
-        try await from.savePayloadSettings(PayloadSettings(srtpMode: "required", audioCodecs: ["pcma"]))
+        try await from.savePayloadSettings(PayloadSettings(srtpMode: "required", audioCodecs: ["opus", "pcma"], videoCodecs: ["h264", "vp8"]))
         let file = try await from.export(extensions: false, configuration: true).encoded()
         let to = try Store.open(directory: b.path, logger: logger)
         defer { try? to.close() }
@@ -58,7 +58,8 @@ struct TransferTests {
         try await to.apply(document, expecting: plan.basis)
         let sip = try #require(try await to.sipPlatformSettings())
         #expect(sip.samePlatform(as: try await from.sipPlatformSettings()))
-        #expect(try await to.payloadSettings()?.audioCodecs == ["pcma"])
+        #expect(try await to.payloadSettings()?.audioCodecs == ["opus", "pcma"])
+        #expect(try await to.payloadSettings()?.videoCodecs == ["h264", "vp8"])
         #expect(try await to.importPlan(document).isEmpty)
         // A file without them leaves them alone; one with a bad value is refused whole.
         let older = TransferDocument(extensions: nil, configuration: .init(services: [], turn: .init(credentialTTL: 600, relayAddresses: [], externalAddresses: [])))

@@ -85,7 +85,7 @@ extension ConfigurationKey {
     static let mediaOpusBitrate = Self("media.opus-bitrate", default: "24000", "Opus bitrate toward browsers, bits per second (6000–128000).")
     static let mediaOpusComplexity = Self("media.opus-complexity", default: "5", "Opus encoder complexity toward browsers (0 cheapest – 10 best).")
     static let mediaOpusGovernor = Self("media.opus-governor", default: "true", "Lower the Opus complexity of a media thread's calls when the thread nears a full core (false = always media.opus-complexity, and a thread past its core falls behind).")
-    static let mediaSIPCodec = Self("media.sip-codec", default: "pcmu", "G.711 law on the SIP side when the browser sends Opus: pcmu or pcma.")
+    static let mediaSIPCodec = Self("media.sip-codec", default: "pcmu", "The SIP leg's first codec: pcmu or pcma (the browser's Opus is transcoded to it), or opus (offered first and passed through untranscoded when the platform takes it; G.711 follows).")
     static let mediaPreferPassThrough = Self("media.prefer-pass-through", default: "false", "Answer browsers that offer PCMU/PCMA with G.711 (no transcoding) even when they prefer Opus.")
     static let mediaConsentTimeout = Self("media.consent-timeout", default: "30", "Seconds without an ICE consent check before a leg ends (RFC 7675 says 30).")
     static let mediaEcho = Self("media.echo", default: "false", "Serve the echo test: POST /webkit/echo (SDP offer in, answer out) and /webkit/echo.html.")

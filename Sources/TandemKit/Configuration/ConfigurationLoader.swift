@@ -176,7 +176,7 @@ extension TandemConfiguration {
         media.opusBitrate = try parser.integer(.mediaOpusBitrate, in: 6000...128_000)
         media.opusComplexity = try parser.integer(.mediaOpusComplexity, in: 0...10)
         media.opusGovernor = try parser.boolean(.mediaOpusGovernor)
-        media.sipCodec = try parser.choice(.mediaSIPCodec, ["pcmu", "pcma"])
+        media.sipCodec = try parser.choice(.mediaSIPCodec, ["pcmu", "pcma", "opus"])
         media.preferPassThrough = try parser.boolean(.mediaPreferPassThrough)
         media.consentTimeout = try parser.integer(.mediaConsentTimeout, in: 5...300)
         media.echo = try parser.boolean(.mediaEcho)

@@ -155,16 +155,28 @@ extension TandemServer {
     }
 
     /// `/webkit/ws`: a session token from the database joins its socket to the call controller.
+    /// A token an application server signed with its client's WebRTC secret
+    /// (``SignedSessionToken``) makes its session on first use.
     static func signallingBackend(_ context: ServeContext, controller: CallController) -> SignallingBackend {
         let store = context.store
+        let logger = context.logger
+        @Sendable func session(_ token: String) async -> SessionRecord? {
+            guard SignedSessionToken.looksSigned(token) else { return (try? await store.session(token: token)) ?? nil }
+            do {
+                return try await store.session(signedToken: token)
+            } catch {
+                logger.info("Signed session token refused", metadata: ["reason": "\(error)"])
+                return nil
+            }
+        }
         return SignallingBackend(
             // Once a restart stops the services, a browser that reconnects waits for the new process.
             authorize: { token in
                 guard context.restart.phase != .restarting else { return false }
-                return ((try? await store.session(token: token)) ?? nil) != nil
+                return await session(token) != nil
             },
             connect: { token, send in
-                guard let record = (try? await store.session(token: token)) ?? nil else { return nil }
+                guard let record = await session(token) else { return nil }
                 let session = BrowserSession(id: record.id, extension: record.extension,
                                              guest: record.guest.map { .init(from: $0.from, number: $0.service.number, serviceKey: $0.service.key) },
                                              expiresAt: record.expiresAt)

@@ -51,7 +51,7 @@ final class SIPService: Service {
                 c.graceSeconds = sip.unregisterGrace
                 c.registerAll = sip.registerAll
                 let payload = (try? context.store.payloadSettingsNow()) ?? nil ?? Self.configuredPayload(context.configuration)
-                (c.laws, c.srtpMode) = Self.payload(payload)
+                (c.codecs, c.srtpMode) = Self.payload(payload)
                 c.sipDomain = platform.domain
                 c.guestAccount = sip.guestExtension.isEmpty ? nil : sip.guestExtension
                 c.echoNumber = context.configuration.echoNumber
@@ -156,19 +156,19 @@ final class SIPService: Service {
 
     /// Puts payload settings into effect for new calls (nil: the configuration file's).
     func applyPayload(_ settings: PayloadSettings?) async {
-        let (laws, mode) = Self.payload(settings ?? Self.configuredPayload(context.configuration))
-        await controller?.setPayload(laws: laws, srtpMode: mode)
+        let (codecs, mode) = Self.payload(settings ?? Self.configuredPayload(context.configuration))
+        await controller?.setPayload(codecs: codecs, srtpMode: mode)
     }
 
     /// The configuration file's `sip.srtp` and `media.sip-codec` as payload settings.
     static func configuredPayload(_ configuration: TandemConfiguration) -> PayloadSettings {
-        PayloadSettings(srtpMode: configuration.sip.srtp, audioCodecs: configuration.media.sipCodec == "pcma" ? ["pcma", "pcmu"] : ["pcmu", "pcma"])
+        PayloadSettings(srtpMode: configuration.sip.srtp, audioCodecs: PayloadSettings.audioCodecs(first: configuration.media.sipCodec))
     }
 
-    /// The laws (preferred first) and SRTP mode of payload settings.
-    static func payload(_ settings: PayloadSettings) -> (laws: [G711.Law], srtpMode: SIPSRTPMode) {
-        let laws = settings.audioCodecs.compactMap { name -> G711.Law? in name == "pcmu" ? .muLaw : name == "pcma" ? .aLaw : nil }
-        return (laws.isEmpty ? [.muLaw, .aLaw] : laws, SIPSRTPMode(rawValue: settings.srtpMode) ?? .off)
+    /// The SIP leg's codecs (preferred first) and SRTP mode of payload settings.
+    static func payload(_ settings: PayloadSettings) -> (codecs: [SIPCodec], srtpMode: SIPSRTPMode) {
+        let codecs = settings.audioCodecs.compactMap(SIPCodec.init(rawValue:))
+        return (codecs.isEmpty ? [.pcmu, .pcma] : codecs, SIPSRTPMode(rawValue: settings.srtpMode) ?? .off)
     }
 
     /// ``platform(_:)`` off the caller's thread (DNS may take a moment).

@@ -352,7 +352,7 @@ def scenario_extensions(ctx):
             ctx.shot(b, "10-sip.png", height=1750)
             click_through(d, d.find_element("link text", "Payload"))
             assert d.find_element("id", "srtp-off").is_selected() and "always on" in d.find_element("id", "dtls").text
-            ctx.shot(b, "12-payload.png", height=1250)
+            ctx.shot(b, "12-payload.png", height=1700)
             # The same through an import from the CLI (another process): the server follows within seconds.
             exported = os.path.join(ctx.workdir, "platform.json")
             tandem.cli("config", "export", "--configuration", "--output", exported)

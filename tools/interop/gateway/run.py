@@ -30,6 +30,12 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    Tandem's RTP/SAVP offer ends the call), its call to a baresip with mediaenc
                    srtp-mand carries SRTP both ways (tones checked on each side; every RTP packet
                    toward baresip carries the 10-byte HMAC-SHA1-80 tag, so none is plain RTP)
+  opus             an administrator puts Opus first on /cms/payload: the page's call to a baresip with Opus carries the
+                   browser's Opus untranscoded (the INVITE offers payload type 111 first, the call lists as
+                   pass-through, tones checked both ways), its call to a PCMU-only baresip gets G.711 and is
+                   transcoded; a click-to-contact caller reaches agent 3002 (a second page, registered at
+                   Kamailio) through Kamailio: both SIP legs carry only Opus (PT 111), both calls are pass-through,
+                   each page hears the other's tone
   restart          "Restart service" on /cms under load: with a call in progress, new sessions get
                    503 while it drains; the browser hangs up and Tandem restarts at once (same
                    PID, a new start time) and the page comes back by itself; a second call is
@@ -64,7 +70,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "restart", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "opus", "restart", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -363,6 +369,24 @@ def cms_admin(workdir):
     return browser
 
 
+def baresip_heard(proc, records, hz=1000):
+    """Stops a baresip and checks that its recording holds the page's tone."""
+    sip.stop(proc)
+    heard = sip.recorded_tone(records)
+    assert abs(heard["hz"] - hz) <= 20 and heard["share"] > 0.3, heard
+    return heard
+
+
+def stop_all(admin, baresips, tandem, kamailio):
+    """A scenario's cleanup: the admin browser, the baresips, Tandem, Kamailio."""
+    if admin:
+        admin.__exit__(None, None, None)
+    for proc in baresips:
+        sip.stop(proc)
+    tandem.stop()
+    kamailio.kill()
+
+
 def scenario_srtp(tandem_binary, workdir):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
@@ -428,17 +452,133 @@ def scenario_srtp(tandem_binary, workdir):
         plain_sizes = rtp_sizes(pcap, plain_port)
         facts["rtp_to_plain_baresip"] = {"packets": len(plain_sizes), "sizes": sorted(set(plain_sizes))[:4]}
         assert len(plain_sizes) >= 50 and all(n == 12 + 160 for n in plain_sizes if n > 100), facts
-        sip.stop(secure)
-        facts["baresip_heard"] = sip.recorded_tone(records)
-        assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
+        facts["baresip_heard"] = baresip_heard(secure, records)
         return facts
     finally:
-        if admin:
-            admin.__exit__(None, None, None)
-        sip.stop(plain)
-        sip.stop(secure)
-        tandem.stop()
-        kamailio.kill()
+        stop_all(admin, [plain, secure], tandem, kamailio)
+
+
+def rtp_payload_types(path, to_port):
+    """{payload type: packets} of the RTP sent to `to_port` in a capture (RTCP left out)."""
+    out = subprocess.run(["tshark", "-r", path, "-Y", f"udp.dstport == {to_port}", "-T", "fields", "-e", "udp.payload"],
+                         capture_output=True, text=True, timeout=60)
+    types = {}
+    for line in out.stdout.split():
+        payload = bytes.fromhex(line.replace(":", ""))
+        if len(payload) >= 12 and payload[0] >> 6 == 2 and not 200 <= payload[1] <= 204:
+            types[payload[1] & 0x7F] = types.get(payload[1] & 0x7F, 0) + 1
+    return types
+
+
+def set_codecs(admin, order):
+    """/cms/payload: exactly the audio codecs of `order` enabled, in that order."""
+    from selenium.webdriver.support.ui import Select
+    admin.open("https://127.0.0.1:7443/cms/payload")
+    d = admin.driver
+    for name in ("opus", "pcmu", "pcma"):
+        box = d.find_element("id", f"codec-{name}")
+        if box.is_selected() != (name in order):
+            box.click()
+        if name in order:
+            Select(d.find_element("id", f"order-{name}")).select_by_value(str(order.index(name) + 1))
+    d.find_element("id", "save-payload").click()
+    sip.wait_for("the payload saved", lambda: "Saved." in d.page_source, 10)
+
+
+def api_calls(tandem, count):
+    """`GET /api/v1/calls` once `count` calls are confirmed."""
+    def confirmed():
+        status, calls = tandem.api("GET", "/api/v1/calls")
+        return calls["calls"] if status == 200 and sum(c["state"] == "confirmed" for c in calls["calls"]) == count else None
+    return sip.wait_for(f"{count} confirmed calls", confirmed, 10)
+
+
+def scenario_opus(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    plain, _ = sip.baresip_callee(workdir, "1001", 440)
+    opus, records = sip.baresip_callee(workdir, "1002", 440, port=5090, codecs="opus/48000/2,PCMU")
+    admin = None
+    try:
+        for number in ("3001", "3002"):
+            tandem.cli("extensions", "add", number, "--digest", "--password", "pw" + number)
+        tandem.cli("services", "add", "support", "3002", "--name", "Support")
+        create_admin(tandem_binary, tandem)
+        tandem.start()
+        sip.wait_for("both baresips in Kamailio", lambda: {"1001", "1002"} <= set(kamailio.contacts() or {}), 15)
+        admin = cms_admin(workdir)
+        set_codecs(admin, ["opus", "pcmu", "pcma"])
+        status, session = tandem.api("POST", "/api/v1/sessions", {"extension": "3001"})
+        assert status == 201, session
+        dump, pcap = capture_all(workdir, "opus")
+        try:
+            with Browser(tone_hz=1000, workdir=workdir) as browser:
+                open_agent(browser, session)
+                # A platform that takes Opus gets the browser's Opus, untranscoded.
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1002")
+                browser.wait_event("answered", 20, call=call)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["browser_heard_opus_baresip"] = heard
+                listed = api_calls(tandem, 1)
+                assert listed[0]["codec"] == "opus" and listed[0]["mode"] == "pass-through", listed
+                facts["opus_call"] = {k: listed[0][k] for k in ("codec", "mode", "mos")}
+                browser.js_async("return tandemAgent.hangup()")
+                time.sleep(1)
+                # One that answers with G.711 gets it, transcoded.
+                call = browser.js_async("return tandemAgent.call(arguments[0])", "1001")
+                browser.wait_event("answered", 20, call=call)
+                heard = browser.js_async("return tandemAgent.measure(arguments[0])", 2)
+                assert "error" not in heard and abs(heard["peakHz"] - 440) <= 15 and heard["peakShare"] > 0.3, heard
+                listed = api_calls(tandem, 1)
+                assert listed[0]["codec"] == "opus" and listed[0]["mode"] == "transcode", listed
+                facts["g711_call"] = {k: listed[0][k] for k in ("codec", "mode")}
+                browser.js_async("return tandemAgent.hangup()")
+                time.sleep(1)
+            # A click-to-contact caller reaches the agent 3002 through the PBX: Opus end to end.
+            status, agent_session = tandem.api("POST", "/api/v1/sessions", {"extension": "3002"})
+            assert status == 201, agent_session
+            status, guest = tandem.api("POST", "/api/v1/sessions", {"guest": {"from": "+4989123456", "destination": "support"}})
+            assert status == 201, guest
+            with Browser(tone_hz=600, workdir=os.path.join(workdir, "agent")) as agent, Browser(tone_hz=1000, workdir=os.path.join(workdir, "caller")) as caller:
+                open_agent(agent, agent_session, "?autoanswer=1")
+                sip.wait_for("3002 in Kamailio", lambda: "3002" in (kamailio.contacts() or {}), 10)
+                caller.open("https://127.0.0.1:7443/webkit/demo/click-to-call.html?service=support" + session_fragment(guest))
+                caller.js_async("return tandemClickToCall.start().then(c => c.id)")
+                caller.wait_event("answered", 20, source="tandemClickToCall")
+                listed = api_calls(tandem, 2)
+                assert all(c["codec"] == "opus" and c["mode"] == "pass-through" for c in listed), listed
+                facts["click_to_contact_calls"] = [{k: c[k] for k in ("direction", "codec", "mode")} for c in listed]
+                heard = caller.js_async("return tandemClickToCall.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 600) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["caller_heard_agent"] = heard
+                heard = agent.js_async("return tandemAgent.measure(arguments[0])", 3)
+                assert "error" not in heard and abs(heard["peakHz"] - 1000) <= 15 and heard["peakShare"] > 0.3, heard
+                facts["agent_heard_caller"] = heard
+                caller.js_async("return tandemClickToCall.hangup()")
+                agent.wait_event("ended", 15)
+        finally:
+            sip.stop(dump, signal.SIGINT)
+        # The INVITE to baresip offers Opus first; what Tandem sends it is Opus (PT 111).
+        media = subprocess.run(["tshark", "-r", pcap, "-d", "udp.port==5090,sip", "-Y", "sip.Method == INVITE && udp.dstport == 5090", "-T", "fields", "-e", "sdp.media"],
+                               capture_output=True, text=True, timeout=60).stdout.split()
+        assert media[:4] == ["audio", media[1], "RTP/AVP", "111"], media
+        flows = sip.udp_flows(pcap)
+        in_range = lambda port: RTP_PORTS[0] <= port <= RTP_PORTS[1]
+        # Toward the two baresips: one stream all Opus, one all PCMU (payload type 0).
+        to_baresips = [dst for (src, dst), n in flows.items() if in_range(src) and not in_range(dst) and dst not in (5060, 5080, 5090) and n >= 50]
+        facts["rtp_to_baresips"] = sorted((rtp_payload_types(pcap, port) for port in to_baresips), key=lambda t: sorted(t))
+        assert [sorted(t) for t in facts["rtp_to_baresips"]] == [[0], [111]], facts
+        # The SIP legs between Tandem and itself (via Kamailio) carry Opus both ways, nothing else.
+        between = [dst for (src, dst), n in flows.items() if in_range(src) and in_range(dst) and n >= 50]
+        assert len(between) == 2, flows
+        facts["rtp_between_legs"] = {port: rtp_payload_types(pcap, port) for port in between}
+        assert all(set(t) == {111} for t in facts["rtp_between_legs"].values()), facts
+        facts["baresip_heard"] = baresip_heard(opus, records)
+        return facts
+    finally:
+        stop_all(admin, [plain, opus], tandem, kamailio)
 
 
 def scenario_restart(tandem_binary, workdir):
@@ -683,7 +823,7 @@ def scenario_faults(tandem_binary, workdir):
 def inner(args):
     scenarios = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming,
                  "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
-                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "restart": scenario_restart, "click-to-contact": scenario_click_to_contact,
+                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "opus": scenario_opus, "restart": scenario_restart, "click-to-contact": scenario_click_to_contact,
                  "faults": scenario_faults}
     return sip.run_scenarios("gateway end-to-end", "tandem-gateway", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w)) for n, f in scenarios.items()})
 

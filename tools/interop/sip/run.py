@@ -461,28 +461,33 @@ def scenario_calls(tandem_binary, workdir, peer_binary):
         kamailio.kill()
 
 
-def baresip_callee(workdir, user, tone_hz, port=5080, mediaenc=None):
-    """baresip registered as `user` through Kamailio on `port`: auto-answer, PCMU, plays a tone and records what it hears;
-    `mediaenc` `srtp` (best effort) or `srtp-mand` (RTP/SAVP only) makes it speak SDES-SRTP."""
+def baresip_callee(workdir, user, tone_hz, port=5080, mediaenc=None, codecs="PCMU"):
+    """baresip registered as `user` through Kamailio on `port`: auto-answer, `codecs` (its audio_codecs; "opus" needs
+    its opus module), plays a tone and records what it hears; `mediaenc` `srtp` (best effort) or `srtp-mand`
+    (RTP/SAVP only) makes it speak SDES-SRTP."""
     import wave
     name = "baresip" if port == 5080 else f"baresip-{port}"
     home = os.path.join(workdir, name)
     records = os.path.join(workdir, f"records-{port}" if port != 5080 else "records")
     os.makedirs(home, exist_ok=True)
     os.makedirs(records, exist_ok=True)
-    with wave.open(os.path.join(workdir, "tone.wav"), "wb") as w:
-        w.setnchannels(1)
+    # aufile wants the codec's own rate and channels: 8 kHz mono for G.711, 48 kHz stereo for Opus.
+    opus = "opus" in codecs.lower()
+    source = os.path.join(workdir, f"tone-{port}.wav" if opus else "tone.wav")
+    with wave.open(source, "wb") as w:
+        w.setnchannels(2 if opus else 1)
         w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) for x in tone(tone_hz, 60)))
+        w.setframerate(48000 if opus else 8000)
+        samples = tone(tone_hz, 60, rate=48000) if opus else tone(tone_hz, 60)
+        w.writeframes(b"".join(int(x).to_bytes(2, "little", signed=True) * (2 if opus else 1) for x in samples))
     open(os.path.join(home, "accounts"), "w").write(
-        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs=PCMU"
+        f"<sip:{user}@tandem.test>;auth_pass=pw{user};outbound=\"sip:127.0.0.1:5060\";regint=300;answermode=auto;audio_codecs={codecs}"
         + (f";mediaenc={mediaenc}" if mediaenc else "") + "\n")
     open(os.path.join(home, "config"), "w").write("\n".join([
         f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1", "module_path /usr/lib/baresip/modules",
         # srtp before account: the accounts' mediaenc names must exist when they are read.
-        "module g711.so", *(["module srtp.so"] if mediaenc else []), "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
-        f"audio_source aufile,{workdir}/tone.wav", "audio_player alsa,null", f"snd_path {records}", ""]))
+        "module g711.so", *(["module opus.so"] if opus else []), *(["module srtp.so"] if mediaenc else []), "module account.so", "module aufile.so", "module sndfile.so", "module alsa.so",
+        f"audio_source aufile,{source}", "audio_player alsa,null", f"snd_path {records}", ""]))
     log = open(os.path.join(workdir, f"{name}.log"), "w")
     proc = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, records
@@ -494,8 +499,9 @@ def recorded_tone(records):
     assert decoded, f"baresip recorded nothing: {os.listdir(records)}"
     with wave.open(os.path.join(records, decoded[0])) as w:
         frames = w.readframes(w.getnframes())
-        rate = w.getframerate()
-    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * max(1, rate // 8000))]
+        rate, channels = w.getframerate(), w.getnchannels()
+    # The first channel at 8 kHz (Opus records at 48 kHz, maybe stereo).
+    samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames) - 1, 2 * channels * max(1, rate // 8000))]
     hz, share = dominant(samples)
     return {"hz": hz, "share": round(share, 2), "seconds": round(len(samples) / 8000, 1)}
 
