@@ -144,6 +144,7 @@ enum HTML {
         .warning { color: var(--warn); background: #fff4e0; border: 1px solid #f1d9a6; padding: .5rem .7rem; border-radius: 4px; }
         .notice { color: var(--ok); background: #e8f5ec; border: 1px solid #bfe0c8; padding: .5rem .7rem; border-radius: 4px; }
         code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .9em; }
+        code { overflow-wrap: anywhere; }
         pre { background: #fff; border: 1px solid var(--line); padding: .6rem .8rem; overflow-x: auto; }
         svg.chart { background: #fff; border: 1px solid var(--line); width: 100%; max-width: 48rem; height: auto; }
         svg.chart .calls { fill: none; stroke: var(--accent); stroke-width: 2; }

@@ -38,9 +38,9 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
     /// SRTP of each direction while ``SIPAudio/srtp`` is set.
     private var protect: SRTPContext?
     private var unprotect: SRTPContext?
-    /// Room for one packet and its SRTP tag, per direction.
-    private let sendScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
-    private let receiveScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    /// Room for one packet and its SRTP tag, per direction (made once SRTP is keyed: a plain leg has none).
+    private var sendScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var receiveScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     public init(socket: UDPSocket, audio: SIPAudio) {
         self.socket = socket
@@ -67,6 +67,10 @@ public final class SIPRTPLeg: FarEnd, ReadableHandler {
             protect = nil
             unprotect = nil
             return
+        }
+        if sendScratch.isEmpty {
+            sendScratch = .allocate(byteCount: 2048, alignment: 16)
+            receiveScratch = .allocate(byteCount: 2048, alignment: 16)
         }
         protect = try? SRTPContext(profile: .aes128CMHMACSHA1_80, keyAndSalt: keys.outbound, direction: .outbound)
         unprotect = try? SRTPContext(profile: .aes128CMHMACSHA1_80, keyAndSalt: keys.inbound, direction: .inbound)

@@ -49,7 +49,7 @@ extension Store {
     /// Stores `settings` (validated).
     public func saveDiagnosticsSettings(_ settings: DiagnosticsSettings) async throws {
         if let (field, reason) = settings.violation() { throw StoreError.invalidValue(field: field, reason: reason) }
-        let text = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
+        let text = try Self.encodeDiagnostics(settings)
         try await pool.write { db in try Meta.setValue(db, key: Self.diagnosticsKey, value: text) }
         logger.info("Updated the diagnostics settings", metadata: ["level": "\(settings.defaultLevel)", "subsystems": "\(settings.levels.count)"])
     }
@@ -57,6 +57,10 @@ extension Store {
     /// Removes the /cms diagnostics: the configuration file's `log.*` apply again.
     public func clearDiagnosticsSettings() async throws {
         try await pool.write { db in try Meta.setValue(db, key: Self.diagnosticsKey, value: nil) }
+    }
+
+    static func encodeDiagnostics(_ settings: DiagnosticsSettings) throws -> String {
+        String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
     }
 
     static func decodeDiagnostics(_ text: String?) throws -> DiagnosticsSettings? {

@@ -51,6 +51,8 @@ public struct TransferDocument: Codable, Sendable, Equatable {
         public var sipPlatform: SIPPlatformSettings? = nil
         /// The payload settings set in /cms; absent as for ``sipPlatform``.
         public var payload: Payload? = nil
+        /// The log levels and retention set in /cms; absent as for ``sipPlatform``.
+        public var diagnostics: DiagnosticsSettings? = nil
 
         public struct Payload: Codable, Sendable, Equatable {
             public var srtpMode: String
@@ -145,6 +147,7 @@ public struct TransferDocument: Codable, Sendable, Equatable {
                   (c.turn.relayAddresses + c.turn.externalAddresses).allSatisfy({ $0.utf8.count <= 100 && !$0.contains(where: \.isWhitespace) })
             else { throw .invalid("turn: at most 16 relay and 16 external addresses, without spaces") }
             if let sip = c.sipPlatform, let (field, reason) = sip.violation() { throw .invalid("sipPlatform.\(field): \(reason)") }
+            if let d = c.diagnostics, let (field, reason) = d.violation() { throw .invalid("diagnostics.\(field): \(reason)") }
             if let p = c.payload, let (field, reason) = p.settings.violation() {
                 throw .invalid("payload.\(field): \(reason)")
             }
@@ -202,7 +205,7 @@ public struct ImportPlan: Sendable, Equatable, Codable {
     public var services: Change?
     /// The TURN settings that differ (`credentialTTL 600 → 900`).
     public var turn: [String]?
-    /// The SIP platform and payload settings that differ (`sipPlatform.primary a → b`).
+    /// The SIP platform, payload and diagnostics settings that differ (`sipPlatform.primary a → b`).
     public var settings: [String]?
     /// Identifies the database state the plan was made against: ``Store/apply(_:expecting:)``
     /// refuses when it has changed since.
@@ -286,6 +289,14 @@ extension Store {
                 differ("payload.audioCodecs", have.payload?.audioCodecs.joined(separator: ",") ?? "", payload.audioCodecs.joined(separator: ","))
                 differ("payload.videoCodecs", have.payload.map { $0.settings.videoCodecs.joined(separator: ",") } ?? "", payload.settings.videoCodecs.joined(separator: ","))
             }
+            if let diagnostics = c.diagnostics {
+                let old = have.diagnostics
+                let levels = { (d: DiagnosticsSettings) in d.levels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+                differ("diagnostics.defaultLevel", old?.defaultLevel ?? "", diagnostics.defaultLevel)
+                differ("diagnostics.levels", old.map(levels) ?? "", levels(diagnostics))
+                differ("diagnostics.maxFiles", old.map { String($0.maxFiles) } ?? "", String(diagnostics.maxFiles))
+                differ("diagnostics.maxFileSize", old.map { String($0.maxFileSize) } ?? "", String(diagnostics.maxFileSize))
+            }
             plan.settings = settings
         }
         return plan
@@ -344,6 +355,9 @@ extension Store {
                     sip.updatedAt = Date()
                     try SIPPlatformTable.save(db, sip)
                 }
+                if let diagnostics = c.diagnostics {
+                    try Meta.setValue(db, key: Store.diagnosticsKey, value: try Store.encodeDiagnostics(diagnostics))
+                }
                 if let payload = c.payload {
                     try PayloadTable.save(db, payload.settings)
                 }
@@ -374,6 +388,7 @@ extension Store {
             turn: .init(credentialTTL: turn.credentialTTL, relayAddresses: turn.relayAddresses, externalAddresses: turn.externalAddresses))
         configuration.sipPlatform = try SIPPlatformTable.fetch(db)
         configuration.payload = try PayloadTable.fetch(db).map { .init(srtpMode: $0.srtpMode, audioCodecs: $0.audioCodecs, videoCodecs: $0.videoCodecs) }
+        configuration.diagnostics = try Store.decodeDiagnostics(Meta.value(db, key: Store.diagnosticsKey))
         return TransferDocument(extensions: records, configuration: configuration)
     }
 }

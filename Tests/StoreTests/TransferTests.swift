@@ -48,6 +48,7 @@ struct TransferTests {
         defer { try? from.close() }
         try await from.saveSIPPlatformSettings(SIPPlatformSettings(primary: "pbx.example:5070", transport: "tcp", domain: "example.com", registrationExpires: 900))
         try await from.savePayloadSettings(PayloadSettings(srtpMode: "required", audioCodecs: ["opus", "pcma"], videoCodecs: ["h264", "vp8"]))
+        try await from.saveDiagnosticsSettings(DiagnosticsSettings(defaultLevel: "debug", levels: ["SIPUA": "trace"], maxFiles: 7, maxFileSize: 1 << 20))
         let file = try await from.export(extensions: false, configuration: true).encoded()
         let to = try Store.open(directory: b.path, logger: logger)
         defer { try? to.close() }
@@ -60,6 +61,8 @@ struct TransferTests {
         #expect(sip.samePlatform(as: try await from.sipPlatformSettings()))
         #expect(try await to.payloadSettings()?.audioCodecs == ["opus", "pcma"])
         #expect(try await to.payloadSettings()?.videoCodecs == ["h264", "vp8"])
+        #expect(try await to.diagnosticsSettings() == DiagnosticsSettings(defaultLevel: "debug", levels: ["SIPUA": "trace"], maxFiles: 7, maxFileSize: 1 << 20))
+        #expect(plan.settings?.contains("diagnostics.levels – → SIPUA=trace") == true)
         #expect(try await to.importPlan(document).isEmpty)
         // A file without them leaves them alone; one with a bad value is refused whole.
         let older = TransferDocument(extensions: nil, configuration: .init(services: [], turn: .init(credentialTTL: 600, relayAddresses: [], externalAddresses: [])))
@@ -68,6 +71,9 @@ struct TransferTests {
         var bad = document
         bad.configuration?.sipPlatform?.registrationExpires = 60
         #expect(throws: TransferDocument.Problem.self) { try TransferDocument.parse(bad.encoded()) }
+        var noisy = document
+        noisy.configuration?.diagnostics?.maxFiles = 1000
+        #expect(throws: TransferDocument.Problem.self) { try TransferDocument.parse(noisy.encoded()) }
     }
 
     @Test func aPlanGoesStaleWhenTheDataChanges() async throws {

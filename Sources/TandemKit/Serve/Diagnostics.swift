@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 import Logging
 import Store
 
@@ -155,4 +156,30 @@ enum DiagnosticsArchive {
 struct DiagnosticsError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Follows the diagnostics settings in the database: an import from the CLI or the API (or
+/// another process) changes the log levels and retention within ``pollInterval``, as the
+/// /cms page does at once; a removed row brings back the configuration file's `log.*`.
+struct DiagnosticsFollower: Service {
+    let store: Store
+    let logging: LoggingControl
+    let configured: DiagnosticsSettings
+    let logger: Logger
+    var pollInterval: Duration = .seconds(3)
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var seen = try? await store.diagnosticsSettings()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: pollInterval)
+                let now: DiagnosticsSettings?
+                do { now = try await store.diagnosticsSettings() } catch { continue }
+                guard now != seen else { continue }
+                seen = now
+                TandemServer.apply(now ?? configured, to: logging)
+                logger.info("Log levels and retention changed in the database", metadata: ["level": "\((now ?? configured).defaultLevel)"])
+            }
+        }
+    }
 }

@@ -88,6 +88,11 @@ public struct TandemServer: Sendable {
                 failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: "store")
         ]
+        if let logging {
+            services.append(.init(
+                service: DiagnosticsFollower(store: context.store, logging: logging, configured: Self.configuredDiagnostics(context.configuration.log), logger: context.logger),
+                serviceName: "diagnostics"))
+        }
         let turnServices = try makeTURNServices(context)
         services += turnServices
         var engine: MediaEngine?

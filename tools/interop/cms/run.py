@@ -17,7 +17,9 @@ ports, no SIP platform) and drives Chromium through selenium:
                 revoked there, then its token is refused; a click-to-contact service is saved
   transfer      extensions and configuration downloaded from one server's page, uploaded in
                 Chromium to another: the preview lists what would be added, changed, removed;
-                the confirmation applies it; the API's dry run reports the same file
+                the confirmation applies it; the API's dry run reports the same file; the log level
+                set on A's diagnostics page travels with the configuration, and B, running, takes it
+                within seconds of a `tandem config import` from the CLI
   certificates  uploads in Chromium: a key of another certificate is refused next to its field;
                 a good certificate (valid 20 days) is presented by the next HTTPS and TURN-TLS
                 handshakes without a restart and every page warns of its expiry; removing the
@@ -458,6 +460,9 @@ def scenario_turn_and_clients(ctx):
             click_through(d, d.find_element("id", "create-client"))
             secret = d.find_element("id", "new-secret").text
             assert len(secret) == 64, secret
+            row = next(r for r in d.find_elements("css selector", "#clients tbody tr") if r.text.startswith("crm"))
+            click_through(d, row.find_element("css selector", "form[action='/cms/clients/webrtc'] button"))
+            assert len(d.find_element("id", "webrtc-secret").text) == 64 and d.find_element("id", "webrtc-crm").text == "on"
             ctx.shot(b, "08-clients.png")
             b.open(BASE + "/cms/clients")
             assert secret not in d.page_source, "the secret is shown once"
@@ -499,6 +504,11 @@ def scenario_transfer(ctx):
     try:
         with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-a")) as b:
             sign_in(b, ACCOUNT, PASSWORD)
+            # A's log level set on its page travels with the configuration.
+            from selenium.webdriver.support.ui import Select
+            b.open(BASE + "/cms/diagnostics")
+            Select(b.driver.find_element("id", "level")).select_by_value("debug")
+            click_through(b.driver, b.driver.find_element("id", "save-logging"))
             jar = "tandem_cms=" + next(c["value"] for c in b.driver.get_cookies() if c["name"] == "tandem_cms")
             for part in ("extensions", "configuration"):
                 status, headers, text = request(f"/cms/transfer/{part}.json", headers={"Cookie": jar})
@@ -517,6 +527,11 @@ def scenario_transfer(ctx):
     try:
         status, answer = b_side.api("POST", "/api/v1/import?dryRun=true", json.load(open(files["configuration"])))
         assert status == 200 and answer["applied"] is False and answer["plan"]["services"]["added"] == ["support"], (status, answer)
+        assert "diagnostics.defaultLevel – → debug" in answer["plan"]["settings"], answer
+        # The configuration through the CLI (another process): the running server takes A's log level within seconds.
+        b_side.cli("config", "import", files["configuration"])
+        wait_for("B to follow the imported log level", lambda: "Log levels and retention changed in the database" in open(os.path.join(ctx.workdir, "b", "tandem.out")).read(), 10)
+        facts["diagnostics_followed"] = True
         with Browser(tone_hz=None, workdir=os.path.join(ctx.workdir, "browser-b")) as b:
             d = b.driver
             sign_in(b, ACCOUNT, PASSWORD)

@@ -36,6 +36,11 @@ in its own network namespace that has only `lo` (see shared/TESTING.md):
                    transcoded; a click-to-contact caller reaches agent 3002 (a second page, registered at
                    Kamailio) through Kamailio: both SIP legs carry only Opus (PT 111), both calls are pass-through,
                    each page hears the other's tone
+  signed-token     an administrator turns the WebRTC secret of the OAuth client on at /cms/clients (shown once); a
+                   token the test signs with it (w1:client:3001:expiry:HMAC-SHA256, no API call) lets the agent page
+                   connect and 3001 register at Kamailio, as one session that a reload keeps; forged, stale,
+                   too-long and wrongly keyed tokens get 401 before the upgrade and make no session; once the
+                   switch is off a well-signed token for the free 3002 gets 401
   restart          "Restart service" on /cms under load: with a call in progress, new sessions get
                    503 while it drains; the browser hangs up and Tandem restarts at once (same
                    PID, a new start time) and the page comes back by itself; a second call is
@@ -62,6 +67,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -70,7 +76,7 @@ sip = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sip)
 from browser import Browser, session_fragment  # noqa: E402
 
-SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "opus", "restart", "click-to-contact", "faults"]
+SCENARIOS = ["demo", "agent-incoming", "agent-incoming-turn", "agent-outgoing", "agent-outgoing-info", "srtp", "opus", "signed-token", "restart", "click-to-contact", "faults"]
 GRACE = 3
 RTP_PORTS = (30000, 30099)
 
@@ -581,6 +587,77 @@ def scenario_opus(tandem_binary, workdir):
         stop_all(admin, [plain, opus], tandem, kamailio)
 
 
+def signed_token(client_id, extension, expires, secret):
+    """A session token signed as an application server does it with its client's WebRTC secret (w1:…:HMAC-SHA256)."""
+    import base64
+    import hashlib
+    import hmac
+    signed = f"w1:{client_id}:{extension}:{expires}"
+    mac = hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()
+    return signed + ":" + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def scenario_signed_token(tandem_binary, workdir):
+    facts = {}
+    kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
+    tandem = Tandem(tandem_binary, workdir)
+    admin = None
+    try:
+        for number in ("3001", "3002"):
+            tandem.cli("extensions", "add", number, "--digest", "--password", "pw" + number)
+        create_admin(tandem_binary, tandem)
+        tandem.start()
+        admin = cms_admin(workdir)
+
+        def switch():
+            admin.open("https://127.0.0.1:7443/cms/clients")
+            form = admin.driver.find_element("css selector", "#clients tbody tr form[action='/cms/clients/webrtc']")
+            form.find_element("css selector", "button").click()
+        switch()
+        secret = admin.driver.find_element("id", "webrtc-secret").text
+        assert len(secret) == 64, secret
+        admin.open("https://127.0.0.1:7443/cms/clients")
+        assert secret not in admin.driver.page_source and admin.driver.find_element("id", "webrtc-default-client-id").text == "on"
+        now = int(time.time())
+        token = signed_token("default-client-id", "3001", now + 300, secret)
+        # Forged, stale and too-long tokens are refused before the upgrade, and make no session.
+        forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+        for name, bad in (("forged", forged), ("stale", signed_token("default-client-id", "3001", now - 5, secret)),
+                          ("too-long", signed_token("default-client-id", "3001", now + 90000, secret)), ("other-secret", signed_token("default-client-id", "3001", now + 300, "x" * 64))):
+            code, _ = tandem.get("/webkit/ws?token=" + urllib.parse.quote(bad, safe=""), status=True)
+            assert code == 401, (name, code)
+        facts["refused_before_upgrade"] = ["forged", "stale", "too-long", "other-secret"]
+        status, listed = tandem.api("GET", "/api/v1/sessions")
+        assert status == 200 and listed["sessions"] == [], listed
+        # No API call: the page connects with the token it was handed, and 3001 registers.
+        session = {"websocketURL": "wss://127.0.0.1:7443/webkit/ws", "token": token}
+        with Browser(tone_hz=1000, workdir=workdir) as browser:
+            open_agent(browser, session)
+            sip.wait_for("3001 in Kamailio", lambda: "3001" in (kamailio.contacts() or {}), 10)
+            status, listed = tandem.api("GET", "/api/v1/sessions")
+            made = [s for s in listed["sessions"] if s.get("extension") == "3001"]
+            assert status == 200 and len(made) == 1 and made[0]["clientId" if "clientId" in made[0] else "clientID"] == "default-client-id", listed
+            facts["session"] = {"extension": made[0]["extension"], "expiresAt": made[0]["expiresAt"]}
+            # The same token again (a reload) is the same session.
+            open_agent(browser, session)
+            status, again = tandem.api("GET", "/api/v1/sessions")
+            assert [s["id"] for s in again["sessions"]] == [made[0]["id"]], again
+            # Another signed token for the extension this session holds is refused.
+            code, _ = tandem.get("/webkit/ws?token=" + urllib.parse.quote(signed_token("default-client-id", "3001", now + 301, secret), safe=""), status=True)
+            assert code == 401, code
+        # The switch off: a well-signed token for the free 3002 is refused at once.
+        fresh = signed_token("default-client-id", "3002", now + 300, secret)
+        switch()
+        assert "tokens signed with it are refused" in admin.driver.page_source
+        code, _ = tandem.get("/webkit/ws?token=" + urllib.parse.quote(fresh, safe=""), status=True)
+        assert code == 401, code
+        facts["after_switch_off"] = code
+        assert "Signed session token refused" in open(os.path.join(workdir, "tandem.out")).read()
+        return facts
+    finally:
+        stop_all(admin, [], tandem, kamailio)
+
+
 def scenario_restart(tandem_binary, workdir):
     facts = {}
     kamailio = sip.Kamailio(workdir, "primary", "127.0.0.1", max_expires=300).start()
@@ -823,7 +900,7 @@ def scenario_faults(tandem_binary, workdir):
 def inner(args):
     scenarios = {"demo": scenario_demo, "agent-incoming": scenario_agent_incoming,
                  "agent-incoming-turn": lambda t, w: scenario_agent_incoming(t, w, relay=True), "agent-outgoing": scenario_agent_outgoing,
-                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "opus": scenario_opus, "restart": scenario_restart, "click-to-contact": scenario_click_to_contact,
+                 "agent-outgoing-info": lambda t, w: scenario_agent_outgoing(t, w, info=True), "srtp": scenario_srtp, "opus": scenario_opus, "signed-token": scenario_signed_token, "restart": scenario_restart, "click-to-contact": scenario_click_to_contact,
                  "faults": scenario_faults}
     return sip.run_scenarios("gateway end-to-end", "tandem-gateway", args.scenarios, {n: (lambda w, f=f: f(args.tandem, w)) for n, f in scenarios.items()})
 
