@@ -32,7 +32,7 @@ extension AdminRoutes {
             return """
                 <div class="codec"><input type="checkbox" id="\(field)-\(name)" name="\(field)" value="\(name)"\(enabled.contains(name) ? " checked" : "")>
                 <label for="\(field)-\(name)">\(HTML.escape(codecNames[name] ?? name))</label>
-                <label class="place" for="order-\(name)">place</label><select id="order-\(name)" name="order-\(name)">\(places)</select></div>
+                <label class="place" for="order-\(name)">place</label><select id="order-\(name)" name="order-\(name)" aria-label="Place of \(HTML.escape(codecNames[name] ?? name)) in the order">\(places)</select></div>
                 """
         }.joined()
     }
