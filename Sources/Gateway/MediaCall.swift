@@ -2,6 +2,7 @@ import Datapath
 import Glibc
 import G711
 import Media
+import Opus
 import SDP
 import WebRTC
 
@@ -25,10 +26,14 @@ final class MediaLoopCore {
     /// Whether the governor may change the complexity (`media.opus-governor`).
     let governs: Bool
 
-    init(loop: DatapathLoop, metrics: MediaMetrics, complexity: Int32, governs: Bool, sharedPort: SharedUDPPort?) {
+    /// The Opus encoder settings of new bridges toward G.711 (`media.opus-*`).
+    let opus: OpusEncoder.Configuration
+
+    init(loop: DatapathLoop, metrics: MediaMetrics, opus: OpusEncoder.Configuration, governs: Bool, sharedPort: SharedUDPPort?) {
         self.loop = loop
         self.metrics = metrics
-        self.governor = ComplexityGovernor(configured: complexity)
+        self.opus = opus
+        self.governor = ComplexityGovernor(configured: opus.complexity)
         self.governs = governs
         self.sharedPort = sharedPort
     }
@@ -157,9 +162,8 @@ final class MediaLoopCore {
                                      telephoneEventClockRate: audio.telephoneEventClockRate, ssrc: localSSRC)
         let sipSide = BridgeSide(audioPayloadType: sip.payloadType, telephoneEventPayloadType: sip.telephoneEventPayloadType, clockRate: sip.codec.clockRate,
                                  telephoneEventClockRate: 8000, ssrc: UInt32.random(in: 1...UInt32.max))
-        let bridge = try makeBridge(browserCodec: audio.codec, browser: browserSide, sip: sipSide, sipCodec: sip.codec, configuration: configuration)
+        let bridge = try makeBridge(browserCodec: audio.codec, browser: browserSide, sip: sipSide, sipCodec: sip.codec)
         let call = MediaCall(id: id, leg: leg, bridge: bridge, farEnd: farEnd, codec: audio.codec, core: self, onEnded: onEnded, onRelease: onRelease)
-        call.configuration = configuration
         call.onConnected = onConnected
         call.local = local
         call.local.codecs = [audio.codec]
@@ -180,12 +184,12 @@ final class MediaLoopCore {
 
     /// The bridge between a browser codec and a SIP codec: the same codec on both sides is
     /// passed through (only headers are rewritten), Opus toward G.711 is transcoded.
-    func makeBridge(browserCodec: AudioCodec, browser: BridgeSide, sip: BridgeSide, sipCodec: SIPCodec, configuration: MediaConfiguration) throws -> AudioBridge {
+    func makeBridge(browserCodec: AudioCodec, browser: BridgeSide, sip: BridgeSide, sipCodec: SIPCodec) throws -> AudioBridge {
         switch (browserCodec, sipCodec.law) {
         case (.opus, nil):
             return try AudioBridge(mode: .passThrough, browser: browser, sip: sip)
         case (.opus, let law?):
-            var opus = configuration.opus
+            var opus = self.opus
             opus.complexity = governor.current  // a new call starts where the governor stands
             return try AudioBridge(mode: .transcode, browser: browser, sip: sip, law: law, opus: opus)
         case (.pcmu, .muLaw?), (.pcma, .aLaw?):
@@ -214,8 +218,6 @@ final class MediaCall {
     let leg: WebRTCLeg
     private(set) var bridge: AudioBridge
     let farEnd: any FarEnd
-    /// The engine's settings the bridge was made with (for a new bridge when the SIP codec changes).
-    var configuration = MediaConfiguration()
     let codec: AudioCodec
     unowned let core: MediaLoopCore
     private var onRelease: (() -> Void)?
@@ -315,16 +317,17 @@ final class MediaCall {
         leg.sendRTCP(RTCPPacket.serializeCompound(report))
     }
 
-    /// The SIP leg now speaks `codec` at `payloadType`: a new bridge when that is not what
-    /// the bridge does (its SSRCs, payload types toward the browser and telephone-events are
-    /// kept; reception statistics start afresh).
+    /// The SIP leg of a call whose browser sends Opus now speaks `codec` at `payloadType`: a
+    /// new bridge when that is not what the bridge does (its SSRCs, payload types toward the
+    /// browser and telephone-events are kept; reception statistics start afresh).
     func bridgeSIP(codec sipCodec: SIPCodec, payloadType: UInt8) throws {
-        guard bridge.sip.audioPayloadType != payloadType || bridge.sip.clockRate != sipCodec.clockRate || (bridge.mode == .transcode) != (sipCodec.law != nil)
-                || (sipCodec.law != nil && bridge.law != sipCodec.law) else { return }
+        // From the browser's Opus, a pass-through bridge goes to Opus, a transcoding one to its law.
+        let bridged: SIPCodec = bridge.mode == .transcode ? SIPCodec(bridge.law) : .opus
+        guard sipCodec != bridged || payloadType != bridge.sip.audioPayloadType else { return }
         var side = bridge.sip
         side.audioPayloadType = payloadType
         side.clockRate = sipCodec.clockRate
-        bridge = try core.makeBridge(browserCodec: codec, browser: bridge.browser, sip: side, sipCodec: sipCodec, configuration: configuration)
+        bridge = try core.makeBridge(browserCodec: codec, browser: bridge.browser, sip: side, sipCodec: sipCodec)
     }
 
     /// Our side of the negotiation (for answers to the browser's later offers).

@@ -98,7 +98,7 @@ public final class MediaEngine: Sendable {
         }
         metrics.complexity.record(Int(configuration.opus.complexity))
         cores = loops.indices.map { i in
-            LoopBound(MediaLoopCore(loop: loops[i], metrics: metrics, complexity: configuration.opus.complexity, governs: configuration.governor, sharedPort: shared[i]), loop: loops[i])
+            LoopBound(MediaLoopCore(loop: loops[i], metrics: metrics, opus: configuration.opus, governs: configuration.governor, sharedPort: shared[i]), loop: loops[i])
         }
     }
 
@@ -354,22 +354,15 @@ public final class MediaEngine: Sendable {
         return try await core.loop.submit { try core.value.calls[callID].map(body) }
     }
 
-    /// Runs `body` with a call's far end on its loop (false: no such call).
-    @discardableResult
-    public func withFarEnd(of callID: String, _ body: @escaping @Sendable (any FarEnd) -> Void) async -> Bool {
-        ((try? await onCall(callID) { body($0.farEnd) }) ?? nil) != nil
-    }
-
     /// The SIP leg's description changed (its answer, early media, a re-INVITE): the RTP leg
     /// takes the new address, direction and keys, and the bridge follows its codec (Opus
     /// passes through; a change between Opus and G.711 switches transcoding on or off).
     /// False: no such call.
     @discardableResult
     public func updateSIP(of callID: String, _ audio: SIPAudio) async -> Bool {
-        let side = sipSide(for: .opus, sip: audio)
         let found = try? await onCall(callID) { call -> Bool in
             (call.farEnd as? SIPRTPLeg)?.update(audio)
-            if call.codec == .opus { try call.bridgeSIP(codec: side.codec, payloadType: side.payloadType) }
+            if call.codec == .opus { try call.bridgeSIP(codec: audio.codec, payloadType: audio.payloadType) }
             return true
         }
         return found == true

@@ -80,12 +80,10 @@ extension Store {
         let token = try SignedSessionToken(parsing: text)
         let hash = Data(SHA256.hash(data: Data(text.utf8)))
         let (record, created) = try await pool.write { db -> (SessionRecord, Bool) in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM oauth_clients WHERE client_id = ?", arguments: [token.clientID]) == true else {
+            guard let client = try Row.fetchOne(db, sql: "SELECT webrtc_secret FROM oauth_clients WHERE client_id = ?", arguments: [token.clientID]) else {
                 throw SignedSessionToken.Problem.unknownClient
             }
-            guard let secret = try String.fetchOne(db, sql: "SELECT webrtc_secret FROM oauth_clients WHERE client_id = ?", arguments: [token.clientID]) else {
-                throw SignedSessionToken.Problem.noWebRTCSecret
-            }
+            guard let secret: String = client["webrtc_secret"] else { throw SignedSessionToken.Problem.noWebRTCSecret }
             try token.verify(secret: secret, now: now)
             try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
             if let existing = try Row.fetchOne(db, sql: "\(Self.sessionQuery) WHERE s.token_hash = ?", arguments: [hash]).map(Self.session) { return (existing, false) }

@@ -240,17 +240,17 @@ import Testing
     /// Opus toward G.711 is transcoded, and the browser's G.711 cannot reach Opus.
     @Test func bridgeFollowsTheSIPCodec() throws {
         let loop = try DatapathLoop(name: "bridge-test")
-        let core = MediaLoopCore(loop: loop, metrics: MediaMetrics(), complexity: 5, governs: false, sharedPort: nil)
+        let core = MediaLoopCore(loop: loop, metrics: MediaMetrics(), opus: MediaConfiguration().opus, governs: false, sharedPort: nil)
         let browser = BridgeSide(audioPayloadType: 111, telephoneEventPayloadType: 110, clockRate: 48000, ssrc: 1)
         let opus = BridgeSide(audioPayloadType: 109, telephoneEventPayloadType: 101, clockRate: 48000, telephoneEventClockRate: 8000, ssrc: 2)
         let g711 = BridgeSide(audioPayloadType: 8, telephoneEventPayloadType: 101, clockRate: 8000, ssrc: 2)
         let configuration = MediaConfiguration()
-        let passed = try core.makeBridge(browserCodec: .opus, browser: browser, sip: opus, sipCodec: .opus, configuration: configuration)
+        let passed = try core.makeBridge(browserCodec: .opus, browser: browser, sip: opus, sipCodec: .opus)
         #expect(passed.mode == .passThrough && passed.encoder == nil)
-        let transcoded = try core.makeBridge(browserCodec: .opus, browser: browser, sip: g711, sipCodec: .pcma, configuration: configuration)
+        let transcoded = try core.makeBridge(browserCodec: .opus, browser: browser, sip: g711, sipCodec: .pcma)
         #expect(transcoded.mode == .transcode && transcoded.law == .aLaw && transcoded.encoder != nil)
         #expect(throws: MediaError.self) {
-            try core.makeBridge(browserCodec: .pcmu, browser: g711, sip: opus, sipCodec: .opus, configuration: configuration)
+            try core.makeBridge(browserCodec: .pcmu, browser: g711, sip: opus, sipCodec: .opus)
         }
         // The engine's SIP side: a browser's G.711 keeps its own law whatever the SIP leg said first.
         let engine = try MediaEngine(configuration: configuration, logger: .init(label: "test"))

@@ -228,8 +228,7 @@ def scenario_agent_incoming(tandem_binary, workdir, relay=False):
         assert facts["unregistered_after_s"] >= GRACE - 1, facts
         return facts
     finally:
-        tandem.stop()
-        kamailio.kill()
+        stop_all(tandem, kamailio)
 
 
 def capture_all(workdir, name):
@@ -338,9 +337,7 @@ def scenario_agent_outgoing(tandem_binary, workdir, info=False):
         assert abs(facts["baresip_heard"]["hz"] - 1000) <= 20 and facts["baresip_heard"]["share"] > 0.3, facts
         return facts
     finally:
-        sip.stop(baresip)
-        tandem.stop()
-        kamailio.kill()
+        stop_all(tandem, kamailio, [baresip])
 
 
 def rtp_sizes(path, to_port):
@@ -383,11 +380,11 @@ def baresip_heard(proc, records, hz=1000):
     return heard
 
 
-def stop_all(admin, baresips, tandem, kamailio):
-    """A scenario's cleanup: the admin browser, the baresips, Tandem, Kamailio."""
+def stop_all(tandem, kamailio, peers=(), admin=None):
+    """A scenario's cleanup: the admin browser, the SIP peers (baresip, sipp), Tandem, Kamailio."""
     if admin:
         admin.__exit__(None, None, None)
-    for proc in baresips:
+    for proc in peers:
         sip.stop(proc)
     tandem.stop()
     kamailio.kill()
@@ -461,7 +458,7 @@ def scenario_srtp(tandem_binary, workdir):
         facts["baresip_heard"] = baresip_heard(secure, records)
         return facts
     finally:
-        stop_all(admin, [plain, secure], tandem, kamailio)
+        stop_all(tandem, kamailio, [plain, secure], admin)
 
 
 def rtp_payload_types(path, to_port):
@@ -584,7 +581,7 @@ def scenario_opus(tandem_binary, workdir):
         facts["baresip_heard"] = baresip_heard(opus, records)
         return facts
     finally:
-        stop_all(admin, [plain, opus], tandem, kamailio)
+        stop_all(tandem, kamailio, [plain, opus], admin)
 
 
 def signed_token(client_id, extension, expires, secret):
@@ -655,7 +652,7 @@ def scenario_signed_token(tandem_binary, workdir):
         assert "Signed session token refused" in open(os.path.join(workdir, "tandem.out")).read()
         return facts
     finally:
-        stop_all(admin, [], tandem, kamailio)
+        stop_all(tandem, kamailio, admin=admin)
 
 
 def scenario_restart(tandem_binary, workdir):
@@ -738,11 +735,7 @@ def scenario_restart(tandem_binary, workdir):
         facts["bye_to_baresip"] = len(byes)
         return facts
     finally:
-        if admin:
-            admin.__exit__(None, None, None)
-        sip.stop(baresip)
-        tandem.stop()
-        kamailio.kill()
+        stop_all(tandem, kamailio, [baresip], admin)
 
 
 def scenario_demo(tandem_binary, workdir):
@@ -815,10 +808,7 @@ def scenario_click_to_contact(tandem_binary, workdir):
         facts["invite_from"] = "+4989123456"
         return facts
     finally:
-        if uas:
-            sip.stop(uas)
-        tandem.stop()
-        kamailio.kill()
+        stop_all(tandem, kamailio, [uas])
 
 
 def scenario_faults(tandem_binary, workdir):
@@ -893,8 +883,7 @@ def scenario_faults(tandem_binary, workdir):
         facts["expired_token"] = 401
         return facts
     finally:
-        tandem.stop()
-        kamailio.kill()
+        stop_all(tandem, kamailio)
 
 
 def inner(args):
