@@ -54,11 +54,11 @@ public final class DatapathLoop: @unchecked Sendable {
     public let batchWindowMicroseconds: Int
 
     /// - Parameters:
-    ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: when
-    ///     wake-ups come, on average, closer together than half of this, the loop pauses this
-    ///     long after each one, so a single wake-up serves more datagrams with one `recvmmsg`
-    ///     and one `sendmmsg`; it stops once a pause gathers fewer than two ready sockets. It
-    ///     adds at most this much delay, and only under load.
+    ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: once
+    ///     a window of this many microseconds gathers, on average, one arrival or more, the
+    ///     loop pauses this long after each wake-up, so a single wake-up serves more datagrams
+    ///     with one `recvmmsg` and one `sendmmsg` (``ReceiveModeration``). It adds at most
+    ///     this much delay, and only under load.
     public init(name: String, batchWindowMicroseconds: Int = 0) throws(SocketError) {
         self.name = name
         self.batchWindowMicroseconds = max(0, min(batchWindowMicroseconds, 10_000))
@@ -193,10 +193,7 @@ public final class DatapathLoop: @unchecked Sendable {
         defer { ready.deallocate() }
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
         let window = UInt32(batchWindowMicroseconds)
-        var lastWake: UInt64 = 0
-        var moderating = false
-        /// Moving average of the time between wake-ups, nanoseconds.
-        var averageGap: UInt64 = 10_000_000
+        var moderation = ReceiveModeration(windowMicroseconds: batchWindowMicroseconds)
         while true {
             // One look at the shared state per iteration: stop, or tasks already waiting
             // (queued from this thread, e.g. by a hook, which signals no eventfd).
@@ -222,21 +219,9 @@ public final class DatapathLoop: @unchecked Sendable {
             runTimers()
             runTasks()
             for hook in hooks { hook() }
-            // Receive moderation: once wake-ups come, on average, closer together than half the
-            // window (a pause would gather two or more), pause a window after each, so the next
-            // wake-up reads and sends a larger batch; stop as soon as a pause gathers fewer than
-            // two ready sockets (light load keeps its latency).
-            if window > 0 && n > 0 {
-                if moderating {
-                    moderating = n >= 2
-                    averageGap = UInt64(window) * 1000
-                } else {
-                    averageGap = (averageGap * 7 + min(woke - lastWake, 10_000_000)) / 8
-                    moderating = averageGap < UInt64(window) * 500
-                }
-                lastWake = woke
-                if moderating { usleep(window) }
-            }
+            // Receive moderation: under load, pause a window so the next wake-up reads and
+            // sends a larger batch.
+            if window > 0 && moderation.wake(ready: Int(n), at: woke) { usleep(window) }
         }
         finish()
     }

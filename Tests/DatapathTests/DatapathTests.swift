@@ -249,3 +249,66 @@ private func waitForDatagram(_ socket: UDPSocket, into buffer: UnsafeMutableRawB
     }
     return nil
 }
+
+@Suite("Receive moderation")
+struct ReceiveModerationTests {
+    /// Feeds `count` wake-ups, `gap` nanoseconds apart, each finding `ready` descriptors;
+    /// returns whether the last one pauses.
+    private func feed(_ m: inout ReceiveModeration, from start: UInt64, count: Int, gap: UInt64, ready: Int) -> (pauses: Bool, end: UInt64) {
+        var now = start
+        var pauses = false
+        for _ in 0..<count {
+            now += gap
+            pauses = m.wake(ready: ready, at: now)
+        }
+        return (pauses, now)
+    }
+
+    @Test func lightLoadNeverPauses() {
+        var m = ReceiveModeration(windowMicroseconds: 200)
+        // One datagram every millisecond: a 200 µs pause would gather 0.2 of one.
+        #expect(!feed(&m, from: 0, count: 1000, gap: 1_000_000, ready: 1).pauses)
+        #expect(!m.moderating)
+    }
+
+    @Test func loadAboveOneArrivalPerWindowPauses() {
+        var m = ReceiveModeration(windowMicroseconds: 200)
+        // One datagram every 100 µs: two per window.
+        #expect(feed(&m, from: 0, count: 100, gap: 100_000, ready: 1).pauses)
+    }
+
+    @Test func moderationHoldsNearTheThresholdAndStopsWhenLoadFalls() {
+        var m = ReceiveModeration(windowMicroseconds: 200)
+        var (pauses, now) = feed(&m, from: 0, count: 100, gap: 100_000, ready: 1)
+        #expect(pauses)
+        // Then one datagram every 300 µs: two thirds of one per window, under the start
+        // threshold but over the stop one, so it keeps pausing.
+        for _ in 0..<200 {
+            now += 300_000
+            pauses = m.wake(ready: 1, at: now)
+            #expect(pauses)
+        }
+        // One datagram every 800 µs: a quarter of one per window, so it stops.
+        (pauses, now) = feed(&m, from: now, count: 100, gap: 800_000, ready: 1)
+        #expect(!pauses)
+        // And the same load that kept it on does not turn it on again from off.
+        #expect(!feed(&m, from: now, count: 200, gap: 290_000, ready: 1).pauses)
+    }
+
+    @Test func anIdleGapEndsModerationAtOnce() {
+        var m = ReceiveModeration(windowMicroseconds: 100)
+        let (pauses, now) = feed(&m, from: 0, count: 100, gap: 20_000, ready: 3)
+        #expect(pauses)
+        // Ten seconds of silence count as the longest gap, which outweighs the history.
+        let afterSilence = m.wake(ready: 1, at: now + 10_000_000_000)
+        #expect(!afterSilence)
+    }
+
+    @Test func aZeroWindowAndEmptyWakeUpsNeverPause() {
+        var off = ReceiveModeration(windowMicroseconds: 0)
+        #expect(!feed(&off, from: 0, count: 100, gap: 1_000, ready: 50).pauses)
+        var m = ReceiveModeration(windowMicroseconds: 200)
+        let empty = m.wake(ready: 0, at: 1_000)
+        #expect(!empty)
+    }
+}

@@ -56,7 +56,7 @@ public struct TURNServerConfiguration: Sendable {
     public var threads = 0
     /// Receive moderation: under load, microseconds each loop pauses after a wake-up so
     /// that the next one serves more datagrams (see `DatapathLoop`); 0 = off.
-    public var batchWindowMicroseconds = 100
+    public var batchWindowMicroseconds = 200
     /// Datagrams read per system call on the UDP client listeners (recvmmsg).
     public var vectorReadCount = 32
 

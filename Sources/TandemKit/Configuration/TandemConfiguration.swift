@@ -224,7 +224,7 @@ public struct TandemConfiguration: Sendable, Equatable {
             maxRequestsPerSecond: Int = 500,
             maxBytesPerSecond: Int = 0,
             threads: Int = 0,
-            batchWindowMicroseconds: Int = 100,
+            batchWindowMicroseconds: Int = 200,
             tlsMinimumVersion: String = "1.2",
             seed: Seed = Seed()
         ) {
