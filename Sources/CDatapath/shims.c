@@ -73,6 +73,11 @@ void tandem_eventfd_drain(int fd) {
     while (read(fd, &value, sizeof value) > 0) {}
 }
 
+void tandem_sleep_until_ns(unsigned long long deadline) {
+    struct timespec t = { .tv_sec = (time_t)(deadline / 1000000000ULL), .tv_nsec = (long)(deadline % 1000000000ULL) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {}
+}
+
 int tandem_set_timer_slack_ns(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0); }
 
 int tandem_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }

@@ -50,15 +50,16 @@ public final class DatapathLoop: @unchecked Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Under load, how long the loop waits after a wake-up before it polls again (0: never).
+    /// Under load, the shortest time between two wake-ups of the loop (0: no moderation).
     public let batchWindowMicroseconds: Int
 
     /// - Parameters:
     ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: once
     ///     a window of this many microseconds gathers, on average, one arrival or more, the
-    ///     loop pauses this long after each wake-up, so a single wake-up serves more datagrams
-    ///     with one `recvmmsg` and one `sendmmsg` (``ReceiveModeration``). It adds at most
-    ///     this much delay, and only under load.
+    ///     loop waits for readiness again only a window after its last wake-up (the work done
+    ///     in between counts in the window), so a single wake-up serves more datagrams with
+    ///     one `recvmmsg` and one `sendmmsg` (``ReceiveModeration``). It adds at most this
+    ///     much delay, and only under load.
     public init(name: String, batchWindowMicroseconds: Int = 0) throws(SocketError) {
         self.name = name
         self.batchWindowMicroseconds = max(0, min(batchWindowMicroseconds, 10_000))
@@ -192,7 +193,7 @@ public final class DatapathLoop: @unchecked Sendable {
         let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
         defer { ready.deallocate() }
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
-        let window = UInt32(batchWindowMicroseconds)
+        let window = UInt64(batchWindowMicroseconds) * 1_000
         var moderation = ReceiveModeration(windowMicroseconds: batchWindowMicroseconds)
         while true {
             // One look at the shared state per iteration: stop, or tasks already waiting
@@ -219,9 +220,10 @@ public final class DatapathLoop: @unchecked Sendable {
             runTimers()
             runTasks()
             for hook in hooks { hook() }
-            // Receive moderation: under load, pause a window so the next wake-up reads and
-            // sends a larger batch.
-            if window > 0 && moderation.wake(ready: Int(n), at: woke) { usleep(window) }
+            // Receive moderation: under load, the next wait starts one window after this
+            // wake-up (the work done since counts in the window), so wake-ups come at most
+            // once a window and each reads and sends a larger batch.
+            if window > 0 && moderation.wake(ready: Int(n), at: woke) { tandem_sleep_until_ns(woke + window) }
         }
         finish()
     }

@@ -1,8 +1,8 @@
 /// When a ``DatapathLoop`` pauses after a wake-up: adaptive receive moderation, as a NIC's
 /// adaptive interrupt coalescing does it. Each wake-up reports how many descriptors were
 /// ready and when it came; from these the rule keeps a smoothed arrival rate (ready
-/// descriptors per nanosecond, both sums decaying by 1/8 per wake-up). The loop pauses a
-/// window after each wake-up once a window gathers, on average, at least one arrival
+/// descriptors per nanosecond, both sums decaying by 1/8 per wake-up). The loop pauses until
+/// a window has passed since each wake-up once a window gathers, on average, at least one arrival
 /// (rate × window ≥ 1), and stops once it would gather fewer than half of one: the gap
 /// between the two thresholds keeps a load near the threshold from switching it on and off.
 ///

@@ -235,6 +235,58 @@ struct LoopTests {
         await loop.stop()
     }
 
+    /// When each wake-up read the socket, readable from the test's thread.
+    final class WakeLog: Sendable {
+        let times = Mutex<[UInt64]>([])
+    }
+
+    /// Records when each wake-up read the socket, and works a while on every one.
+    final class SlowReader: ReadableHandler {
+        let socket: UDPSocket
+        let wakes: WakeLog
+        let workNanoseconds: UInt64
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 8)
+        init(socket: UDPSocket, wakes: WakeLog, workNanoseconds: UInt64) {
+            self.socket = socket
+            self.wakes = wakes
+            self.workNanoseconds = workNanoseconds
+        }
+        deinit { buffer.deallocate() }
+        func readable() {
+            let start = DatapathLoop.monotonicNanoseconds()
+            wakes.times.withLock { $0.append(start) }
+            while socket.receive(into: buffer) != nil {}
+            while DatapathLoop.monotonicNanoseconds() - start < workNanoseconds {}
+        }
+    }
+
+    @Test func underModerationWakeUpsComeOncePerWindowWithTheWorkCountedInIt() async throws {
+        // An 8 ms window (10 ms is the most a loop takes) and 4 ms of work per wake-up,
+        // datagrams every millisecond: the loop waits again one window after each wake-up,
+        // so wake-ups come 8 ms apart, not the 12 ms that a pause of a whole window after the
+        // work would make.
+        let loop = try DatapathLoop(name: "moderated", batchWindowMicroseconds: 8_000)
+        loop.start()
+        let socket = try UDPSocket(binding: loopback)
+        let wakes = WakeLog()
+        let reader = LoopBound(SlowReader(socket: socket, wakes: wakes, workNanoseconds: 4_000_000), loop: loop)
+        let fd = socket.fd
+        try await loop.submit { try loop.register(fd, reader.value) }
+        let sender = try UDPSocket(binding: loopback)
+        for _ in 0..<400 {
+            _ = sender.send([1], to: socket.localAddress)
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        try await loop.submit { loop.deregister(fd) }
+        await loop.stop()
+        let times = wakes.times.withLock { $0 }
+        // The steady part: after the rule has engaged (the first wake-ups come per datagram).
+        let gaps = zip(times.dropFirst(), times).map { Double($0 - $1) / 1e6 }.suffix(from: min(times.count - 1, 8)).sorted()
+        #expect(gaps.count >= 5, "wake-ups: \(times.count)")
+        let median = gaps.isEmpty ? 0 : gaps[gaps.count / 2]
+        #expect(median >= 7.9 && median < 10.5, "median gap \(median) ms between wake-ups")
+    }
+
     @Test func stoppingAnUnstartedLoopReturns() async throws {
         let loop = try DatapathLoop(name: "idle")
         await loop.stop()

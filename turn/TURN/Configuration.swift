@@ -54,9 +54,9 @@ public struct TURNServerConfiguration: Sendable {
     public var streamIdleTimeout = 30
     /// Datapath loops (threads); 0 = one per core.
     public var threads = 0
-    /// Receive moderation: under load, microseconds each loop pauses after a wake-up so
-    /// that the next one serves more datagrams (see `DatapathLoop`); 0 = off.
-    public var batchWindowMicroseconds = 200
+    /// Receive moderation: under load, each loop wakes at most once per this many
+    /// microseconds, so that a wake-up serves more datagrams (see `DatapathLoop`); 0 = off.
+    public var batchWindowMicroseconds = 500
     /// Datagrams read per system call on the UDP client listeners (recvmmsg).
     public var vectorReadCount = 32
 

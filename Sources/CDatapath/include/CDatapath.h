@@ -31,6 +31,8 @@ int tandem_eventfd(void);
 int tandem_eventfd_signal(int fd);
 void tandem_eventfd_drain(int fd);
 
+/// Sleeps until `deadline` on CLOCK_MONOTONIC (nanoseconds); returns at once when it has passed.
+void tandem_sleep_until_ns(unsigned long long deadline);
 /// PR_SET_TIMERSLACK for the calling thread, so short sleeps end on time.
 int tandem_set_timer_slack_ns(unsigned long nanoseconds);
 /// PR_SET_NAME: the calling thread's name as the kernel shows it (cut to 15 bytes).

@@ -68,7 +68,7 @@ extension ConfigurationKey {
     static let turnMaxRequestsPerSecond = Self("turn.max-requests-per-second", default: "500", "STUN/TURN requests per second per source IP (0 = unlimited).")
     static let turnMaxBPS = Self("turn.max-bps", default: "0", "Relayed bytes per second per allocation, as coturn's max-bps (0 = unlimited).")
     static let turnThreads = Self("turn.threads", default: "0", "TURN datapath threads (0 = one per core).")
-    static let turnBatchWindow = Self("turn.batch-window-us", default: "200", "Receive moderation, like a NIC's interrupt coalescing: once a pause this long would gather a datagram or more (load above one datagram per window), microseconds a TURN thread pauses after each wake-up so that one wake-up relays more datagrams (0 = off, at most 10000).")
+    static let turnBatchWindow = Self("turn.batch-window-us", default: "500", "Receive moderation, like a NIC's interrupt coalescing: once a window this long would gather a datagram or more (load above one datagram per window), a TURN thread wakes at most once per window of this many microseconds, so that one wake-up relays more datagrams; each datagram waits at most one window (0 = off, at most 10000).")
     static let turnTLSMinVersion = Self("turn.tls-min-version", default: "1.2", "Lowest TLS version on the TURN TLS port: 1.0, 1.1, 1.2 or 1.3 (RFC 8996 retires 1.0 and 1.1).")
     static let turnRelayAddresses = Self("turn.relay-addresses", default: "", list: true, seed: true, "Relay IPs; empty = the host's non-loopback addresses (127.0.0.1 if none). First start only.")
     static let turnExternalAddresses = Self("turn.external-addresses", default: "", list: true, seed: true, "relayIP=externalIP mappings or plain external IPs behind 1:1 NAT. First start only.")

@@ -224,7 +224,7 @@ public struct TandemConfiguration: Sendable, Equatable {
             maxRequestsPerSecond: Int = 500,
             maxBytesPerSecond: Int = 0,
             threads: Int = 0,
-            batchWindowMicroseconds: Int = 200,
+            batchWindowMicroseconds: Int = 500,
             tlsMinimumVersion: String = "1.2",
             seed: Seed = Seed()
         ) {

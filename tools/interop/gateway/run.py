@@ -611,7 +611,7 @@ def scenario_signed_token(tandem_binary, workdir):
             form = admin.driver.find_element("css selector", "#clients tbody tr form[action='/cms/clients/webrtc']")
             form.find_element("css selector", "button").click()
         switch()
-        secret = admin.driver.find_element("id", "webrtc-secret").text
+        secret = sip.wait_for("the secret shown once", lambda: [e.text for e in admin.driver.find_elements("id", "webrtc-secret")], 10)[0]
         assert len(secret) == 64, secret
         admin.open("https://127.0.0.1:7443/cms/clients")
         assert secret not in admin.driver.page_source and admin.driver.find_element("id", "webrtc-default-client-id").text == "on"
@@ -645,11 +645,12 @@ def scenario_signed_token(tandem_binary, workdir):
         # The switch off: a well-signed token for the free 3002 is refused at once.
         fresh = signed_token("default-client-id", "3002", now + 300, secret)
         switch()
-        assert "tokens signed with it are refused" in admin.driver.page_source
+        # The click submits the form: wait for the page it loads, not the one still shown.
+        sip.wait_for("the switch turned off", lambda: "tokens signed with it are refused" in admin.driver.page_source, 10)
         code, _ = tandem.get("/webkit/ws?token=" + urllib.parse.quote(fresh, safe=""), status=True)
         assert code == 401, code
         facts["after_switch_off"] = code
-        assert "Signed session token refused" in open(os.path.join(workdir, "tandem.out")).read()
+        sip.wait_for("the refusal logged", lambda: "Signed session token refused" in open(os.path.join(workdir, "tandem.out")).read(), 5)
         return facts
     finally:
         stop_all(tandem, kamailio, admin=admin)
