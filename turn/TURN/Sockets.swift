@@ -98,7 +98,12 @@ final class Relay: ReadableHandler {
     /// The address advertised in XOR-RELAYED-ADDRESS (the external one behind a 1:1 NAT).
     let advertised: TransportAddress
     unowned let core: TURNLoopCore
-    weak var allocation: Allocation?
+    /// The allocation this relay belongs to: set by Allocate, cleared by
+    /// ``TURNLoopCore/closeRelay(_:)``, which every deletion runs for each of its relays.
+    /// A strong reference (not `weak`) so that each datagram reads it without a weak load and
+    /// the allocation keeps its reference count inline (a weakly referenced object moves its
+    /// count to a side table, which makes every retain and release slower).
+    var allocation: Allocation?
 
     /// - Parameter externalAddresses: relay IP → the IP advertised for it behind a 1:1 NAT.
     init(socket: UDPSocket, externalAddresses: [IPAddress: IPAddress], core: TURNLoopCore) {

@@ -19,6 +19,10 @@ Measured, for each server:
   churn    turn-load churn: fresh 5-tuple per allocation, 401 -> authenticated Allocate ->
            Refresh(0), 64 in flight; allocations per second and per server CPU-second, p99.
   memory   turn-load hold: RSS before, with N held UDP allocations, and after releasing them.
+
+  --variant NAME:KEY=VALUE[,KEY=VALUE…] adds another Tandem, started with those environment
+  variables (e.g. w200:TANDEM_TURN_BATCH_WINDOW_US=200), to every relay step of the same run, so a
+  setting is compared with the default and with coturn side by side; it gets its own table.
 """
 import argparse
 import json
@@ -59,11 +63,12 @@ def wait_udp_stun(port, timeout=20):
 
 
 class Server:
-    def __init__(self, name, workdir):
+    def __init__(self, name, workdir, extra_env=None):
         self.name = name
         self.workdir = workdir
         self.port = free_port()
         self.proc = None
+        self.extra_env = extra_env or {}
 
     def start(self):
         os.makedirs(self.workdir, exist_ok=True)
@@ -99,6 +104,7 @@ class Server:
                 "TANDEM_TURN_TOTAL_QUOTA": "100000",
                 "TANDEM_TURN_MAX_REQUESTS_PER_SECOND": "0",
             })
+            env.update(self.extra_env)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if not wait_udp_stun(self.port):
             self.stop()
@@ -205,20 +211,24 @@ def run_rounds(args, workdir, peer_port):
     and every load step runs on coturn and then on Tandem, round after round, so the two
     face the same machine conditions side by side."""
     servers = {name: Server(name, os.path.join(workdir, name)) for name in NAMES}
-    results = {name: {"steps": [], "rates": []} for name in NAMES}
+    # Variants are Tandems with other settings, in the relay steps only.
+    for name, env in args.variants.items():
+        servers[name] = Server("tandem", os.path.join(workdir, name), env)
+    relay_names = list(servers)
+    results = {name: {"steps": [], "rates": []} for name in relay_names}
     try:
         for server in servers.values():
             server.start()
         for rnd in range(args.rounds):
             for clients in args.clients:
-                for name in NAMES:
+                for name in relay_names:
                     step = relay_step(servers[name], peer_port, clients, args.messages)
                     step["round"] = rnd
                     results[name]["steps"].append(step)
                     print(f"  {name:7} round {rnd + 1} uclient N={clients:4}: {step['relayed'] / step['seconds']:9.0f} pkt/s, "
                           f"{step['relayed_per_cpu_second']:9.0f} pkt/CPU-s, loss {step['loss'] * 100:.2f} %", flush=True)
             for i, rate in enumerate(args.rates):
-                for name in NAMES:
+                for name in relay_names:
                     # A fresh source-port range per step: a server keeps a released 5-tuple for a while.
                     step = rate_step(servers[name], args.rate_clients, rate, args.rate_seconds, 40000 + 1000 * (i + len(args.rates) * rnd))
                     step["round"] = rnd
@@ -247,6 +257,20 @@ def run_rounds(args, workdir, peer_port):
     for r in results.values():
         summarize(r)
     return results
+
+
+def parse_variant(text):
+    """NAME:KEY=VALUE[,KEY=VALUE…] → (name, environment)."""
+    name, _, assignments = text.partition(":")
+    if not name or name in NAMES or not assignments:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: NAME:KEY=VALUE[,KEY=VALUE…], NAME not coturn or tandem")
+    env = {}
+    for item in assignments.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not key.startswith("TANDEM_"):
+            raise argparse.ArgumentTypeError(f"--variant {text!r}: {item!r} is not TANDEM_…=VALUE")
+        env[key] = value
+    return name, env
 
 
 def per_cpu(steps):
@@ -281,8 +305,11 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the relay steps, each server in turn (default 2)")
+    ap.add_argument("--variant", type=parse_variant, action="append", default=[],
+                    help="another Tandem in the relay steps, started with these environment variables: NAME:KEY=VALUE[,KEY=VALUE…]")
     ap.add_argument("--guest-halt-poll-us", type=int, help="a VM guest: idle cores poll this long before they halt, for the run (as the media benchmark's option; both servers see it)")
     args = ap.parse_args()
+    args.variants = dict(args.variant)
     args.clients = [20, 50] if args.quick else [100, 200, 400]
     args.rates = [5000, 10000] if args.quick else [10000, 20000, 30000, 40000]
     args.rate_clients = 50 if args.quick else 200
@@ -336,6 +363,14 @@ def main():
     for key, label in (("rate_relayed_per_cpu_second_by_round", "turn-load relay"), ("relayed_per_cpu_second_by_round", "uclient")):
         each = [ratio(tv, cv) for tv, cv in zip(t[key], c[key])]
         print(f"\nTandem / coturn relayed packets per CPU-second by round ({label}): " + ", ".join(f"{x:.2f}" for x in each))
+    if args.variants:
+        print("\n| server | pkt per CPU-s, turn-load | ÷ coturn | pkt per CPU-s, uclient | ÷ coturn | turn-load RTT p50 by rate, ms |")
+        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        for name in ("coturn", "tandem", *args.variants):
+            r = results[name]
+            rtts = " / ".join(f"{x.get('rtt_p50_ms', 0):.2f}" for x in r["rates"] if x["round"] == 0)
+            print(f"| {name} | {r['rate_relayed_per_cpu_second']:,.0f} | {ratio(r['rate_relayed_per_cpu_second'], c['rate_relayed_per_cpu_second']):.2f} | "
+                  f"{r['relayed_per_cpu_second']:,.0f} | {ratio(r['relayed_per_cpu_second'], c['relayed_per_cpu_second']):.2f} | {rtts} |")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"quick": args.quick, "results": results,
