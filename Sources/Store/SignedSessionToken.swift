@@ -87,6 +87,10 @@ public struct SignedSessionToken: Sendable, Equatable {
         guard text.count <= 64, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64).map(Array.init)
+        guard let bytes = Data(base64Encoded: base64).map(Array.init) else { return nil }
+        // One spelling per signature: a last character whose unused low bits are set decodes
+        // to the same bytes, and would make a second token string for the same token.
+        guard Store.base64URL(bytes) == text else { return nil }
+        return bytes
     }
 }

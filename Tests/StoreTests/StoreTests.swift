@@ -184,6 +184,13 @@ struct StoreTests {
         forged.removeLast()
         forged.append(token.last == "A" ? "B" : "A")
         await #expect(throws: SignedSessionToken.Problem.self) { _ = try await store.session(signedToken: forged, now: now) }
+        // The signature's last character carries two unused bits: set, they decode to the same
+        // bytes, and such a second spelling of the token is refused as malformed.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let last = try #require(alphabet.firstIndex(of: token.last!))
+        #expect(last % 4 == 0, "a canonical last character leaves its two low bits zero")
+        let respelled = String(token.dropLast()) + String(alphabet[last + 1])
+        await #expect(throws: SignedSessionToken.Problem.malformed) { _ = try await store.session(signedToken: respelled, now: now) }
         await #expect(throws: SignedSessionToken.Problem.badSignature) {
             _ = try await store.session(signedToken: token.replacingOccurrences(of: ":3001:", with: ":3002:"), now: now)
         }
