@@ -193,8 +193,8 @@ public final class DatapathLoop: @unchecked Sendable {
         let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
         defer { ready.deallocate() }
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
-        let window = UInt64(batchWindowMicroseconds) * 1_000
         var moderation = ReceiveModeration(windowMicroseconds: batchWindowMicroseconds)
+        let window = moderation.windowNanoseconds
         while true {
             // One look at the shared state per iteration: stop, or tasks already waiting
             // (queued from this thread, e.g. by a hook, which signals no eventfd).
