@@ -55,11 +55,13 @@ public final class DatapathLoop: @unchecked Sendable {
 
     /// - Parameters:
     ///   - batchWindowMicroseconds: receive moderation, as a NIC's interrupt coalescing: once
-    ///     a window of this many microseconds gathers, on average, one arrival or more, the
-    ///     loop waits for readiness again only a window after its last wake-up (the work done
-    ///     in between counts in the window), so a single wake-up serves more datagrams with
-    ///     one `recvmmsg` and one `sendmmsg` (``ReceiveModeration``). It adds at most this
-    ///     much delay, and only under load.
+    ///     a window of this many microseconds gathers, on average, one arrival or more
+    ///     (``ReceiveModeration``), the loop, when it finds nothing ready after its work, rests
+    ///     until a window has passed since it last woke (the work done in between counts in the
+    ///     window) instead of waking for each arrival, so a single wake-up serves more datagrams
+    ///     with one `recvmmsg` and one `sendmmsg`. With work ready it goes on at once: there a
+    ///     rest would only add a sleep, which costs more than a small batch. It adds at most
+    ///     this much delay, and only under load.
     public init(name: String, batchWindowMicroseconds: Int = 0) throws(SocketError) {
         self.name = name
         self.batchWindowMicroseconds = max(0, min(batchWindowMicroseconds, 10_000))
@@ -195,18 +197,35 @@ public final class DatapathLoop: @unchecked Sendable {
         if batchWindowMicroseconds > 0 { tandem_set_timer_slack_ns(10_000) }
         var moderation = ReceiveModeration(windowMicroseconds: batchWindowMicroseconds)
         let window = moderation.windowNanoseconds
+        /// Whether the rule moderates and the last iteration had work (what it found ready).
+        var moderating = false
+        /// When the last wait (a pause or a blocking wait) ended.
+        var lastWake: UInt64 = 0
         while true {
             // One look at the shared state per iteration: stop, or tasks already waiting
             // (queued from this thread, e.g. by a hook, which signals no eventfd).
             let (stop, pendingTasks) = state.withLock { ($0.stopRequested, !$0.inbox.isEmpty) }
             if stop { break }
-            let timeout = pendingTasks ? 0 : timeoutNanoseconds()
-            // Millisecond waits (epoll_wait, rounded up) unless a deadline is closer than 2 ms,
-            // which waits to the nanosecond (epoll_pwait2).
-            let n = timeout < 0 || timeout >= 2_000_000
-                ? tandem_epoll_wait(epollFD, ready, 256, timeout < 0 ? -1 : Int32((timeout + 999_999) / 1_000_000))
-                : tandem_epoll_wait_ns(epollFD, ready, 256, timeout)
-            let woke = window > 0 ? Self.nowNanoseconds() : 0
+            var n: Int32 = -1
+            if moderating {
+                // Receive moderation: with work ready, go on at once (a pause would only cost a
+                // sleep); with none, rest until one window after the last wake-up (a whole
+                // window when the work took longer), so what arrives meanwhile gathers into one
+                // batch instead of waking the loop datagram by datagram.
+                n = tandem_epoll_wait(epollFD, ready, 256, 0)
+                if n == 0 && !pendingTasks {
+                    let now = Self.nowNanoseconds()
+                    tandem_sleep_until_ns(lastWake &+ window > now ? lastWake &+ window : now &+ window)
+                    n = -1
+                }
+            }
+            var woke: UInt64 = 0
+            if n < 0 {
+                n = wait(timeout: pendingTasks ? 0 : timeoutNanoseconds(), into: ready)
+                if window > 0 { woke = Self.nowNanoseconds(); lastWake = woke }
+            } else if window > 0 {
+                woke = Self.nowNanoseconds()
+            }
             if n > 0 {
                 for i in 0..<Int(n) {
                     let fd = ready[i]
@@ -220,12 +239,18 @@ public final class DatapathLoop: @unchecked Sendable {
             runTimers()
             runTasks()
             for hook in hooks { hook() }
-            // Receive moderation: under load, the next wait starts one window after this
-            // wake-up (the work done since counts in the window), so wake-ups come at most
-            // once a window and each reads and sends a larger batch.
-            if window > 0 && moderation.wake(ready: Int(n), at: woke) { tandem_sleep_until_ns(woke + window) }
+            moderating = window > 0 && moderation.wake(ready: Int(n), at: woke)
         }
         finish()
+    }
+
+    /// Waits for readiness up to `timeout` nanoseconds (-1: no deadline): to the millisecond
+    /// (`epoll_wait`, rounded up) unless the deadline is closer than 2 ms, which waits to the
+    /// nanosecond (`epoll_pwait2`).
+    private func wait(timeout: Int64, into ready: UnsafeMutablePointer<Int32>) -> Int32 {
+        timeout < 0 || timeout >= 2_000_000
+            ? tandem_epoll_wait(epollFD, ready, 256, timeout < 0 ? -1 : Int32((timeout + 999_999) / 1_000_000))
+            : tandem_epoll_wait_ns(epollFD, ready, 256, timeout)
     }
 
     /// Runs the tasks queued so far (those they queue run in the next iteration).

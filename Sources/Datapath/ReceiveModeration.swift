@@ -1,18 +1,19 @@
-/// When a ``DatapathLoop`` pauses after a wake-up: adaptive receive moderation, as a NIC's
-/// adaptive interrupt coalescing does it. Each wake-up reports how many descriptors were
-/// ready and when it came; from these the rule keeps a smoothed arrival rate (ready
-/// descriptors per nanosecond, both sums decaying by 1/8 per wake-up). The loop pauses until
-/// a window has passed since each wake-up once a window gathers, on average, at least one arrival
-/// (rate × window ≥ 1), and stops once it would gather fewer than half of one: the gap
-/// between the two thresholds keeps a load near the threshold from switching it on and off.
+/// When a ``DatapathLoop`` moderates: adaptive receive moderation, as a NIC's adaptive
+/// interrupt coalescing does it. Each wake-up reports how many descriptors were ready and
+/// when it came; from these the rule keeps a smoothed arrival rate (ready descriptors per
+/// nanosecond, both sums decaying by 1/8 per wake-up). It moderates once a window gathers,
+/// on average, at least one arrival (rate × window ≥ 1), and stops once it would gather
+/// fewer than half of one: the gap between the two thresholds keeps a load near the
+/// threshold from switching it on and off.
 ///
-/// A pause turns a wake-up per datagram into one per batch, read with one `recvmmsg` and
-/// sent with one `sendmmsg`; it costs each datagram at most one window of delay, and only
-/// under load.
+/// While it moderates, a loop that runs out of work rests until a window has passed since it
+/// last woke: a wake-up per datagram becomes one per batch, read with one `recvmmsg` and sent
+/// with one `sendmmsg`. It costs each datagram at most one window of delay, and only under
+/// load.
 public struct ReceiveModeration: Sendable {
     /// The pause, nanoseconds (0: never pause).
     public let windowNanoseconds: UInt64
-    /// Whether the loop pauses after the current wake-up.
+    /// Whether the loop moderates after the current wake-up.
     public private(set) var moderating = false
     /// Decaying sums of ready descriptors (in 1/1024ths) and of nanoseconds between wake-ups.
     private var arrivals: UInt64
@@ -30,7 +31,8 @@ public struct ReceiveModeration: Sendable {
     }
 
     /// Records a wake-up at `now` (monotonic nanoseconds) that found `ready` descriptors, and
-    /// returns whether to pause a window before the next wait.
+    /// returns whether the loop moderates (rests, once out of work, until a window after its
+    /// last wake-up).
     public mutating func wake(ready: Int, at now: UInt64) -> Bool {
         guard windowNanoseconds > 0, ready > 0 else { return false }
         let gap = lastWake.map { min(now &- $0, Self.longestGap) } ?? Self.longestGap
