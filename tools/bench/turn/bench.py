@@ -7,11 +7,13 @@ machine conditions. Loopback only, REST-API credentials, loopback peers explicit
 both. Prints a table and writes JSON.
 
   python3 tools/bench/turn/bench.py [--quick] [--rounds N] [--json docs/benchmarks-turn.json]
+  python3 tools/bench/turn/bench.py --summarize RUN.json [--json OUT.json]   (the table again)
 
 Measured, for each server:
   relay    turnutils_uclient -m N -z 10 -l 172 -c through the server to turnutils_peer (echo),
            for increasing N: relayed packets (client->peer plus peer->client) per second and
            per server CPU-second (utime+stime from /proc), loss; the best rate with < 1 % loss.
+           A uclient that exits on its own channel-number collision (see relay_step) runs again.
            uclient itself tops out near 10k relayed packets/s, so also:
   rate     turn-load relay: 200 allocations sending 172-byte ChannelData at a fixed total rate
            to an echo peer, for increasing rates: the same figures, up to the server's limit,
@@ -126,7 +128,15 @@ def parse_uclient(text):
     return sent, recv, lost
 
 
-def relay_step(server, peer_port, clients, messages):
+# uclient binds each client's first channel number at random among 4096 (0x4000–0x4FFF) to
+# the peer's port + 1, then a second one, again at random, to the peer: one client in 4096 draws
+# the same number twice, which any RFC 8656 server refuses (400, §11.2: the number is bound to
+# another peer; coturn says "You cannot use the same channel number with different peer"), and
+# uclient then exits without relaying. A step that ended so is run again, on either server.
+UCLIENT_CHANNEL_COLLISION = "channel bind: error 400"
+
+
+def relay_step(server, peer_port, clients, messages, attempts=2):
     cmd = ["taskset", "-c", LOAD_CORE, "turnutils_uclient", "-W", SECRET, "-u", "bench", "-e", "127.0.0.1",
            "-r", str(peer_port), "-p", str(server.port), "-n", str(messages), "-l", "172", "-m", str(clients),
            "-z", "10", "-c", "127.0.0.1"]
@@ -137,14 +147,20 @@ def relay_step(server, peer_port, clients, messages):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     elapsed = time.time() - t0
     cpu = cpu_seconds(pid) - cpu0
-    sent, recv, _ = parse_uclient(out.stdout + out.stderr)
+    text = out.stdout + out.stderr
+    sent, recv, _ = parse_uclient(text)
     if sent == 0:
         # uclient gave up before relaying: keep what it said, for the record.
         path = os.path.join(server.workdir, f"uclient-{clients}-failed-{int(t0)}.log")
         with open(path, "w") as f:
-            f.write(out.stdout + out.stderr)
-        tail = " | ".join((out.stdout + out.stderr).strip().splitlines()[-3:])
+            f.write(text)
+        tail = " | ".join(text.strip().splitlines()[-3:])
         print(f"  uclient against {server.name} relayed nothing (exit {out.returncode}): {tail}", flush=True)
+        if attempts > 1 and UCLIENT_CHANNEL_COLLISION in text:
+            print(f"  (uclient drew one channel number twice for a client; the step runs again, see {path})", flush=True)
+            step = relay_step(server, peer_port, clients, messages, attempts - 1)
+            step["retried_after"] = path
+            return step
     relayed = sent + recv
     loss = (sent - recv) / sent if sent else 1.0
     return {"clients": clients, "sent": sent, "received": recv, "relayed": relayed, "seconds": elapsed,
@@ -274,8 +290,11 @@ def parse_variant(text):
 
 
 def per_cpu(steps):
-    relayed = sum(s["relayed"] for s in steps)
-    cpu = sum(s["cpu_seconds"] for s in steps)
+    """Relayed datagrams per server CPU-second over the steps that relayed (a uclient that gave
+    up before relaying leaves its setup's CPU and nothing relayed, which says nothing of the relay)."""
+    ran = [s for s in steps if s["relayed"] > 0]
+    relayed = sum(s["relayed"] for s in ran)
+    cpu = sum(s["cpu_seconds"] for s in ran)
     return relayed / cpu if cpu > 0 else 0.0
 
 
@@ -283,8 +302,7 @@ def summarize(r):
     steps, rates = r["steps"], r["rates"]
     ok = [s for s in steps if s["loss"] < 0.01 and s["sent"] > 0]
     best = max(ok, key=lambda s: s["relayed"] / s["seconds"]) if ok else None
-    total_relayed = sum(s["relayed"] for s in steps)
-    total_cpu = sum(s["cpu_seconds"] for s in steps)
+    relay_per_cpu = per_cpu(steps)
     rate_ok = [x for x in rates if x["loss"] < 0.01]
     best_rate = max(rate_ok, key=lambda x: x["relayed_per_second"]) if rate_ok else None
     rounds = sorted({x["round"] for x in rates})
@@ -294,21 +312,82 @@ def summarize(r):
         "rate_relayed_per_cpu_second_by_round": [per_cpu([x for x in rates if x["round"] == n]) for n in rounds],
         "relayed_per_cpu_second_by_round": [per_cpu([x for x in steps if x["round"] == n]) for n in rounds],
         "best_relayed_per_second_under_1pct_loss": best["relayed"] / best["seconds"] if best else 0.0,
-        "relayed_per_cpu_second": total_relayed / total_cpu if total_cpu > 0 else 0.0,
-        "cpu_seconds_per_million_packets": total_cpu / total_relayed * 1e6 if total_relayed else 0.0,
+        "relayed_per_cpu_second": relay_per_cpu,
+        "cpu_seconds_per_million_packets": 1e6 / relay_per_cpu if relay_per_cpu else 0.0,
     })
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def report(results, hold, variants):
+    """Prints the table (and the variants' one) from a run's results; returns its rows."""
+    c, t = results["coturn"], results["tandem"]
+    rows = [
+        ("relayed packets/s at < 1 % loss (turn-load relay)", c["rate_best_relayed_per_second_under_1pct_loss"], t["rate_best_relayed_per_second_under_1pct_loss"], True),
+        ("relayed packets per server CPU-second (turn-load relay)", c["rate_relayed_per_cpu_second"], t["rate_relayed_per_cpu_second"], True),
+        ("relayed packets/s at < 1 % loss (uclient)", c["best_relayed_per_second_under_1pct_loss"], t["best_relayed_per_second_under_1pct_loss"], True),
+        ("relayed packets per server CPU-second (uclient)", c["relayed_per_cpu_second"], t["relayed_per_cpu_second"], True),
+        ("CPU-seconds per million relayed packets (uclient)", c["cpu_seconds_per_million_packets"], t["cpu_seconds_per_million_packets"], False),
+        ("allocations/s (64 in flight)", c["churn"]["per_second"], t["churn"]["per_second"], True),
+        ("allocations per server CPU-second", c["churn"]["per_cpu_second"], t["churn"]["per_cpu_second"], True),
+        ("allocation p99 latency, ms", c["churn"]["p99_ms"], t["churn"]["p99_ms"], False),
+        (f"RSS per held allocation, KiB ({hold} held)", c["memory"]["kib_per_allocation"], t["memory"]["kib_per_allocation"], False),
+        ("RSS kept per allocation after release, KiB", c["memory"]["kib_retained_per_allocation_after_release"], t["memory"]["kib_retained_per_allocation_after_release"], False),
+    ]
+    print()
+    print(f"| figure | coturn | Tandem | Tandem / coturn |")
+    print(f"| --- | ---: | ---: | ---: |")
+    for label, cv, tv, _ in rows:
+        print(f"| {label} | {cv:,.1f} | {tv:,.1f} | {ratio(tv, cv):.2f} |")
+    for key, label in (("rate_relayed_per_cpu_second_by_round", "turn-load relay"), ("relayed_per_cpu_second_by_round", "uclient")):
+        each = [ratio(tv, cv) for tv, cv in zip(t[key], c[key])]
+        print(f"\nTandem / coturn relayed packets per CPU-second by round ({label}): " + ", ".join(f"{x:.2f}" for x in each))
+    if variants:
+        print("\n| server | pkt per CPU-s, turn-load | ÷ coturn | pkt per CPU-s, uclient | ÷ coturn | turn-load RTT p50 by rate, ms |")
+        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        for name in ("coturn", "tandem", *variants):
+            r = results[name]
+            rtts = " / ".join(f"{x.get('rtt_p50_ms', 0):.2f}" for x in r["rates"] if x["round"] == 0)
+            print(f"| {name} | {r['rate_relayed_per_cpu_second']:,.0f} | {ratio(r['rate_relayed_per_cpu_second'], c['rate_relayed_per_cpu_second']):.2f} | "
+                  f"{r['relayed_per_cpu_second']:,.0f} | {ratio(r['relayed_per_cpu_second'], c['relayed_per_cpu_second']):.2f} | {rtts} |")
+    return rows
+
+
+def write_json(path, quick, results, rows):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"quick": quick, "results": results,
+                   "table": [{"figure": l, "coturn": cv, "tandem": tv, "ratio": ratio(tv, cv)} for l, cv, tv, _ in rows]},
+                  f, indent=2)
+    print(f"\nJSON: {path}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a short run (for checking the harness)")
-    ap.add_argument("--json", default=os.path.join(ROOT, ".build-bench", "turn.json"))
+    ap.add_argument("--json", help="where the JSON goes (default .build-bench/turn.json; with --summarize, only when given)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--summarize", metavar="FILE", help="print the table again from a run's JSON (summed again with this version's rules) and exit")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the relay steps, each server in turn (default 2)")
     ap.add_argument("--variant", type=parse_variant, action="append", default=[],
                     help="another Tandem in the relay steps, started with these environment variables: NAME:KEY=VALUE[,KEY=VALUE…]")
     ap.add_argument("--guest-halt-poll-us", type=int, help="a VM guest: idle cores poll this long before they halt, for the run (as the media benchmark's option; both servers see it)")
     args = ap.parse_args()
+    if args.summarize:
+        with open(args.summarize) as f:
+            saved = json.load(f)
+        results = saved["results"]
+        for name, r in results.items():
+            if isinstance(r, dict) and "steps" in r:
+                summarize(r)
+        held = results["tandem"]["memory"]["held"]
+        rows = report(results, held, [n for n in results if n not in NAMES and isinstance(results[n], dict) and "steps" in results[n]])
+        if args.json:
+            write_json(args.json, saved.get("quick", False), results, rows)
+        return
+    args.json = args.json or os.path.join(ROOT, ".build-bench", "turn.json")
     args.variants = dict(args.variant)
     args.clients = [20, 50] if args.quick else [100, 200, 400]
     args.rates = [5000, 10000] if args.quick else [10000, 20000, 30000, 40000]
@@ -338,45 +417,8 @@ def main():
     finally:
         os.killpg(peer.pid, signal.SIGTERM)
         peer.wait()
-    c, t = results["coturn"], results["tandem"]
-
-    def ratio(a, b):
-        return a / b if b else float("nan")
-
-    rows = [
-        ("relayed packets/s at < 1 % loss (turn-load relay)", c["rate_best_relayed_per_second_under_1pct_loss"], t["rate_best_relayed_per_second_under_1pct_loss"], True),
-        ("relayed packets per server CPU-second (turn-load relay)", c["rate_relayed_per_cpu_second"], t["rate_relayed_per_cpu_second"], True),
-        ("relayed packets/s at < 1 % loss (uclient)", c["best_relayed_per_second_under_1pct_loss"], t["best_relayed_per_second_under_1pct_loss"], True),
-        ("relayed packets per server CPU-second (uclient)", c["relayed_per_cpu_second"], t["relayed_per_cpu_second"], True),
-        ("CPU-seconds per million relayed packets (uclient)", c["cpu_seconds_per_million_packets"], t["cpu_seconds_per_million_packets"], False),
-        ("allocations/s (64 in flight)", c["churn"]["per_second"], t["churn"]["per_second"], True),
-        ("allocations per server CPU-second", c["churn"]["per_cpu_second"], t["churn"]["per_cpu_second"], True),
-        ("allocation p99 latency, ms", c["churn"]["p99_ms"], t["churn"]["p99_ms"], False),
-        (f"RSS per held allocation, KiB ({args.hold} held)", c["memory"]["kib_per_allocation"], t["memory"]["kib_per_allocation"], False),
-        ("RSS kept per allocation after release, KiB", c["memory"]["kib_retained_per_allocation_after_release"], t["memory"]["kib_retained_per_allocation_after_release"], False),
-    ]
-    print()
-    print(f"| figure | coturn | Tandem | Tandem / coturn |")
-    print(f"| --- | ---: | ---: | ---: |")
-    for label, cv, tv, _ in rows:
-        print(f"| {label} | {cv:,.1f} | {tv:,.1f} | {ratio(tv, cv):.2f} |")
-    for key, label in (("rate_relayed_per_cpu_second_by_round", "turn-load relay"), ("relayed_per_cpu_second_by_round", "uclient")):
-        each = [ratio(tv, cv) for tv, cv in zip(t[key], c[key])]
-        print(f"\nTandem / coturn relayed packets per CPU-second by round ({label}): " + ", ".join(f"{x:.2f}" for x in each))
-    if args.variants:
-        print("\n| server | pkt per CPU-s, turn-load | ÷ coturn | pkt per CPU-s, uclient | ÷ coturn | turn-load RTT p50 by rate, ms |")
-        print("| --- | ---: | ---: | ---: | ---: | --- |")
-        for name in ("coturn", "tandem", *args.variants):
-            r = results[name]
-            rtts = " / ".join(f"{x.get('rtt_p50_ms', 0):.2f}" for x in r["rates"] if x["round"] == 0)
-            print(f"| {name} | {r['rate_relayed_per_cpu_second']:,.0f} | {ratio(r['rate_relayed_per_cpu_second'], c['rate_relayed_per_cpu_second']):.2f} | "
-                  f"{r['relayed_per_cpu_second']:,.0f} | {ratio(r['relayed_per_cpu_second'], c['relayed_per_cpu_second']):.2f} | {rtts} |")
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump({"quick": args.quick, "results": results,
-                   "table": [{"figure": l, "coturn": cv, "tandem": tv, "ratio": ratio(tv, cv)} for l, cv, tv, _ in rows]},
-                  f, indent=2)
-    print(f"\nJSON: {args.json}")
+    rows = report(results, args.hold, list(args.variants))
+    write_json(args.json, args.quick, results, rows)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
