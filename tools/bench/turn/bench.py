@@ -13,7 +13,7 @@ Measured, for each server:
   relay    turnutils_uclient -m N -z 10 -l 172 -c through the server to turnutils_peer (echo),
            for increasing N: relayed packets (client->peer plus peer->client) per second and
            per server CPU-second (utime+stime from /proc), loss; the best rate with < 1 % loss.
-           A uclient that exits on its own channel-number collision (see relay_step) runs again.
+           A uclient that exits on a channel-number clash of its own (see relay_step) runs again.
            uclient itself tops out near 10k relayed packets/s, so also:
   rate     turn-load relay: 200 allocations sending 172-byte ChannelData at a fixed total rate
            to an echo peer, for increasing rates: the same figures, up to the server's limit,
@@ -128,11 +128,14 @@ def parse_uclient(text):
     return sent, recv, lost
 
 
-# uclient binds each client's first channel number at random among 4096 (0x4000–0x4FFF) to
-# the peer's port + 1, then a second one, again at random, to the peer: one client in 4096 draws
-# the same number twice, which any RFC 8656 server refuses (400, §11.2: the number is bound to
-# another peer; coturn says "You cannot use the same channel number with different peer"), and
-# uclient then exits without relaying. A step that ended so is run again, on either server.
+# uclient binds its client sockets to 127.0.0.1 port 0 with SO_REUSEADDR, and Linux then may
+# give two of them the same port (1000 such sockets here: 18 ports shared): two clients on one
+# 5-tuple, which a server sees as one. The second Allocate gets 437, which uclient retries a
+# second later from a new socket; but when the two clients' ChannelBinds meet on one allocation
+# (or one client draws the same random channel number twice, 1 in 16,384), the second number is
+# bound to another peer, which any RFC 8656 server refuses (400, §11.2; coturn: "You cannot use
+# the same channel number with different peer"), and uclient exits without relaying. A step that
+# ended so is run again, on either server.
 UCLIENT_CHANNEL_COLLISION = "channel bind: error 400"
 
 
@@ -157,7 +160,7 @@ def relay_step(server, peer_port, clients, messages, attempts=2):
         tail = " | ".join(text.strip().splitlines()[-3:])
         print(f"  uclient against {server.name} relayed nothing (exit {out.returncode}): {tail}", flush=True)
         if attempts > 1 and UCLIENT_CHANNEL_COLLISION in text:
-            print(f"  (uclient drew one channel number twice for a client; the step runs again, see {path})", flush=True)
+            print(f"  (uclient met a channel number bound to another peer, its own doing; the step runs again, see {path})", flush=True)
             step = relay_step(server, peer_port, clients, messages, attempts - 1)
             step["retried_after"] = path
             return step
