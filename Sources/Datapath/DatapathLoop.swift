@@ -219,13 +219,10 @@ public final class DatapathLoop: @unchecked Sendable {
                     n = -1
                 }
             }
-            var woke: UInt64 = 0
-            if n < 0 {
-                n = wait(timeout: pendingTasks ? 0 : timeoutNanoseconds(), into: ready)
-                if window > 0 { woke = Self.nowNanoseconds(); lastWake = woke }
-            } else if window > 0 {
-                woke = Self.nowNanoseconds()
-            }
+            let waited = n < 0
+            if waited { n = wait(timeout: pendingTasks ? 0 : timeoutNanoseconds(), into: ready) }
+            let woke = window > 0 ? Self.nowNanoseconds() : 0
+            if waited { lastWake = woke }
             if n > 0 {
                 for i in 0..<Int(n) {
                     let fd = ready[i]

@@ -324,9 +324,16 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
-def report(results, hold, variants):
+def servers_of(results):
+    """The servers' results in a run's results (beside them: the run's settings)."""
+    return {name: r for name, r in results.items() if isinstance(r, dict) and "steps" in r}
+
+
+def report(results):
     """Prints the table (and the variants' one) from a run's results; returns its rows."""
     c, t = results["coturn"], results["tandem"]
+    hold = t["memory"]["held"]
+    variants = [name for name in servers_of(results) if name not in NAMES]
     rows = [
         ("relayed packets/s at < 1 % loss (turn-load relay)", c["rate_best_relayed_per_second_under_1pct_loss"], t["rate_best_relayed_per_second_under_1pct_loss"], True),
         ("relayed packets per server CPU-second (turn-load relay)", c["rate_relayed_per_cpu_second"], t["rate_relayed_per_cpu_second"], True),
@@ -382,11 +389,9 @@ def main():
         with open(args.summarize) as f:
             saved = json.load(f)
         results = saved["results"]
-        for name, r in results.items():
-            if isinstance(r, dict) and "steps" in r:
-                summarize(r)
-        held = results["tandem"]["memory"]["held"]
-        rows = report(results, held, [n for n in results if n not in NAMES and isinstance(results[n], dict) and "steps" in results[n]])
+        for r in servers_of(results).values():
+            summarize(r)
+        rows = report(results)
         if args.json:
             write_json(args.json, saved.get("quick", False), results, rows)
         return
@@ -420,7 +425,7 @@ def main():
     finally:
         os.killpg(peer.pid, signal.SIGTERM)
         peer.wait()
-    rows = report(results, args.hold, list(args.variants))
+    rows = report(results)
     write_json(args.json, args.quick, results, rows)
     shutil.rmtree(workdir, ignore_errors=True)
 
